@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* The ABI between the XDP program and the C# engine (mirrored in src/Native/Bpf/SteeringAbi.cs).
+ * Addresses and ports are kept in network byte order, as they appear in the packet. */
+#ifndef ZONLB_ABI_H
+#define ZONLB_ABI_H
+
+#include <linux/types.h>
+
+/* XSKMAP slots: slot = interface base + rx queue index. */
+#define ZONLB_MAX_XSKS 256
+
+/* services: frames to (vip, proto, port) are steered. ICMP echo services use port 0. */
+struct zonlb_service_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* nat_addrs: frames to (snat address, proto) whose destination port (ICMP: echo identifier)
+ * lies in [port_min, port_max] are replies to our translated connections. */
+struct zonlb_nat_key {
+	__be32 addr;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct zonlb_nat_range {
+	__u16 port_min; /* host byte order */
+	__u16 port_max;
+};
+
+/* Counter slots of the per-CPU stats array. */
+enum zonlb_xdp_counter {
+	ZONLB_XDP_SEEN = 0,
+	ZONLB_XDP_REDIRECTED = 1,
+	ZONLB_XDP_PASSED = 2,
+	ZONLB_XDP_NO_SOCKET = 3,
+	ZONLB_XDP_COUNTERS = 4,
+};
+
+#endif

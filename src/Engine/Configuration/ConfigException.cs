@@ -1,0 +1,7 @@
+namespace ZonLb.Engine.Configuration;
+
+/// <summary>A configuration error; the message names the file, the key and the value.</summary>
+public sealed class ConfigException : Exception
+{
+    public ConfigException(string message) : base(message) { }
+}

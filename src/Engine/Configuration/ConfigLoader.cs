@@ -1,0 +1,267 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Tomlyn;
+using Tomlyn.Model;
+using ZonLb.Engine.Packets;
+using ZonLb.Native.Bpf;
+using ZonLb.Native.Xsk;
+
+namespace ZonLb.Engine.Configuration;
+
+/// <summary>
+/// Reads the TOML configuration (see README "Configuration") and validates it completely before anything is
+/// attached. Every error names the file, the key path (service[0].backend[1].port) and the offending value.
+/// </summary>
+public static class ConfigLoader
+{
+    private static readonly string[] TopKeys = { "interface", "service", "engine" };
+    private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode" };
+    private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "backend" };
+    private static readonly string[] BackendKeys = { "address", "port" };
+    private static readonly string[] EngineKeys =
+    {
+        "frame_count", "frame_size", "ring_size", "connection_capacity", "nat_port_min", "nat_port_max",
+        "tcp_timeout", "tcp_closing_timeout", "udp_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds",
+    };
+
+    public static LoadBalancerConfig LoadFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"{path}: cannot read: {e.Message}");
+        }
+        return Parse(text, path);
+    }
+
+    public static LoadBalancerConfig Parse(string text, string source)
+    {
+        TomlTable root;
+        try
+        {
+            root = TomlSerializer.Deserialize<TomlTable>(text, (TomlSerializerOptions?)null)
+                   ?? throw new ConfigException($"{source}: empty document");
+        }
+        catch (TomlException e)
+        {
+            string where = e.Line is int l ? $":{l}" + (e.Column is int c ? $":{c}" : "") : "";
+            throw new ConfigException($"{source}{where}: TOML syntax error: {FirstLine(e.Message)}");
+        }
+        var r = new Reader(source);
+        var config = new LoadBalancerConfig { Source = source };
+        r.CheckKeys(root, "", TopKeys);
+
+        var interfaces = r.TableArray(root, "interface", "");
+        if (interfaces.Count == 0)
+            throw new ConfigException($"{source}: no [[interface]]: name at least the interface where clients reach the services");
+        for (int i = 0; i < interfaces.Count; i++)
+        {
+            string at = $"interface[{i}]";
+            var t = interfaces[i];
+            r.CheckKeys(t, at, InterfaceKeys);
+            string name = r.RequiredString(t, at, "name");
+            if (name.Length is 0 or > 15 || name.Contains('/') || name.Any(char.IsWhiteSpace))
+                throw r.Error(at, "name", name, "not a valid interface name (1 to 15 characters, no '/' or spaces)");
+            if (config.Interfaces.Any(x => x.Name == name))
+                throw r.Error(at, "name", name, "interface listed twice");
+            config.Interfaces.Add(new InterfaceConfig
+            {
+                Name = name,
+                XdpMode = r.OptionalEnum(t, at, "xdp_mode", XdpAttachMode.Auto,
+                    ("auto", XdpAttachMode.Auto), ("native", XdpAttachMode.Native), ("generic", XdpAttachMode.Generic)),
+                XskMode = r.OptionalEnum(t, at, "xsk_mode", XskBindMode.Auto,
+                    ("auto", XskBindMode.Auto), ("copy", XskBindMode.Copy), ("zerocopy", XskBindMode.ZeroCopy)),
+            });
+        }
+
+        var services = r.TableArray(root, "service", "");
+        if (services.Count == 0)
+            throw new ConfigException($"{source}: no [[service]]: define at least one service");
+        for (int i = 0; i < services.Count; i++)
+            config.Services.Add(ReadService(r, services[i], $"service[{i}]", config));
+
+        if (root.TryGetValue("engine", out var e2))
+        {
+            if (e2 is not TomlTable et)
+                throw r.Error("", "engine", e2, "must be a table ([engine])");
+            config.Engine = ReadEngine(r, et);
+        }
+        return config;
+    }
+
+    private static ServiceConfig ReadService(Reader r, TomlTable t, string at, LoadBalancerConfig config)
+    {
+        r.CheckKeys(t, at, ServiceKeys);
+        string name = r.RequiredString(t, at, "name");
+        if (name.Length == 0)
+            throw r.Error(at, "name", name, "must not be empty");
+        if (config.Services.Any(s => s.Name == name))
+            throw r.Error(at, "name", name, "duplicate service name");
+        var vip = r.RequiredIPv4(t, at, "vip");
+        var proto = r.OptionalEnum(t, at, "protocol", (IpProtocol)0,
+            ("tcp", IpProtocol.Tcp), ("udp", IpProtocol.Udp), ("icmp", IpProtocol.Icmp));
+        if (proto == 0)
+            throw r.Error(at, "protocol", null, "missing (tcp | udp | icmp)");
+        ushort port = 0;
+        if (proto == IpProtocol.Icmp)
+        {
+            if (t.ContainsKey("port"))
+                throw r.Error(at, "port", t["port"], "ICMP echo services have no port");
+        }
+        else
+        {
+            port = r.RequiredPort(t, at, "port");
+        }
+        var dup = config.Services.FirstOrDefault(s => s.Vip.Equals(vip) && s.Protocol == proto && s.Port == port);
+        if (dup != null)
+            throw r.Error(at, "vip", vip, $"service '{dup.Name}' already serves {vip} {proto.ToString().ToLowerInvariant()} port {port}");
+        var snat = t.ContainsKey("snat") ? r.RequiredIPv4(t, at, "snat") : null;
+        var svc = new ServiceConfig { Name = name, Vip = vip, Protocol = proto, Port = port, Snat = snat };
+
+        var backends = r.TableArray(t, "backend", at);
+        if (backends.Count == 0)
+            throw new ConfigException($"{r.Source}: {at} ('{name}'): no [[service.backend]]: a service needs at least one backend");
+        for (int i = 0; i < backends.Count; i++)
+        {
+            string bat = $"{at}.backend[{i}]";
+            var b = backends[i];
+            r.CheckKeys(b, bat, BackendKeys);
+            var addr = r.RequiredIPv4(b, bat, "address");
+            ushort bport = 0;
+            if (proto == IpProtocol.Icmp)
+            {
+                if (b.ContainsKey("port"))
+                    throw r.Error(bat, "port", b["port"], "ICMP echo backends have no port");
+            }
+            else
+            {
+                bport = b.ContainsKey("port") ? r.RequiredPort(b, bat, "port") : port;
+            }
+            if (svc.Backends.Any(x => x.Address.Equals(addr) && x.Port == bport))
+                throw r.Error(bat, "address", addr, "backend listed twice");
+            svc.Backends.Add(new BackendConfig { Address = addr, Port = bport });
+        }
+        return svc;
+    }
+
+    private static EngineOptions ReadEngine(Reader r, TomlTable t)
+    {
+        const string at = "engine";
+        r.CheckKeys(t, at, EngineKeys);
+        var o = new EngineOptions();
+        o.FrameCount = r.OptionalInt(t, at, "frame_count", o.FrameCount, 64, 1 << 22);
+        o.FrameSize = r.OptionalInt(t, at, "frame_size", o.FrameSize, 2048, 4096);
+        if (o.FrameSize is not (2048 or 4096))
+            throw r.Error(at, "frame_size", o.FrameSize, "must be 2048 or 4096");
+        o.RingSize = r.OptionalInt(t, at, "ring_size", o.RingSize, 64, 32768);
+        if ((o.RingSize & (o.RingSize - 1)) != 0)
+            throw r.Error(at, "ring_size", o.RingSize, "must be a power of two");
+        o.ConnectionCapacity = r.OptionalInt(t, at, "connection_capacity", o.ConnectionCapacity, 1, 1 << 26);
+        o.NatPortMin = (ushort)r.OptionalInt(t, at, "nat_port_min", o.NatPortMin, 1, 65535);
+        o.NatPortMax = (ushort)r.OptionalInt(t, at, "nat_port_max", o.NatPortMax, 1, 65535);
+        if (o.NatPortMax < o.NatPortMin)
+            throw r.Error(at, "nat_port_max", o.NatPortMax, $"must not be below nat_port_min ({o.NatPortMin})");
+        o.TcpTimeoutSeconds = r.OptionalInt(t, at, "tcp_timeout", o.TcpTimeoutSeconds, 1, 864000);
+        o.TcpClosingTimeoutSeconds = r.OptionalInt(t, at, "tcp_closing_timeout", o.TcpClosingTimeoutSeconds, 1, 3600);
+        o.UdpTimeoutSeconds = r.OptionalInt(t, at, "udp_timeout", o.UdpTimeoutSeconds, 1, 86400);
+        o.IcmpTimeoutSeconds = r.OptionalInt(t, at, "icmp_timeout", o.IcmpTimeoutSeconds, 1, 86400);
+        o.NeighborWaitMilliseconds = r.OptionalInt(t, at, "neighbor_wait_ms", o.NeighborWaitMilliseconds, 1, 60000);
+        o.NeighborCacheSeconds = r.OptionalInt(t, at, "neighbor_cache_seconds", o.NeighborCacheSeconds, 1, 3600);
+        return o;
+    }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+
+    /// <summary>Typed access to TOML values with errors that say where.</summary>
+    private sealed class Reader
+    {
+        public Reader(string source) => Source = source;
+
+        public string Source { get; }
+
+        public ConfigException Error(string at, string key, object? value, string problem)
+        {
+            string path = at.Length == 0 ? key : $"{at}.{key}";
+            string shown = value switch
+            {
+                null => "",
+                string s => $" = \"{s}\"",
+                IFormattable f => $" = {f.ToString(null, CultureInfo.InvariantCulture)}",
+                _ => $" = {value}",
+            };
+            return new ConfigException($"{Source}: {path}{shown}: {problem}");
+        }
+
+        public void CheckKeys(TomlTable t, string at, string[] allowed)
+        {
+            foreach (var kv in t)
+                if (Array.IndexOf(allowed, kv.Key) < 0)
+                    throw Error(at, kv.Key, kv.Value is TomlTable or TomlTableArray ? null : kv.Value,
+                        $"unknown key (allowed here: {string.Join(", ", allowed)})");
+        }
+
+        public List<TomlTable> TableArray(TomlTable t, string key, string at)
+        {
+            if (!t.TryGetValue(key, out var v))
+                return new List<TomlTable>();
+            if (v is TomlTableArray arr)
+                return arr.ToList();
+            throw Error(at, key, null, $"must be an array of tables ([[{(at.Length == 0 ? key : "service." + key)}]])");
+        }
+
+        public string RequiredString(TomlTable t, string at, string key)
+        {
+            if (!t.TryGetValue(key, out var v))
+                throw Error(at, key, null, "missing");
+            return v as string ?? throw Error(at, key, v, "must be a string");
+        }
+
+        public IPAddress RequiredIPv4(TomlTable t, string at, string key)
+        {
+            string s = RequiredString(t, at, key);
+            if (!IPAddress.TryParse(s, out var a) || s.Count(c => c == '.') != 3 && a.AddressFamily == AddressFamily.InterNetwork)
+                throw Error(at, key, s, "not an IP address");
+            if (a.AddressFamily != AddressFamily.InterNetwork)
+                throw Error(at, key, s, "IPv6 is not supported yet; use an IPv4 address");
+            return a;
+        }
+
+        public ushort RequiredPort(TomlTable t, string at, string key)
+        {
+            if (!t.TryGetValue(key, out var v))
+                throw Error(at, key, null, "missing");
+            if (v is not long n)
+                throw Error(at, key, v, "must be a number");
+            if (n is < 1 or > 65535)
+                throw Error(at, key, n, "port out of range 1-65535");
+            return (ushort)n;
+        }
+
+        public int OptionalInt(TomlTable t, string at, string key, int fallback, int min, int max)
+        {
+            if (!t.TryGetValue(key, out var v))
+                return fallback;
+            if (v is not long n)
+                throw Error(at, key, v, "must be a number");
+            if (n < min || n > max)
+                throw Error(at, key, n, $"out of range {min}-{max}");
+            return (int)n;
+        }
+
+        public T OptionalEnum<T>(TomlTable t, string at, string key, T fallback, params (string Name, T Value)[] choices)
+        {
+            if (!t.TryGetValue(key, out var v))
+                return fallback;
+            if (v is string s)
+                foreach (var (name, value) in choices)
+                    if (name == s)
+                        return value;
+            throw Error(at, key, v, $"must be one of: {string.Join(" | ", choices.Select(c => c.Name))}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+using System.Net;
+using ZonLb.Engine.Packets;
+using ZonLb.Native.Bpf;
+using ZonLb.Native.Xsk;
+
+namespace ZonLb.Engine.Configuration;
+
+/// <summary>The whole configuration: what the TOML file maps onto, and what code that embeds the engine builds.</summary>
+public sealed class LoadBalancerConfig
+{
+    public List<InterfaceConfig> Interfaces { get; } = new();
+    public List<ServiceConfig> Services { get; } = new();
+    public EngineOptions Engine { get; set; } = new();
+    /// <summary>Where the configuration came from (a file path, or "code").</summary>
+    public string Source { get; set; } = "code";
+}
+
+/// <summary>An interface the engine attaches to (client side, backend side, or both).</summary>
+public sealed class InterfaceConfig
+{
+    public required string Name { get; init; }
+    public XdpAttachMode XdpMode { get; init; } = XdpAttachMode.Auto;
+    public XskBindMode XskMode { get; init; } = XskBindMode.Auto;
+}
+
+/// <summary>A service: a VIP, protocol and port that clients reach, balanced over backends.</summary>
+public sealed class ServiceConfig
+{
+    public required string Name { get; init; }
+    public required IPAddress Vip { get; init; }
+    public required IpProtocol Protocol { get; init; }
+    /// <summary>0 for ICMP echo services.</summary>
+    public ushort Port { get; init; }
+    /// <summary>Source address toward backends; null: the egress interface's address.</summary>
+    public IPAddress? Snat { get; init; }
+    public List<BackendConfig> Backends { get; } = new();
+}
+
+public sealed class BackendConfig
+{
+    public required IPAddress Address { get; init; }
+    /// <summary>0 for ICMP echo services.</summary>
+    public ushort Port { get; init; }
+}
+
+/// <summary>Sizes and timeouts of the data path, with their defaults.</summary>
+public sealed class EngineOptions
+{
+    /// <summary>UMEM frames shared by all sockets.</summary>
+    public int FrameCount { get; set; } = 16384;
+    /// <summary>UMEM frame size: 2048 or 4096.</summary>
+    public int FrameSize { get; set; } = 2048;
+    /// <summary>Entries of each fill, completion, RX and TX ring (a power of two).</summary>
+    public int RingSize { get; set; } = 2048;
+    public int ConnectionCapacity { get; set; } = 65536;
+    /// <summary>NAT source ports (and ICMP echo ids); the default stays clear of Linux's ephemeral range 32768-60999.</summary>
+    public ushort NatPortMin { get; set; } = 61000;
+    public ushort NatPortMax { get; set; } = 65535;
+    public int TcpTimeoutSeconds { get; set; } = 300;
+    public int TcpClosingTimeoutSeconds { get; set; } = 10;
+    public int UdpTimeoutSeconds { get; set; } = 30;
+    public int IcmpTimeoutSeconds { get; set; } = 30;
+    /// <summary>How long a frame waits for its next hop's MAC before it is dropped.</summary>
+    public int NeighborWaitMilliseconds { get; set; } = 1000;
+    /// <summary>How long a learnt next hop is used before the kernel is asked again.</summary>
+    public int NeighborCacheSeconds { get; set; } = 5;
+}

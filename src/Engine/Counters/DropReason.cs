@@ -1,0 +1,58 @@
+namespace ZonLb.Engine.Counters;
+
+/// <summary>
+/// Why the engine dropped a frame. The numbers leave the process (counters, logs) and are frozen by a test:
+/// add new reasons at the end, never renumber.
+/// </summary>
+public enum DropReason
+{
+    None = 0,
+    Truncated = 1,
+    Malformed = 2,
+    NotIPv4 = 3,
+    BadIpChecksum = 4,
+    Fragment = 5,
+    UnsupportedProtocol = 6,
+    IcmpNotEcho = 7,
+    NoService = 8,
+    NoConnection = 9,
+    TtlExceeded = 10,
+    NatPortsExhausted = 11,
+    ConnectionTableFull = 12,
+    NoRoute = 13,
+    EgressNotAttached = 14,
+    NeighborUnresolved = 15,
+    HoldQueueFull = 16,
+    TxRingFull = 17,
+    FramePoolEmpty = 18,
+}
+
+public static class DropReasonNames
+{
+    /// <summary>snake_case name used in status lines and metrics labels.</summary>
+    public static string ToLabel(this DropReason r) => r switch
+    {
+        DropReason.None => "none",
+        DropReason.Truncated => "truncated",
+        DropReason.Malformed => "malformed",
+        DropReason.NotIPv4 => "not_ipv4",
+        DropReason.BadIpChecksum => "bad_ip_checksum",
+        DropReason.Fragment => "fragment",
+        DropReason.UnsupportedProtocol => "unsupported_protocol",
+        DropReason.IcmpNotEcho => "icmp_not_echo",
+        DropReason.NoService => "no_service",
+        DropReason.NoConnection => "no_connection",
+        DropReason.TtlExceeded => "ttl_exceeded",
+        DropReason.NatPortsExhausted => "nat_ports_exhausted",
+        DropReason.ConnectionTableFull => "connection_table_full",
+        DropReason.NoRoute => "no_route",
+        DropReason.EgressNotAttached => "egress_not_attached",
+        DropReason.NeighborUnresolved => "neighbor_unresolved",
+        DropReason.HoldQueueFull => "hold_queue_full",
+        DropReason.TxRingFull => "tx_ring_full",
+        DropReason.FramePoolEmpty => "frame_pool_empty",
+        _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    public const int Count = 19;
+}

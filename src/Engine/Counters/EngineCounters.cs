@@ -1,0 +1,56 @@
+using System.Text;
+
+namespace ZonLb.Engine.Counters;
+
+/// <summary>
+/// The data path's counters, written by the one worker thread that owns them and read (without locks, as
+/// whole 64-bit values) by whoever displays them.
+/// </summary>
+public sealed class EngineCounters
+{
+    private readonly long[] _drops = new long[DropReasonNames.Count];
+
+    public long RxPackets;
+    public long RxBytes;
+    public long TxPackets;
+    public long TxBytes;
+    public long ToBackend;
+    public long ToClient;
+    public long NewConnections;
+    public long ExpiredConnections;
+    public long PartialChecksumsRepaired;
+    public long TxKicks;
+    public long TxKickErrors;
+    public long Held;
+
+    public void Drop(DropReason reason) => _drops[(int)reason]++;
+
+    public long Drops(DropReason reason) => Volatile.Read(ref _drops[(int)reason]);
+
+    public long TotalDrops
+    {
+        get
+        {
+            long sum = 0;
+            for (int i = 1; i < _drops.Length; i++)
+                sum += Volatile.Read(ref _drops[i]);
+            return sum;
+        }
+    }
+
+    /// <summary>"reason=n" for every reason with a non-zero count, or "none".</summary>
+    public string FormatDrops()
+    {
+        var sb = new StringBuilder();
+        for (int i = 1; i < _drops.Length; i++)
+        {
+            long n = Volatile.Read(ref _drops[i]);
+            if (n == 0)
+                continue;
+            if (sb.Length > 0)
+                sb.Append(' ');
+            sb.Append(((DropReason)i).ToLabel()).Append('=').Append(n);
+        }
+        return sb.Length == 0 ? "none" : sb.ToString();
+    }
+}

@@ -1,0 +1,273 @@
+using System.Buffers.Binary;
+using ZonLb.Engine.Checksums;
+using ZonLb.Engine.Configuration;
+using ZonLb.Engine.Counters;
+using ZonLb.Engine.Flows;
+using ZonLb.Engine.Nat;
+using ZonLb.Engine.Packets;
+using ZonLb.Engine.Routing;
+
+namespace ZonLb.Engine.Pipeline;
+
+/// <summary>
+/// The per-packet pipeline, in place on the frame's bytes: parse, find or create the connection, full NAT
+/// (addresses, ports or ICMP id), TTL, checksums (repairing CHECKSUM_PARTIAL ones), next hop and MACs.
+/// Owned by one worker thread; allocation-free once the tables are warm.
+/// </summary>
+public sealed class PacketProcessor
+{
+    private readonly ResolvedService[] _services;
+    private readonly Dictionary<ServiceKey, int> _serviceIndex = new();
+    private readonly Dictionary<(uint, IpProtocol), PortAllocator> _natPorts = new();
+    private readonly ConnectionTable _connections;
+    private readonly NextHopCache _nextHops;
+    private readonly int[] _portIfIndex;
+    private readonly byte[][] _portMac;
+    private readonly EngineOptions _options;
+
+    /// <param name="ports">The attached interfaces: (ifindex, MAC). Frames can only leave through these.</param>
+    public PacketProcessor(IReadOnlyList<ResolvedService> services, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
+        IRouteSource routes, EngineOptions options, EngineCounters counters)
+    {
+        _options = options;
+        Counters = counters;
+        _services = services.ToArray();
+        for (int i = 0; i < _services.Length; i++)
+        {
+            var s = _services[i];
+            _serviceIndex.Add(new ServiceKey(s.Vip, s.Protocol, s.Port), i);
+            foreach (var b in s.Backends)
+                if (!_natPorts.ContainsKey((b.SnatIp, s.Protocol)))
+                    _natPorts.Add((b.SnatIp, s.Protocol), new PortAllocator(options.NatPortMin, options.NatPortMax));
+        }
+        _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
+        _portMac = ports.Select(p => p.Mac).ToArray();
+        _connections = new ConnectionTable(options.ConnectionCapacity);
+        _nextHops = new NextHopCache(routes, options.NeighborCacheSeconds * 1000L, 5);
+    }
+
+    public EngineCounters Counters { get; }
+    public ConnectionTable Connections => _connections;
+    public NextHopCache NextHops => _nextHops;
+
+    /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
+    public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natPorts.Keys;
+
+    /// <summary>Runs the pipeline on one frame (rewritten in place). now is in milliseconds.</summary>
+    public Verdict Process(Span<byte> frame, long now, out int egressIfIndex, out uint nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = 0;
+        var reason = PacketParser.Parse(frame, out var p);
+        if (reason != DropReason.None)
+            return Drop(reason);
+        var ipHeader = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
+        if (!InternetChecksum.IPv4HeaderIsValid(ipHeader))
+            return Drop(DropReason.BadIpChecksum);
+        if (p.Ttl <= 1)
+            return Drop(DropReason.TtlExceeded);
+
+        var key = new FlowKey(p.SrcIp, p.DstIp, p.SrcPort, p.DstPort, p.Protocol);
+        bool toBackend;
+        int index;
+        bool isEchoRequest = p.Protocol == IpProtocol.Icmp && p.IcmpType == Wire.IcmpEchoRequest;
+        bool isEchoReply = p.Protocol == IpProtocol.Icmp && p.IcmpType == Wire.IcmpEchoReply;
+        if (!isEchoReply && _connections.TryGetByClient(key, out index))
+        {
+            toBackend = true;
+        }
+        else if (!isEchoRequest && _connections.TryGetByBackend(key, out index))
+        {
+            toBackend = false;
+        }
+        else if (!isEchoReply && _serviceIndex.TryGetValue(new ServiceKey(p.DstIp, p.Protocol, p.Protocol == IpProtocol.Icmp ? (ushort)0 : p.DstPort), out int svc))
+        {
+            if (p.Protocol == IpProtocol.Tcp && (p.TcpFlags & Wire.TcpRst) != 0)
+                return Drop(DropReason.NoConnection);
+            index = CreateConnection(svc, in p, now, out reason);
+            if (index < 0)
+                return Drop(reason);
+            toBackend = true;
+        }
+        else
+        {
+            return Drop(_natPorts.ContainsKey((p.DstIp, p.Protocol)) ? DropReason.NoConnection : DropReason.NoService);
+        }
+
+        ref var c = ref _connections[index];
+        c.LastSeen = now;
+        if (p.Protocol == IpProtocol.Tcp)
+        {
+            if ((p.TcpFlags & Wire.TcpRst) != 0) c.CloseFlags |= 4;
+            if ((p.TcpFlags & Wire.TcpFin) != 0) c.CloseFlags |= toBackend ? (byte)1 : (byte)2;
+        }
+
+        uint newSrc, newDst;
+        ushort newSport, newDport;
+        if (toBackend)
+        {
+            newSrc = c.SnatIp; newSport = c.NatPort; newDst = c.BackendIp; newDport = c.BackendPort;
+            Counters.ToBackend++;
+        }
+        else
+        {
+            newSrc = c.VipIp; newSport = c.VipPort; newDst = c.ClientIp; newDport = c.ClientPort;
+            Counters.ToClient++;
+        }
+
+        Translate(frame, in p, newSrc, newDst, newSport, newDport, toBackend);
+        nextHopKey = newDst;
+        return Route(frame, newDst, now, out egressIfIndex);
+    }
+
+    /// <summary>Retries the next hop of a held (already translated) frame.</summary>
+    public Verdict RetryHeld(Span<byte> frame, uint nextHopKey, long now, out int egressIfIndex) =>
+        Route(frame, nextHopKey, now, out egressIfIndex);
+
+    private Verdict Route(Span<byte> frame, uint destination, long now, out int egressIfIndex)
+    {
+        var state = _nextHops.Lookup(destination, now, out var hop);
+        egressIfIndex = hop.IfIndex;
+        if (state == NextHopState.NoRoute)
+            return Drop(DropReason.NoRoute);
+        int port = Array.IndexOf(_portIfIndex, hop.IfIndex);
+        if (port < 0)
+            return Drop(DropReason.EgressNotAttached);
+        if (state == NextHopState.Pending)
+            return Verdict.Hold;
+        hop.WriteMac(frame);
+        _portMac[port].CopyTo(frame.Slice(6, 6));
+        return Verdict.Transmit;
+    }
+
+    private int CreateConnection(int svcIndex, in ParsedPacket p, long now, out DropReason reason)
+    {
+        var s = _services[svcIndex];
+        // A hash of the client's address and port (ICMP: echo id) picks the backend.
+        uint h = (p.SrcIp * 0x9E3779B1u) ^ ((uint)p.SrcPort * 0x85EBCA6Bu);
+        h ^= h >> 15;
+        var b = s.Backends[(int)(h % (uint)s.Backends.Length)];
+        var ports = _natPorts[(b.SnatIp, s.Protocol)];
+        if (!ports.TryAllocate(out ushort natPort))
+        {
+            reason = DropReason.NatPortsExhausted;
+            return -1;
+        }
+        var c = new Connection
+        {
+            ClientIp = p.SrcIp,
+            ClientPort = p.SrcPort,
+            VipIp = p.DstIp,
+            VipPort = p.DstPort,
+            BackendIp = b.Ip,
+            BackendPort = s.Protocol == IpProtocol.Icmp ? natPort : b.Port,
+            SnatIp = b.SnatIp,
+            NatPort = natPort,
+            Protocol = s.Protocol,
+            ServiceIndex = svcIndex,
+            LastSeen = now,
+        };
+        int index = _connections.Add(c);
+        if (index < 0)
+        {
+            ports.Release(natPort);
+            reason = DropReason.ConnectionTableFull;
+            return -1;
+        }
+        Counters.NewConnections++;
+        reason = DropReason.None;
+        return index;
+    }
+
+    /// <summary>Rewrites addresses, ports (ICMP id), TTL and every checksum.</summary>
+    private void Translate(Span<byte> frame, in ParsedPacket p, uint newSrc, uint newDst, ushort newSport, ushort newDport, bool toBackend)
+    {
+        var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
+        int ihl = p.L4Offset - p.L3Offset;
+        var l4 = ip.Slice(ihl);
+
+        switch (p.Protocol)
+        {
+            case IpProtocol.Tcp:
+            case IpProtocol.Udp:
+            {
+                int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
+                ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
+                bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
+                bool partial = !udpNoChecksum &&
+                    check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, (byte)p.Protocol, l4.Length);
+                BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
+                if (udpNoChecksum)
+                    break;
+                if (partial)
+                {
+                    // CHECKSUM_PARTIAL from the sender's TX offload: the field holds only the pseudo-header
+                    // sum. Nobody downstream will finish it, so compute the full checksum now.
+                    BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
+                    ushort sum = InternetChecksum.Add(
+                        InternetChecksum.PseudoHeaderSum(newSrc, newDst, (byte)p.Protocol, l4.Length),
+                        InternetChecksum.Sum(l4));
+                    check = InternetChecksum.Finish(sum);
+                    Counters.PartialChecksumsRepaired++;
+                }
+                else
+                {
+                    check = InternetChecksum.Update32(check, p.SrcIp, newSrc);
+                    check = InternetChecksum.Update32(check, p.DstIp, newDst);
+                    check = InternetChecksum.Update16(check, p.SrcPort, newSport);
+                    check = InternetChecksum.Update16(check, p.DstPort, newDport);
+                }
+                if (p.Protocol == IpProtocol.Udp && check == 0)
+                    check = 0xFFFF; // 0 means "no checksum" in UDP
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), check);
+                break;
+            }
+            case IpProtocol.Icmp:
+            {
+                // Echo: the identifier plays the port. Requests carry the NAT id toward the backend, replies
+                // carry the client's id back. The ICMPv4 checksum covers no pseudo-header.
+                ushort oldId = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpId));
+                ushort newId = toBackend ? newSport : newDport;
+                ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpChecksum));
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpId), newId);
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpChecksum), InternetChecksum.Update16(check, oldId, newId));
+                break;
+            }
+        }
+
+        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc);
+        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst);
+        ip[Wire.IpTtl]--;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
+    }
+
+    private Verdict Drop(DropReason reason)
+    {
+        Counters.Drop(reason);
+        return Verdict.Drop;
+    }
+
+    /// <summary>Removes idle connections (bounded work per call) and releases their NAT ports.</summary>
+    public int ExpireConnections(long now, int budget)
+    {
+        int n = _connections.Sweep(now, budget, TimeoutOf, ReleasePort);
+        Counters.ExpiredConnections += n;
+        return n;
+    }
+
+    private long TimeoutOf(Connection c) => c.Protocol switch
+    {
+        IpProtocol.Tcp => (c.CloseFlags & 4) != 0 || (c.CloseFlags & 3) == 3
+            ? _options.TcpClosingTimeoutSeconds * 1000L
+            : _options.TcpTimeoutSeconds * 1000L,
+        IpProtocol.Udp => _options.UdpTimeoutSeconds * 1000L,
+        _ => _options.IcmpTimeoutSeconds * 1000L,
+    };
+
+    private void ReleasePort(Connection c)
+    {
+        if (_natPorts.TryGetValue((c.SnatIp, c.Protocol), out var ports))
+            ports.Release(c.NatPort);
+    }
+}

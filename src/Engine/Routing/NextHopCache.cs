@@ -1,0 +1,84 @@
+namespace ZonLb.Engine.Routing;
+
+/// <summary>The outcome of a next-hop lookup.</summary>
+public enum NextHopState
+{
+    /// <summary>Egress interface and destination MAC are known.</summary>
+    Resolved,
+    /// <summary>The route is known, the neighbour is being resolved: hold the frame and ask again.</summary>
+    Pending,
+    /// <summary>The kernel has no route to the destination.</summary>
+    NoRoute,
+}
+
+/// <summary>A cached next hop for one destination address.</summary>
+public struct NextHop
+{
+    public int IfIndex;
+    public uint Gateway;
+    public byte Mac0, Mac1, Mac2, Mac3, Mac4, Mac5;
+    public NextHopState State;
+    /// <summary>When (in engine ticks) to ask the kernel again.</summary>
+    public long RefreshAt;
+
+    public readonly void WriteMac(Span<byte> dst)
+    {
+        dst[0] = Mac0; dst[1] = Mac1; dst[2] = Mac2; dst[3] = Mac3; dst[4] = Mac4; dst[5] = Mac5;
+    }
+}
+
+/// <summary>
+/// Destination address to next hop (egress interface, neighbour MAC), learnt from the kernel's FIB and
+/// neighbour table and kept for a while: the ARP cache of the data path. A miss or an expired entry costs a
+/// few rtnetlink round trips on the worker thread; a hit is one dictionary probe.
+/// </summary>
+public sealed class NextHopCache
+{
+    private readonly IRouteSource _source;
+    private readonly Dictionary<uint, NextHop> _entries = new(1024);
+    private readonly long _resolvedTtl;
+    private readonly long _pendingRetry;
+
+    /// <param name="resolvedTtl">How long a resolved entry is trusted, in the caller's ticks.</param>
+    /// <param name="pendingRetry">How soon an unresolved neighbour is asked about again.</param>
+    public NextHopCache(IRouteSource source, long resolvedTtl, long pendingRetry)
+    {
+        _source = source;
+        _resolvedTtl = resolvedTtl;
+        _pendingRetry = pendingRetry;
+    }
+
+    public int Count => _entries.Count;
+
+    public IEnumerable<KeyValuePair<uint, NextHop>> Entries => _entries;
+
+    public NextHopState Lookup(uint destination, long now, out NextHop hop)
+    {
+        if (_entries.TryGetValue(destination, out hop) && now < hop.RefreshAt)
+            return hop.State;
+        hop = Refresh(destination, now, hop.State == NextHopState.Pending);
+        _entries[destination] = hop;
+        return hop.State;
+    }
+
+    private NextHop Refresh(uint destination, long now, bool alreadyAsked)
+    {
+        var route = _source.Lookup(destination);
+        if (!route.Found)
+            return new NextHop { State = NextHopState.NoRoute, RefreshAt = now + _pendingRetry };
+        var hop = new NextHop { IfIndex = route.IfIndex, Gateway = route.NextHop };
+        byte[]? mac = _source.Neighbor(route.IfIndex, route.NextHop);
+        if (mac == null)
+        {
+            if (!alreadyAsked)
+                _source.Resolve(route.IfIndex, route.NextHop);
+            hop.State = NextHopState.Pending;
+            hop.RefreshAt = now + _pendingRetry;
+            return hop;
+        }
+        hop.Mac0 = mac[0]; hop.Mac1 = mac[1]; hop.Mac2 = mac[2]; hop.Mac3 = mac[3]; hop.Mac4 = mac[4]; hop.Mac5 = mac[5];
+        hop.State = NextHopState.Resolved;
+        hop.RefreshAt = now + _resolvedTtl;
+        return hop;
+    }
+}

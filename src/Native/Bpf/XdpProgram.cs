@@ -1,0 +1,203 @@
+using System.Buffers.Binary;
+using System.Net;
+using ZonLb.Native.Interop;
+
+namespace ZonLb.Native.Bpf;
+
+/// <summary>How the XDP program is attached to an interface.</summary>
+public enum XdpAttachMode
+{
+    /// <summary>Native (driver) mode, falling back to generic (skb) mode where the driver has none.</summary>
+    Auto,
+    Native,
+    Generic,
+}
+
+/// <summary>
+/// The loaded steering program (bpf/zonlb_xdp.c) and its maps. One instance serves every interface of the
+/// process: it is attached to each, and the maps say which frames go to which AF_XDP socket.
+/// Everything it attached is detached by <see cref="Dispose"/>.
+/// </summary>
+public sealed unsafe class XdpProgram : IDisposable
+{
+    private nint _obj;
+    private readonly int _progFd;
+    private readonly int _xsksMap, _ifSlotsMap, _servicesMap, _natMap, _statsMap;
+    private readonly Dictionary<int, (string Name, uint Flags)> _attached = new();
+
+    static XdpProgram()
+    {
+        // libbpf prints to stderr by default; its messages are repeated in our exceptions instead.
+        LibBpf.libbpf_set_print(0);
+    }
+
+    private XdpProgram(nint obj, int progFd, int xsks, int ifSlots, int services, int nat, int stats)
+    {
+        _obj = obj;
+        _progFd = progFd;
+        _xsksMap = xsks;
+        _ifSlotsMap = ifSlots;
+        _servicesMap = services;
+        _natMap = nat;
+        _statsMap = stats;
+    }
+
+    /// <summary>The compiled object shipped beside the assembly (bpf/zonlb_xdp.o).</summary>
+    public static string DefaultObjectPath => Path.Combine(AppContext.BaseDirectory, "bpf", "zonlb_xdp.o");
+
+    public static XdpProgram Load(string? objectPath = null)
+    {
+        string path = objectPath ?? DefaultObjectPath;
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"XDP object {path} not found (built from bpf/zonlb_xdp.c by the ZonLb.Native project)", path);
+        nint obj = LibBpf.bpf_object__open_file(path, 0);
+        if (obj == 0)
+            throw NativeException.FromLastError($"bpf_object__open_file({path})");
+        try
+        {
+            int err = LibBpf.bpf_object__load(obj);
+            if (err != 0)
+                throw new NativeException($"bpf_object__load({path}) (is the kernel's BPF verifier refusing it, or is RLIMIT_MEMLOCK too low?)", -err);
+            nint prog = LibBpf.bpf_object__find_program_by_name(obj, SteeringAbi.ProgramName);
+            if (prog == 0)
+                throw new InvalidOperationException($"{path} has no program named {SteeringAbi.ProgramName}");
+            return new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
+                MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"));
+        }
+        catch
+        {
+            LibBpf.bpf_object__close(obj);
+            throw;
+        }
+    }
+
+    private static int MapFd(nint obj, string name)
+    {
+        int fd = LibBpf.bpf_object__find_map_fd_by_name(obj, name);
+        if (fd < 0)
+            throw new InvalidOperationException($"the XDP object has no map named {name}");
+        return fd;
+    }
+
+    /// <summary>Attaches to an interface; fails (and attaches nothing) if another XDP program is already there.
+    /// Returns the mode actually used.</summary>
+    public XdpAttachMode Attach(string ifName, int ifIndex, XdpAttachMode mode)
+    {
+        if (mode is XdpAttachMode.Auto or XdpAttachMode.Native)
+        {
+            uint flags = LibBpf.XDP_FLAGS_UPDATE_IF_NOEXIST | LibBpf.XDP_FLAGS_DRV_MODE;
+            int err = LibBpf.bpf_xdp_attach(ifIndex, _progFd, flags, 0);
+            if (err == 0)
+            {
+                _attached[ifIndex] = (ifName, flags);
+                return XdpAttachMode.Native;
+            }
+            if (mode == XdpAttachMode.Native || -err != Errno.EOPNOTSUPP)
+                throw AttachError(ifName, ifIndex, -err, "native");
+        }
+        uint skb = LibBpf.XDP_FLAGS_UPDATE_IF_NOEXIST | LibBpf.XDP_FLAGS_SKB_MODE;
+        int e = LibBpf.bpf_xdp_attach(ifIndex, _progFd, skb, 0);
+        if (e != 0)
+            throw AttachError(ifName, ifIndex, -e, "generic");
+        _attached[ifIndex] = (ifName, skb);
+        return XdpAttachMode.Generic;
+    }
+
+    private static NativeException AttachError(string ifName, int ifIndex, int errno, string mode)
+    {
+        string hint = errno == Errno.EBUSY || errno == Errno.EEXIST
+            ? $" — another XDP program is attached (id {QueryAttachedId(ifIndex)}); remove it with 'ip link set dev {ifName} xdp off' if it is a stale one of ours"
+            : "";
+        return new NativeException($"attach XDP program to {ifName} in {mode} mode{hint}", errno);
+    }
+
+    /// <summary>The id of the XDP program attached to an interface in any mode, 0 when none.</summary>
+    public static uint QueryAttachedId(int ifIndex)
+    {
+        uint id = 0;
+        return LibBpf.bpf_xdp_query_id(ifIndex, 0, &id) == 0 ? id : 0;
+    }
+
+    public void Detach(int ifIndex)
+    {
+        if (_attached.Remove(ifIndex, out var a))
+            LibBpf.bpf_xdp_detach(ifIndex, a.Flags & ~LibBpf.XDP_FLAGS_UPDATE_IF_NOEXIST, 0);
+    }
+
+    /// <summary>Steers frames arriving on ifIndex queue q to XSKMAP slot firstSlot + q.</summary>
+    public void SetInterfaceSlots(int ifIndex, uint firstSlot)
+    {
+        uint key = (uint)ifIndex;
+        Update(_ifSlotsMap, &key, &firstSlot, "if_slots");
+    }
+
+    public void SetSocket(uint slot, int xskFd)
+    {
+        if (slot >= SteeringAbi.MaxXsks)
+            throw new ArgumentOutOfRangeException(nameof(slot), slot, $"at most {SteeringAbi.MaxXsks} AF_XDP sockets");
+        int fd = xskFd;
+        Update(_xsksMap, &slot, &fd, "xsks_map");
+    }
+
+    /// <summary>Frames to (vip, proto, port) go to our sockets; port 0 for ICMP echo.</summary>
+    public void AddService(IPAddress vip, byte proto, ushort port)
+    {
+        var key = new ServiceKey { AddrBe = AddressBe(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        byte one = 1;
+        Update(_servicesMap, &key, &one, "services");
+    }
+
+    /// <summary>Frames to (address, proto) with a destination port (ICMP: echo id) in the range are replies to us.</summary>
+    public void AddNatAddress(IPAddress addr, byte proto, ushort portMin, ushort portMax)
+    {
+        var key = new NatKey { AddrBe = AddressBe(addr), Proto = proto };
+        var range = new NatRange { PortMin = portMin, PortMax = portMax };
+        Update(_natMap, &key, &range, "nat_addrs");
+    }
+
+    /// <summary>The sum over CPUs of one of the program's counters.</summary>
+    public ulong ReadCounter(XdpProgramCounter counter)
+    {
+        uint key = (uint)counter;
+        int cpus = LibBpf.libbpf_num_possible_cpus();
+        if (cpus <= 0)
+            return 0;
+        Span<ulong> perCpu = stackalloc ulong[cpus];
+        fixed (ulong* p = perCpu)
+        {
+            if (LibBpf.bpf_map_lookup_elem(_statsMap, &key, p) != 0)
+                return 0;
+        }
+        ulong sum = 0;
+        foreach (ulong v in perCpu)
+            sum += v;
+        return sum;
+    }
+
+    private static uint AddressBe(IPAddress a)
+    {
+        if (a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+            throw new NotSupportedException($"{a}: only IPv4 addresses are steered by this version");
+        Span<byte> b = stackalloc byte[4];
+        a.TryWriteBytes(b, out _);
+        return BitConverter.ToUInt32(b);
+    }
+
+    private static void Update(int mapFd, void* key, void* value, string map)
+    {
+        int err = LibBpf.bpf_map_update_elem(mapFd, key, value, LibBpf.BPF_ANY);
+        if (err != 0)
+            throw new NativeException($"bpf_map_update_elem({map})", -err);
+    }
+
+    public void Dispose()
+    {
+        foreach (int ifIndex in _attached.Keys.ToArray())
+            Detach(ifIndex);
+        if (_obj != 0)
+        {
+            LibBpf.bpf_object__close(_obj);
+            _obj = 0;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using System.Runtime.InteropServices;
+
+namespace ZonLb.Native.Interop;
+
+/// <summary>libbpf 1.x calls used to load the XDP object, fill its maps and attach it.
+/// In libbpf 1.x, pointer-returning calls return NULL and set errno; int-returning calls return -errno.</summary>
+internal static unsafe partial class LibBpf
+{
+    public const uint XDP_FLAGS_UPDATE_IF_NOEXIST = 1;
+    public const uint XDP_FLAGS_SKB_MODE = 2;
+    public const uint XDP_FLAGS_DRV_MODE = 4;
+    public const ulong BPF_ANY = 0;
+
+    // struct bpf_object *bpf_object__open_file(const char *path, const struct bpf_object_open_opts *opts);
+    [LibraryImport(NativeLibraries.LibBpf, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint bpf_object__open_file(string path, nint opts);
+
+    // int bpf_object__load(struct bpf_object *obj);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_object__load(nint obj);
+
+    // void bpf_object__close(struct bpf_object *obj);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial void bpf_object__close(nint obj);
+
+    // struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
+    [LibraryImport(NativeLibraries.LibBpf, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint bpf_object__find_program_by_name(nint obj, string name);
+
+    // int bpf_program__fd(const struct bpf_program *prog);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_program__fd(nint prog);
+
+    // int bpf_object__find_map_fd_by_name(const struct bpf_object *obj, const char *name);
+    [LibraryImport(NativeLibraries.LibBpf, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int bpf_object__find_map_fd_by_name(nint obj, string name);
+
+    // int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_map_update_elem(int fd, void* key, void* value, ulong flags);
+
+    // int bpf_map_lookup_elem(int fd, const void *key, void *value);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_map_lookup_elem(int fd, void* key, void* value);
+
+    // int bpf_map_delete_elem(int fd, const void *key);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_map_delete_elem(int fd, void* key);
+
+    // int bpf_xdp_attach(int ifindex, int prog_fd, __u32 flags, const struct bpf_xdp_attach_opts *opts);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_xdp_attach(int ifindex, int progFd, uint flags, nint opts);
+
+    // int bpf_xdp_detach(int ifindex, __u32 flags, const struct bpf_xdp_attach_opts *opts);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_xdp_detach(int ifindex, uint flags, nint opts);
+
+    // int bpf_xdp_query_id(int ifindex, int flags, __u32 *prog_id);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_xdp_query_id(int ifindex, int flags, uint* progId);
+
+    // int libbpf_num_possible_cpus(void);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int libbpf_num_possible_cpus();
+
+    // typedef int (*libbpf_print_fn_t)(enum libbpf_print_level level, const char *, va_list ap);
+    // libbpf_print_fn_t libbpf_set_print(libbpf_print_fn_t fn);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial nint libbpf_set_print(nint fn);
+}

@@ -1,0 +1,332 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using ZonLb.Native.Interop;
+
+namespace ZonLb.Native.Netlink;
+
+/// <summary>An interface as rtnetlink reports it.</summary>
+public sealed record LinkInfo(int Index, string Name, PhysicalAddress Mac, int Mtu, bool IsUp);
+
+/// <summary>The kernel's answer to "how do I reach this address": egress interface, gateway (if any), preferred source.</summary>
+public sealed record RouteInfo(int OutIfIndex, IPAddress? Gateway, IPAddress? PreferredSource);
+
+/// <summary>A neighbour (ARP) entry: its NUD state and link-layer address, if known.</summary>
+public readonly record struct NeighborInfo(ushort State, PhysicalAddress? Mac)
+{
+    public const ushort NUD_INCOMPLETE = 0x01, NUD_REACHABLE = 0x02, NUD_STALE = 0x04, NUD_DELAY = 0x08,
+        NUD_PROBE = 0x10, NUD_FAILED = 0x20, NUD_NOARP = 0x40, NUD_PERMANENT = 0x80;
+
+    /// <summary>True when the MAC can be used to send now.</summary>
+    public bool IsUsable => Mac != null &&
+        (State & (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_NOARP | NUD_PERMANENT)) != 0;
+}
+
+/// <summary>
+/// A small synchronous rtnetlink client (NETLINK_ROUTE) for links, addresses, routes and neighbours in the
+/// caller's network namespace. Not thread-safe: one owner.
+/// </summary>
+public sealed unsafe class RtNetlink : IDisposable
+{
+    private const ushort NLMSG_ERROR = 2, NLMSG_DONE = 3;
+    private const ushort NLM_F_REQUEST = 0x1, NLM_F_ACK = 0x4, NLM_F_ROOT = 0x100, NLM_F_MATCH = 0x200,
+        NLM_F_REPLACE = 0x100, NLM_F_CREATE = 0x400, NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
+    private const ushort RTM_NEWLINK = 16, RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_GETADDR = 22,
+        RTM_NEWROUTE = 24, RTM_GETROUTE = 26, RTM_NEWNEIGH = 28, RTM_GETNEIGH = 30;
+    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4;
+    private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2;
+    private const ushort RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PREFSRC = 7;
+    private const ushort NDA_DST = 1, NDA_LLADDR = 2;
+    private const byte NTF_USE = 0x01;
+    private const uint IFF_UP = 0x1;
+    private const int NlHeader = 16;
+
+    private readonly int _fd;
+    private readonly byte[] _rx = new byte[64 * 1024];
+    private readonly byte[] _tx = new byte[512];
+    private uint _seq;
+
+    public RtNetlink()
+    {
+        _fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
+        if (_fd < 0)
+            throw NativeException.FromLastError("socket(AF_NETLINK, NETLINK_ROUTE)");
+    }
+
+    public void Dispose() => Libc.close(_fd);
+
+    // ---- links ----
+
+    /// <summary>The interface called name, or null when there is none.</summary>
+    public LinkInfo? GetLink(string name)
+    {
+        var w = Begin(RTM_GETLINK, NLM_F_REQUEST);
+        w.Bytes(16); // struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; }
+        w.AttrString(IFLA_IFNAME, name);
+        LinkInfo? found = null;
+        int err = Transact(w, (type, msg) =>
+        {
+            if (type == RTM_NEWLINK)
+                found = ParseLink(msg);
+        });
+        if (err == Errno.ENODEV)
+            return null;
+        if (err != 0)
+            throw new NativeException($"rtnetlink RTM_GETLINK {name}", err);
+        return found;
+    }
+
+    private static LinkInfo ParseLink(ReadOnlySpan<byte> msg)
+    {
+        int index = BinaryPrimitives.ReadInt32LittleEndian(msg.Slice(4));
+        uint flags = BinaryPrimitives.ReadUInt32LittleEndian(msg.Slice(8));
+        string name = "";
+        var mac = PhysicalAddress.None;
+        int mtu = 0;
+        for (var a = new AttrReader(msg.Slice(16)); a.MoveNext();)
+        {
+            switch (a.Type)
+            {
+                case IFLA_IFNAME: name = System.Text.Encoding.ASCII.GetString(a.Value.TrimEnd((byte)0)); break;
+                case IFLA_ADDRESS: mac = new PhysicalAddress(a.Value.ToArray()); break;
+                case IFLA_MTU: mtu = BinaryPrimitives.ReadInt32LittleEndian(a.Value); break;
+            }
+        }
+        return new LinkInfo(index, name, mac, mtu, (flags & IFF_UP) != 0);
+    }
+
+    // ---- addresses ----
+
+    /// <summary>The IPv4 addresses of an interface, primary first.</summary>
+    public List<IPAddress> GetIPv4Addresses(int ifIndex)
+    {
+        var w = Begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP);
+        w.Byte(Libc.AF_INET); // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }
+        w.Bytes(7);
+        var list = new List<IPAddress>();
+        int err = Transact(w, (type, msg) =>
+        {
+            if (type != RTM_NEWADDR || msg.Length < 8 || BinaryPrimitives.ReadInt32LittleEndian(msg.Slice(4)) != ifIndex)
+                return;
+            IPAddress? local = null, address = null;
+            for (var a = new AttrReader(msg.Slice(8)); a.MoveNext();)
+            {
+                if (a.Type == IFA_LOCAL && a.Value.Length == 4) local = new IPAddress(a.Value);
+                else if (a.Type == IFA_ADDRESS && a.Value.Length == 4) address = new IPAddress(a.Value);
+            }
+            if ((local ?? address) is { } ip)
+                list.Add(ip);
+        });
+        if (err != 0)
+            throw new NativeException($"rtnetlink RTM_GETADDR for interface {ifIndex}", err);
+        return list;
+    }
+
+    // ---- routes ----
+
+    /// <summary>The kernel's route to an IPv4 destination; the errno (ENETUNREACH, EHOSTUNREACH...) when there is none.</summary>
+    public RouteInfo? GetRoute(IPAddress destination, out int errno)
+    {
+        var w = Begin(RTM_GETROUTE, NLM_F_REQUEST);
+        // struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }
+        w.Byte(Libc.AF_INET);
+        w.Byte(32);
+        w.Bytes(10);
+        Span<byte> dst = stackalloc byte[4];
+        destination.TryWriteBytes(dst, out _);
+        w.Attr(RTA_DST, dst);
+        RouteInfo? route = null;
+        errno = Transact(w, (type, msg) =>
+        {
+            if (type != RTM_NEWROUTE)
+                return;
+            int oif = 0;
+            IPAddress? gw = null, src = null;
+            for (var a = new AttrReader(msg.Slice(12)); a.MoveNext();)
+            {
+                if (a.Type == RTA_OIF) oif = BinaryPrimitives.ReadInt32LittleEndian(a.Value);
+                else if (a.Type == RTA_GATEWAY && a.Value.Length == 4) gw = new IPAddress(a.Value);
+                else if (a.Type == RTA_PREFSRC && a.Value.Length == 4) src = new IPAddress(a.Value);
+            }
+            route = new RouteInfo(oif, gw, src);
+        });
+        return errno == 0 ? route : null;
+    }
+
+    // ---- neighbours ----
+
+    /// <summary>The neighbour entry for an IPv4 address on an interface, or null when the kernel has none.</summary>
+    public NeighborInfo? GetNeighbor(int ifIndex, IPAddress address)
+    {
+        var w = Begin(RTM_GETNEIGH, NLM_F_REQUEST);
+        NdMsg(ref w, ifIndex, 0, 0);
+        Span<byte> dst = stackalloc byte[4];
+        address.TryWriteBytes(dst, out _);
+        w.Attr(NDA_DST, dst);
+        NeighborInfo? found = null;
+        int err = Transact(w, (type, msg) =>
+        {
+            if (type != RTM_NEWNEIGH || msg.Length < 12)
+                return;
+            ushort state = BinaryPrimitives.ReadUInt16LittleEndian(msg.Slice(8));
+            PhysicalAddress? mac = null;
+            for (var a = new AttrReader(msg.Slice(12)); a.MoveNext();)
+                if (a.Type == NDA_LLADDR && a.Value.Length == 6) mac = new PhysicalAddress(a.Value.ToArray());
+            found = new NeighborInfo(state, mac);
+        });
+        if (err == Errno.ENOENT)
+            return null;
+        if (err != 0)
+            throw new NativeException($"rtnetlink RTM_GETNEIGH {address} on interface {ifIndex}", err);
+        return found;
+    }
+
+    /// <summary>Asks the kernel to resolve (ARP) an address as if it were about to send to it (NTF_USE);
+    /// the entry is created when missing. The answer arrives later in the neighbour table.</summary>
+    public void TriggerNeighborResolution(int ifIndex, IPAddress address)
+    {
+        var w = Begin(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        NdMsg(ref w, ifIndex, 0, NTF_USE);
+        Span<byte> dst = stackalloc byte[4];
+        address.TryWriteBytes(dst, out _);
+        w.Attr(NDA_DST, dst);
+        int err = Transact(w, static (_, _) => { });
+        if (err != 0)
+            throw new NativeException($"rtnetlink RTM_NEWNEIGH (NTF_USE) {address} on interface {ifIndex}", err);
+    }
+
+    private static void NdMsg(ref MessageWriter w, int ifIndex, ushort state, byte flags)
+    {
+        // struct ndmsg { u8 family; u8 pad1; u16 pad2; s32 ifindex; u16 state; u8 flags; u8 type; }
+        w.Byte(Libc.AF_INET);
+        w.Bytes(3);
+        w.Int32(ifIndex);
+        w.UInt16(state);
+        w.Byte(flags);
+        w.Byte(0);
+    }
+
+    // ---- transport ----
+
+    private delegate void MessageHandler(ushort type, ReadOnlySpan<byte> payload);
+
+    private MessageWriter Begin(ushort type, ushort flags)
+    {
+        var w = new MessageWriter(_tx);
+        w.UInt32(0); // length, patched in Finish
+        w.UInt16(type);
+        w.UInt16(flags);
+        w.UInt32(++_seq);
+        w.UInt32(0);
+        return w;
+    }
+
+    /// <summary>Sends one request and reads its answers until done; returns 0 or the kernel's errno.</summary>
+    private int Transact(MessageWriter w, MessageHandler handler)
+    {
+        int len = w.Length;
+        BinaryPrimitives.WriteUInt32LittleEndian(_tx, (uint)len);
+        ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(_tx.AsSpan(6));
+        // A dump answers with several messages closed by NLMSG_DONE; a get answers with one (or an error).
+        bool dump = (flags & NLM_F_DUMP) == NLM_F_DUMP;
+        uint seq = _seq;
+        fixed (byte* p = _tx)
+        {
+            if (Libc.send(_fd, p, (nuint)len, 0) < 0)
+                throw NativeException.FromLastError("send on rtnetlink socket");
+        }
+        while (true)
+        {
+            nint n;
+            fixed (byte* p = _rx)
+                n = Libc.recv(_fd, p, (nuint)_rx.Length, 0);
+            if (n < 0)
+            {
+                int e = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                if (e == Errno.EINTR)
+                    continue;
+                throw new NativeException("recv on rtnetlink socket", e);
+            }
+            var buf = _rx.AsSpan(0, (int)n);
+            while (buf.Length >= NlHeader)
+            {
+                int mlen = (int)BinaryPrimitives.ReadUInt32LittleEndian(buf);
+                if (mlen < NlHeader || mlen > buf.Length)
+                    break;
+                ushort type = BinaryPrimitives.ReadUInt16LittleEndian(buf.Slice(4));
+                uint mseq = BinaryPrimitives.ReadUInt32LittleEndian(buf.Slice(8));
+                var payload = buf.Slice(NlHeader, mlen - NlHeader);
+                if (mseq == seq)
+                {
+                    if (type == NLMSG_ERROR)
+                        return -BinaryPrimitives.ReadInt32LittleEndian(payload);
+                    if (type == NLMSG_DONE)
+                        return 0;
+                    handler(type, payload);
+                    if (!dump)
+                        return 0;
+                }
+                buf = buf.Slice(Math.Min(Align4(mlen), buf.Length));
+            }
+        }
+    }
+
+    private static int Align4(int n) => (n + 3) & ~3;
+
+    private ref struct MessageWriter
+    {
+        private readonly Span<byte> _buf;
+        public int Length;
+
+        public MessageWriter(Span<byte> buf)
+        {
+            _buf = buf;
+            _buf.Clear();
+            Length = 0;
+        }
+
+        public void Byte(int v) => _buf[Length++] = (byte)v;
+        public void Bytes(int zeros) => Length += zeros;
+        public void UInt16(ushort v) { BinaryPrimitives.WriteUInt16LittleEndian(_buf.Slice(Length), v); Length += 2; }
+        public void UInt32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(_buf.Slice(Length), v); Length += 4; }
+        public void Int32(int v) { BinaryPrimitives.WriteInt32LittleEndian(_buf.Slice(Length), v); Length += 4; }
+
+        public void Attr(ushort type, scoped ReadOnlySpan<byte> value)
+        {
+            UInt16((ushort)(4 + value.Length));
+            UInt16(type);
+            value.CopyTo(_buf.Slice(Length));
+            Length = Align4(Length + value.Length);
+        }
+
+        public void AttrString(ushort type, string s)
+        {
+            Span<byte> b = stackalloc byte[s.Length + 1];
+            System.Text.Encoding.ASCII.GetBytes(s, b);
+            b[s.Length] = 0;
+            Attr(type, b);
+        }
+    }
+
+    /// <summary>Iterates the rtattr list of a message.</summary>
+    private ref struct AttrReader
+    {
+        private ReadOnlySpan<byte> _rest;
+        public AttrReader(ReadOnlySpan<byte> attrs) { _rest = attrs; Type = 0; Value = default; }
+        public ushort Type { get; private set; }
+        public ReadOnlySpan<byte> Value { get; private set; }
+
+        public bool MoveNext()
+        {
+            if (_rest.Length < 4)
+                return false;
+            int len = BinaryPrimitives.ReadUInt16LittleEndian(_rest);
+            if (len < 4 || len > _rest.Length)
+                return false;
+            Type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(_rest.Slice(2)) & 0x3FFF);
+            Value = _rest.Slice(4, len - 4);
+            _rest = _rest.Slice(Math.Min(Align4(len), _rest.Length));
+            return true;
+        }
+    }
+}
