@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using ZonLb.Engine.Configuration;
+using ZonLb.Engine.Counters;
+using ZonLb.Engine.Pipeline;
+using ZonLb.Native.Bpf;
+using ZonLb.Native.Interop;
+
+namespace ZonLb.Cli.Commands;
+
+/// <summary>`run --config FILE`: attaches, forwards in the foreground, prints a status line per second, and
+/// detaches on SIGINT or SIGTERM.</summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config", "-c") { Description = "The TOML configuration file.", Required = true };
+        var interval = new Option<double>("--status-interval")
+        {
+            Description = "Seconds between status lines; 0 prints none.",
+            DefaultValueFactory = _ => 1.0,
+        };
+        var cmd = new Command("run",
+            "Attach to the configured interfaces and forward traffic in the foreground until SIGINT or SIGTERM.\n" +
+            "Prints one status line per interval (rx/tx packets per second, connections, drops) and, on exit, the\n" +
+            "totals; every XDP program it attached is detached before it exits.\n" +
+            "Exit codes: 0 stopped by a signal, 1 the data path failed, 2 bad configuration or attach refused.\n" +
+            "Example: zonlb-afxdp run --config /etc/zonlb/zonlb.toml") { config, interval };
+        cmd.SetAction(r => Execute(r.GetValue(config)!, r.GetValue(interval)));
+        return cmd;
+    }
+
+    public static int Execute(string path, double statusInterval)
+    {
+        LoadBalancerConfig cfg;
+        try
+        {
+            cfg = ConfigLoader.LoadFile(path);
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return ExitCodes.ConfigError;
+        }
+
+        using var stop = new ManualResetEventSlim();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+
+        Dataplane dp;
+        try
+        {
+            dp = Dataplane.Start(cfg, Log);
+        }
+        catch (Exception e) when (e is NativeException or InvalidOperationException or FileNotFoundException or DllNotFoundException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine("nothing was left attached");
+            return ExitCodes.ConfigError;
+        }
+
+        int exit = ExitCodes.Ok;
+        using (dp)
+        {
+            Log($"running with {cfg.Services.Count} service(s); SIGINT or SIGTERM stops");
+            var status = new StatusPrinter(dp);
+            var period = TimeSpan.FromSeconds(statusInterval > 0 ? statusInterval : 1);
+            while (!stop.Wait(period))
+            {
+                if (dp.Fault != null)
+                {
+                    exit = ExitCodes.RuntimeError;
+                    break;
+                }
+                if (statusInterval > 0)
+                    Console.WriteLine(status.Line());
+            }
+            dp.Stop();
+            Console.WriteLine(StatusPrinter.Totals(dp));
+        }
+        Log($"stopped; detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
+        return exit;
+    }
+
+    private static void Log(string message) => Console.WriteLine($"{DateTime.Now:HH:mm:ss} {message}");
+}
+
+/// <summary>Formats the per-interval status line and the exit totals.</summary>
+internal sealed class StatusPrinter
+{
+    private readonly Dataplane _dp;
+    private long _rx, _tx, _drops;
+    private DateTime _at = DateTime.UtcNow;
+
+    public StatusPrinter(Dataplane dp) => _dp = dp;
+
+    public string Line()
+    {
+        var c = _dp.Counters;
+        var now = DateTime.UtcNow;
+        double secs = Math.Max((now - _at).TotalSeconds, 1e-3);
+        long rx = c.RxPackets, tx = c.TxPackets, drops = c.TotalDrops;
+        string line = $"{now.ToLocalTime():HH:mm:ss} rx {(rx - _rx) / secs:F0} pps, tx {(tx - _tx) / secs:F0} pps, " +
+                      $"connections {_dp.ActiveConnections} (new {c.NewConnections}), drops {drops - _drops} " +
+                      $"[{c.FormatDrops()}], frames free {_dp.FreeFrames}/{_dp.TotalFrames}";
+        _rx = rx;
+        _tx = tx;
+        _drops = drops;
+        _at = now;
+        return line;
+    }
+
+    public static string Totals(Dataplane dp)
+    {
+        var c = dp.Counters;
+        return $"totals: rx_packets={c.RxPackets} tx_packets={c.TxPackets} to_backend={c.ToBackend} to_client={c.ToClient} " +
+               $"new_connections={c.NewConnections} active_connections={dp.ActiveConnections} " +
+               $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} " +
+               $"xdp_redirected={dp.XdpCounter(XdpProgramCounter.Redirected)} xdp_passed={dp.XdpCounter(XdpProgramCounter.Passed)} " +
+               $"frames_in_use={dp.FramesInUse} drops: {c.FormatDrops()}";
+    }
+}

@@ -1,0 +1,20 @@
+using System.CommandLine;
+using ZonLb.Cli.Commands;
+
+namespace ZonLb.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand(
+            "zonlb-afxdp: an L3/L4 load balancer and full-NAT engine on AF_XDP sockets.\n" +
+            "Frames for configured service addresses are steered by a small XDP program into AF_XDP sockets and\n" +
+            "translated in user space; all other traffic goes to the kernel untouched.")
+        {
+            RunCommand.Create(),
+            CheckCommand.Create(),
+        };
+        return root.Parse(args).Invoke();
+    }
+}
