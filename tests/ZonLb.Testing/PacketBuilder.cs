@@ -1,0 +1,159 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using PacketDotNet;
+
+namespace ZonLb.Testing;
+
+/// <summary>
+/// Builds Ethernet/IPv4 test frames with PacketDotNet (an independent implementation of the headers and
+/// checksums), optionally with the L4 checksum left as CHECKSUM_PARTIAL (pseudo-header sum only), a wrong
+/// checksum, a VLAN tag or a given TTL.
+/// </summary>
+public sealed class PacketBuilder
+{
+    public static readonly PhysicalAddress DefaultSrcMac = PhysicalAddress.Parse("02-00-00-00-00-01");
+    public static readonly PhysicalAddress DefaultDstMac = PhysicalAddress.Parse("02-00-00-00-00-02");
+
+    private readonly ProtocolType _proto;
+    private IPAddress _src = IPAddress.Parse("10.10.0.2"), _dst = IPAddress.Parse("10.10.0.1");
+    private ushort _sport = 40000, _dport = 80;
+    private byte[] _payload = Array.Empty<byte>();
+    private byte _ttl = 64;
+    private byte _tcpFlags = 0x02;
+    private byte _icmpType = 8;
+    private ushort _icmpId = 0x1234, _icmpSeq = 1;
+    private ChecksumKind _checksum = ChecksumKind.Valid;
+    private ushort? _vlan;
+    private bool _udpZeroChecksum;
+    private PhysicalAddress _srcMac = DefaultSrcMac, _dstMac = DefaultDstMac;
+
+    public enum ChecksumKind { Valid, Partial, Wrong }
+
+    private PacketBuilder(ProtocolType proto) => _proto = proto;
+
+    public static PacketBuilder Tcp(string src, ushort sport, string dst, ushort dport) =>
+        new PacketBuilder(ProtocolType.Tcp).Addresses(src, dst).Ports(sport, dport);
+
+    public static PacketBuilder Udp(string src, ushort sport, string dst, ushort dport) =>
+        new PacketBuilder(ProtocolType.Udp).Addresses(src, dst).Ports(sport, dport);
+
+    public static PacketBuilder IcmpEcho(string src, string dst, ushort id, bool reply = false) =>
+        new PacketBuilder(ProtocolType.Icmp) { _icmpId = id, _icmpType = reply ? (byte)0 : (byte)8 }.Addresses(src, dst);
+
+    public PacketBuilder Addresses(string src, string dst) { _src = IPAddress.Parse(src); _dst = IPAddress.Parse(dst); return this; }
+    public PacketBuilder Ports(ushort sport, ushort dport) { _sport = sport; _dport = dport; return this; }
+    public PacketBuilder Payload(byte[] payload) { _payload = payload; return this; }
+    public PacketBuilder Payload(int length, int seed = 1) { _payload = new byte[length]; new Random(seed).NextBytes(_payload); return this; }
+    public PacketBuilder Ttl(byte ttl) { _ttl = ttl; return this; }
+    public PacketBuilder TcpFlags(byte flags) { _tcpFlags = flags; return this; }
+    public PacketBuilder Checksum(ChecksumKind kind) { _checksum = kind; return this; }
+    public PacketBuilder UdpWithoutChecksum() { _udpZeroChecksum = true; return this; }
+    public PacketBuilder Vlan(ushort id) { _vlan = id; return this; }
+    public PacketBuilder Macs(PhysicalAddress src, PhysicalAddress dst) { _srcMac = src; _dstMac = dst; return this; }
+
+    public byte[] Build()
+    {
+        var ip = new IPv4Packet(_src, _dst) { TimeToLive = _ttl };
+        int l4Checksum;
+        switch (_proto)
+        {
+            case ProtocolType.Tcp:
+            {
+                var tcp = new TcpPacket(_sport, _dport)
+                {
+                    Flags = _tcpFlags, SequenceNumber = 1000, AcknowledgmentNumber = (_tcpFlags & 0x10) != 0 ? 1u : 0u,
+                    WindowSize = 64240, PayloadData = _payload,
+                };
+                ip.PayloadPacket = tcp;
+                ip.UpdateCalculatedValues();
+                tcp.UpdateTcpChecksum();
+                l4Checksum = 16;
+                break;
+            }
+            case ProtocolType.Udp:
+            {
+                var udp = new UdpPacket(_sport, _dport) { PayloadData = _payload };
+                ip.PayloadPacket = udp;
+                ip.UpdateCalculatedValues();
+                udp.UpdateCalculatedValues();
+                udp.UpdateUdpChecksum();
+                l4Checksum = 6;
+                break;
+            }
+            default:
+            {
+                var body = new byte[8 + _payload.Length];
+                body[0] = _icmpType;
+                BinaryPrimitives.WriteUInt16BigEndian(body.AsSpan(4), _icmpId);
+                BinaryPrimitives.WriteUInt16BigEndian(body.AsSpan(6), _icmpSeq);
+                _payload.CopyTo(body, 8);
+                var icmp = new IcmpV4Packet(new PacketDotNet.Utils.ByteArraySegment(body));
+                ip.PayloadPacket = icmp;
+                ip.UpdateCalculatedValues();
+                icmp.UpdateIcmpChecksum();
+                l4Checksum = 2;
+                break;
+            }
+        }
+        ip.UpdateIPChecksum();
+        byte[] ipBytes = ip.Bytes;
+        int ihl = (ipBytes[0] & 0x0F) * 4;
+        var l4 = ipBytes.AsSpan(ihl);
+        if (_proto == ProtocolType.Udp && _udpZeroChecksum)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(l4Checksum), 0);
+        else if (_checksum == ChecksumKind.Partial)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(l4Checksum), ReferenceChecksum.PseudoHeaderSum(ipBytes.AsSpan(0, ihl), l4.Length));
+        else if (_checksum == ChecksumKind.Wrong)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(l4Checksum), (ushort)(BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(l4Checksum)) ^ 0x5A5A));
+
+        int eth = _vlan.HasValue ? 18 : 14;
+        var frame = new byte[eth + ipBytes.Length];
+        _dstMac.GetAddressBytes().CopyTo(frame, 0);
+        _srcMac.GetAddressBytes().CopyTo(frame, 6);
+        if (_vlan is ushort v)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x8100);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), v);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), 0x0800);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0800);
+        }
+        ipBytes.CopyTo(frame, eth);
+        return frame;
+    }
+
+    /// <summary>Parses a frame (untagged) with PacketDotNet, the oracle.</summary>
+    public static IPv4Packet ParseIPv4(byte[] frame)
+    {
+        var eth = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame);
+        return eth.Extract<IPv4Packet>() ?? throw new InvalidOperationException("not an IPv4 frame");
+    }
+}
+
+/// <summary>A deliberately plain checksum implementation for building test frames, independent of the engine's.</summary>
+public static class ReferenceChecksum
+{
+    public static ushort Sum(ReadOnlySpan<byte> data)
+    {
+        uint sum = 0;
+        for (int i = 0; i < data.Length; i += 2)
+            sum += (uint)(data[i] << 8 | (i + 1 < data.Length ? data[i + 1] : 0));
+        while (sum > 0xFFFF)
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)sum;
+    }
+
+    /// <summary>What a Linux sender with TX checksum offload leaves in the field: the folded pseudo-header sum.</summary>
+    public static ushort PseudoHeaderSum(ReadOnlySpan<byte> ipHeader, int l4Length)
+    {
+        Span<byte> ph = stackalloc byte[12];
+        ipHeader.Slice(12, 8).CopyTo(ph);
+        ph[8] = 0;
+        ph[9] = ipHeader[9];
+        BinaryPrimitives.WriteUInt16BigEndian(ph.Slice(10), (ushort)l4Length);
+        return Sum(ph);
+    }
+}

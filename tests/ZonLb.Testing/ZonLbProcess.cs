@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace ZonLb.Testing;
+
+/// <summary>
+/// A `zonlb-afxdp` process started inside a namespace (`ip netns exec NS dotnet zonlb-afxdp.dll ...`), with its
+/// output collected line by line. Stop sends SIGTERM, as an operator's service manager would; Dispose kills
+/// what is still running.
+/// </summary>
+public sealed class ZonLbProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = new();
+    private readonly string _configPath;
+
+    private ZonLbProcess(Process process, string configPath)
+    {
+        _process = process;
+        _configPath = configPath;
+    }
+
+    public int Pid => _process.Id;
+
+    /// <summary>Every line printed so far (stdout and stderr).</summary>
+    public string Output
+    {
+        get { lock (_lines) return string.Join('\n', _lines); }
+    }
+
+    /// <summary>The zonlb-afxdp.dll beside the test assembly.</summary>
+    public static string CliPath => Path.Combine(AppContext.BaseDirectory, "zonlb-afxdp.dll");
+
+    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, params string[] extraArgs)
+    {
+        string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(config, configToml);
+        var psi = new ProcessStartInfo("ip")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "netns", "exec", ns.Name, "dotnet", CliPath, "run", "--config", config }.Concat(extraArgs))
+            psi.ArgumentList.Add(a);
+        var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start zonlb-afxdp");
+        var z = new ZonLbProcess(p, config);
+        p.OutputDataReceived += (_, e) => z.Add(e.Data);
+        p.ErrorDataReceived += (_, e) => z.Add(e.Data);
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return z;
+    }
+
+    private void Add(string? line)
+    {
+        if (line == null)
+            return;
+        lock (_lines)
+        {
+            _lines.Add(line);
+            Monitor.PulseAll(_lines);
+        }
+    }
+
+    /// <summary>Waits until a printed line contains text; false on timeout or when the process exited first.</summary>
+    public bool WaitForLine(string text, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        lock (_lines)
+        {
+            while (true)
+            {
+                if (_lines.Any(l => l.Contains(text, StringComparison.Ordinal)))
+                    return true;
+                if (_process.HasExited && sw.Elapsed > TimeSpan.FromMilliseconds(200))
+                    return false;
+                var left = timeout - sw.Elapsed;
+                if (left <= TimeSpan.Zero)
+                    return false;
+                Monitor.Wait(_lines, left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+            }
+        }
+    }
+
+    /// <summary>Waits until the engine reports it is forwarding; throws with its output otherwise.</summary>
+    public ZonLbProcess WaitUntilRunning()
+    {
+        if (!WaitForLine("running with", TimeSpan.FromSeconds(30)))
+            throw new InvalidOperationException($"zonlb-afxdp did not start:\n{Output}");
+        return this;
+    }
+
+    /// <summary>Waits for the process to exit on its own; returns its exit code, or null on timeout.</summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+            return null;
+        _process.WaitForExit(); // drain output
+        return _process.ExitCode;
+    }
+
+    /// <summary>Sends SIGTERM and waits for the exit code.</summary>
+    public int Stop(TimeSpan? timeout = null)
+    {
+        if (!_process.HasExited)
+            kill(_process.Id, SIGTERM);
+        int? code = WaitForExit(timeout ?? TimeSpan.FromSeconds(20));
+        if (code == null)
+            throw new InvalidOperationException($"zonlb-afxdp did not stop on SIGTERM:\n{Output}");
+        return code.Value;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            try { _process.Kill(); } catch (InvalidOperationException) { }
+            _process.WaitForExit(5000);
+        }
+        _process.Dispose();
+        File.Delete(_configPath);
+    }
+
+    private const int SIGTERM = 15;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+}

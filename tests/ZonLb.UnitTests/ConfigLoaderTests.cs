@@ -1,0 +1,178 @@
+using System.Net;
+using ZonLb.Engine.Configuration;
+using ZonLb.Engine.Packets;
+using ZonLb.Native.Bpf;
+
+namespace ZonLb.UnitTests;
+
+public class ConfigLoaderTests
+{
+    private const string Valid = """
+        [[interface]]
+        name = "lbc"
+
+        [[interface]]
+        name = "lbs"
+        xdp_mode = "native"
+
+        [[service]]
+        name = "web"
+        vip = "10.10.0.1"
+        protocol = "tcp"
+        port = 80
+        snat = "10.20.0.1"
+
+        [[service.backend]]
+        address = "10.20.0.2"
+        port = 8080
+
+        [[service.backend]]
+        address = "10.20.0.3"
+
+        [[service]]
+        name = "ping"
+        vip = "10.10.0.1"
+        protocol = "icmp"
+
+        [[service.backend]]
+        address = "10.20.0.2"
+
+        [engine]
+        connection_capacity = 1000
+        nat_port_min = 50000
+        nat_port_max = 50100
+        """;
+
+    private static string ErrorOf(string toml)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(toml, "test.toml"));
+        Assert.StartsWith("test.toml", e.Message);
+        return e.Message;
+    }
+
+    [Fact]
+    public void A_valid_file_maps_onto_the_model()
+    {
+        var c = ConfigLoader.Parse(Valid, "test.toml");
+        Assert.Equal(new[] { "lbc", "lbs" }, c.Interfaces.Select(i => i.Name));
+        Assert.Equal(XdpAttachMode.Native, c.Interfaces[1].XdpMode);
+        var web = c.Services[0];
+        Assert.Equal(IPAddress.Parse("10.10.0.1"), web.Vip);
+        Assert.Equal(IpProtocol.Tcp, web.Protocol);
+        Assert.Equal(80, web.Port);
+        Assert.Equal(IPAddress.Parse("10.20.0.1"), web.Snat);
+        Assert.Equal(8080, web.Backends[0].Port);
+        Assert.Equal(80, web.Backends[1].Port); // defaults to the service port
+        Assert.Equal(IpProtocol.Icmp, c.Services[1].Protocol);
+        Assert.Equal(0, c.Services[1].Port);
+        Assert.Equal(1000, c.Engine.ConnectionCapacity);
+        Assert.Equal(50000, c.Engine.NatPortMin);
+    }
+
+    [Fact]
+    public void An_unknown_key_is_named_with_its_path_and_value()
+    {
+        var m = ErrorOf(Valid.Replace("port = 8080", "prot = 8080"));
+        Assert.Contains("service[0].backend[0].prot = 8080", m);
+        Assert.Contains("unknown key", m);
+    }
+
+    [Fact]
+    public void A_file_without_interfaces_is_refused()
+    {
+        Assert.Contains("no [[interface]]", ErrorOf("[[service]]\nname = \"a\""));
+    }
+
+    [Fact]
+    public void A_bad_address_is_named()
+    {
+        var m = ErrorOf(Valid.Replace("vip = \"10.10.0.1\"\nprotocol = \"tcp\"", "vip = \"10.10.0.300\"\nprotocol = \"tcp\""));
+        Assert.Contains("service[0].vip = \"10.10.0.300\"", m);
+        Assert.Contains("not an IP address", m);
+    }
+
+    [Fact]
+    public void A_port_out_of_range_is_named()
+    {
+        var m = ErrorOf(Valid.Replace("port = 8080", "port = 70000"));
+        Assert.Contains("service[0].backend[0].port = 70000", m);
+        Assert.Contains("out of range", m);
+    }
+
+    [Fact]
+    public void A_duplicate_service_name_is_refused()
+    {
+        var m = ErrorOf(Valid.Replace("name = \"ping\"", "name = \"web\""));
+        Assert.Contains("service[1].name = \"web\"", m);
+        Assert.Contains("duplicate service name", m);
+    }
+
+    [Fact]
+    public void Two_services_on_the_same_vip_protocol_and_port_are_refused()
+    {
+        var m = ErrorOf(Valid.Replace("name = \"ping\"\nvip = \"10.10.0.1\"\nprotocol = \"icmp\"",
+            "name = \"web2\"\nvip = \"10.10.0.1\"\nprotocol = \"tcp\"\nport = 80"));
+        Assert.Contains("service[1].vip = 10.10.0.1", m);
+        Assert.Contains("already serves", m);
+    }
+
+    [Fact]
+    public void An_icmp_service_with_a_port_is_refused()
+    {
+        var m = ErrorOf(Valid.Replace("protocol = \"icmp\"", "protocol = \"icmp\"\nport = 7"));
+        Assert.Contains("service[1].port = 7", m);
+    }
+
+    [Fact]
+    public void An_unknown_protocol_is_named()
+    {
+        var m = ErrorOf(Valid.Replace("protocol = \"tcp\"", "protocol = \"sctp\""));
+        Assert.Contains("service[0].protocol = \"sctp\"", m);
+        Assert.Contains("tcp | udp | icmp", m);
+    }
+
+    [Fact]
+    public void A_service_without_backends_is_refused()
+    {
+        var m = ErrorOf("""
+            [[interface]]
+            name = "lbc"
+            [[service]]
+            name = "web"
+            vip = "10.10.0.1"
+            protocol = "tcp"
+            port = 80
+            """);
+        Assert.Contains("service[0]", m);
+        Assert.Contains("at least one backend", m);
+    }
+
+    [Fact]
+    public void Ipv6_addresses_are_refused_with_a_clear_message_for_now()
+    {
+        var m = ErrorOf(Valid.Replace("address = \"10.20.0.3\"", "address = \"fd00::3\""));
+        Assert.Contains("service[0].backend[1].address = \"fd00::3\"", m);
+        Assert.Contains("IPv6", m);
+    }
+
+    [Fact]
+    public void A_syntax_error_gives_the_line()
+    {
+        var m = ErrorOf("[[interface]]\nname = \n");
+        Assert.Contains("test.toml:2", m);
+    }
+
+    [Fact]
+    public void Engine_settings_are_range_checked()
+    {
+        var m = ErrorOf(Valid.Replace("nat_port_max = 50100", "nat_port_max = 40000"));
+        Assert.Contains("engine.nat_port_max = 40000", m);
+        Assert.Contains("engine.ring_size = 1000", ErrorOf(Valid.Replace("connection_capacity = 1000", "ring_size = 1000")));
+    }
+
+    [Fact]
+    public void An_interface_name_longer_than_the_kernel_allows_is_refused()
+    {
+        Assert.Contains("interface[0].name = \"abcdefghijklmnop\"", ErrorOf(Valid.Replace("name = \"lbc\"", "name = \"abcdefghijklmnop\"")));
+    }
+}

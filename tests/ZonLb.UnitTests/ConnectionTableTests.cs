@@ -1,0 +1,92 @@
+using ZonLb.Engine.Flows;
+using ZonLb.Engine.Nat;
+using ZonLb.Engine.Packets;
+
+namespace ZonLb.UnitTests;
+
+public class ConnectionTableTests
+{
+    private static Connection Conn(ushort clientPort, ushort natPort) => new()
+    {
+        ClientIp = 1, ClientPort = clientPort, VipIp = 2, VipPort = 80,
+        BackendIp = 3, BackendPort = 8080, SnatIp = 4, NatPort = natPort, Protocol = IpProtocol.Tcp,
+    };
+
+    [Fact]
+    public void A_connection_is_found_from_both_directions()
+    {
+        var t = new ConnectionTable(8);
+        int i = t.Add(Conn(1000, 61000));
+        Assert.True(t.TryGetByClient(new FlowKey(1, 2, 1000, 80, IpProtocol.Tcp), out int a));
+        Assert.True(t.TryGetByBackend(new FlowKey(3, 4, 8080, 61000, IpProtocol.Tcp), out int b));
+        Assert.Equal(i, a);
+        Assert.Equal(i, b);
+        Assert.False(t.TryGetByClient(new FlowKey(1, 2, 1001, 80, IpProtocol.Tcp), out _));
+        Assert.False(t.TryGetByClient(new FlowKey(1, 2, 1000, 80, IpProtocol.Udp), out _));
+    }
+
+    [Fact]
+    public void Adding_to_a_full_table_fails()
+    {
+        var t = new ConnectionTable(2);
+        Assert.True(t.Add(Conn(1, 61001)) >= 0);
+        Assert.True(t.Add(Conn(2, 61002)) >= 0);
+        Assert.Equal(-1, t.Add(Conn(3, 61003)));
+        Assert.Equal(2, t.Count);
+    }
+
+    [Fact]
+    public void A_duplicate_key_is_refused()
+    {
+        var t = new ConnectionTable(4);
+        t.Add(Conn(1, 61001));
+        Assert.Equal(-1, t.Add(Conn(1, 61002)));
+        Assert.Equal(-1, t.Add(Conn(2, 61001)));
+    }
+
+    [Fact]
+    public void Removed_entries_are_reused_and_no_longer_found()
+    {
+        var t = new ConnectionTable(1);
+        int i = t.Add(Conn(1, 61001));
+        t.Remove(i);
+        Assert.False(t.TryGetByClient(new FlowKey(1, 2, 1, 80, IpProtocol.Tcp), out _));
+        Assert.True(t.Add(Conn(2, 61002)) >= 0);
+    }
+
+    [Fact]
+    public void Sweep_removes_only_expired_entries_within_its_budget()
+    {
+        var t = new ConnectionTable(100);
+        for (ushort k = 0; k < 100; k++)
+        {
+            var c = Conn(k, (ushort)(61000 + k));
+            c.LastSeen = k < 50 ? 0 : 1000;
+            t.Add(c);
+        }
+        int expired = 0;
+        int removed = t.Sweep(2000, 10, _ => 1500, _ => expired++);
+        Assert.Equal(10, removed);
+        t.Sweep(2000, 1000, _ => 1500, _ => expired++);
+        Assert.Equal(50, expired);
+        Assert.Equal(50, t.Count);
+    }
+
+    [Fact]
+    public void Port_allocator_hands_out_each_port_once_until_released()
+    {
+        var a = new PortAllocator(100, 102);
+        var got = new HashSet<ushort>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(a.TryAllocate(out ushort p));
+            Assert.InRange(p, (ushort)100, (ushort)102);
+            Assert.True(got.Add(p));
+        }
+        Assert.False(a.TryAllocate(out _));
+        a.Release(101);
+        Assert.True(a.TryAllocate(out ushort again));
+        Assert.Equal(101, again);
+        Assert.Equal(3, a.InUse);
+    }
+}
