@@ -95,6 +95,11 @@ public sealed class Dataplane : IDisposable
                 throw new InvalidOperationException($"interface {ic.Name} is not an Ethernet interface");
             if (!link.IsUp)
                 _log($"warning: interface {ic.Name} is down");
+            uint attached = XdpProgram.QueryAttachedId(link.Index);
+            if (attached != 0)
+                throw new InvalidOperationException(
+                    $"interface {ic.Name} already has an XDP program attached (id {attached}): another zonlb-afxdp, " +
+                    $"someone else's program, or a stale one of ours; 'ip link set dev {ic.Name} xdp off' removes it");
             links.Add((ic, link));
         }
 

@@ -90,7 +90,7 @@ public sealed unsafe class XskSocket : IDisposable
             sa.Flags = XdpConstants.XDP_SHARED_UMEM;
             sa.SharedUmemFd = (uint)umemOwner.Fd;
             if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) != 0)
-                throw NativeException.FromLastError($"bind AF_XDP socket (shared UMEM) to {where}");
+                throw BindError($"bind AF_XDP socket (shared UMEM) to {where}");
             ZeroCopy = umemOwner.ZeroCopy;
             return;
         }
@@ -108,7 +108,13 @@ public sealed unsafe class XskSocket : IDisposable
         }
         sa.Flags = XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_COPY;
         if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) != 0)
-            throw NativeException.FromLastError($"bind AF_XDP socket to {where} in copy mode");
+            throw BindError($"bind AF_XDP socket to {where} in copy mode");
+    }
+
+    private static NativeException BindError(string what)
+    {
+        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        return new NativeException(errno == Errno.EBUSY ? what + " (another AF_XDP socket is bound to this queue)" : what, errno);
     }
 
     private static void SetOpt(int fd, int name, void* value, uint len, string what)

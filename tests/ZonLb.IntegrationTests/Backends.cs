@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using ZonLb.Testing;
+
+namespace ZonLb.IntegrationTests;
+
+/// <summary>
+/// Servers running inside the backend namespace: an HTTP/1.0 responder on TCP and a UDP echo, both telling
+/// the caller which source address they saw (full NAT makes that the load balancer's address).
+/// </summary>
+public sealed class Backends : IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TcpListener _tcp;
+    private readonly UdpClient _udp;
+
+    public Backends(NetworkNamespace ns, string address, int tcpPort, int udpPort)
+    {
+        var ip = IPAddress.Parse(address);
+        _tcp = ns.Run(() =>
+        {
+            var l = new TcpListener(ip, tcpPort);
+            l.Start(256);
+            return l;
+        });
+        _udp = ns.Run(() => new UdpClient(new IPEndPoint(ip, udpPort)));
+        _ = Task.Run(AcceptLoop);
+        _ = Task.Run(UdpLoop);
+    }
+
+    /// <summary>Source endpoints the TCP server accepted connections from.</summary>
+    public ConcurrentQueue<IPEndPoint> TcpPeers { get; } = new();
+
+    public ConcurrentQueue<IPEndPoint> UdpPeers { get; } = new();
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket s;
+            try
+            {
+                s = await _tcp.AcceptSocketAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            _ = Task.Run(() => Serve(s));
+        }
+    }
+
+    private async Task Serve(Socket s)
+    {
+        using (s)
+        {
+            var peer = (IPEndPoint)s.RemoteEndPoint!;
+            TcpPeers.Enqueue(peer);
+            var buf = new byte[8192];
+            var request = new StringBuilder();
+            try
+            {
+                while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal) && !request.ToString().EndsWith('\n'))
+                {
+                    int n = await s.ReceiveAsync(buf, SocketFlags.None, _stop.Token);
+                    if (n == 0)
+                        return;
+                    request.Append(Encoding.ASCII.GetString(buf, 0, n));
+                }
+                string first = request.ToString().Split('\n')[0].Trim();
+                int size = 0;
+                // "GET /bytes/N" asks for an N-byte body, to move more than one segment.
+                if (first.StartsWith("GET /bytes/", StringComparison.Ordinal))
+                    int.TryParse(first.Split(' ')[1].AsSpan("/bytes/".Length), out size);
+                string greeting = $"hello from backend, you are {peer.Address}:{peer.Port}\n";
+                var body = Encoding.ASCII.GetBytes(greeting + new string('x', size));
+                var head = Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
+                await s.SendAsync(head, SocketFlags.None, _stop.Token);
+                await s.SendAsync(body, SocketFlags.None, _stop.Token);
+                s.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private async Task UdpLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                var r = await _udp.ReceiveAsync(_stop.Token);
+                UdpPeers.Enqueue(r.RemoteEndPoint);
+                var reply = Encoding.ASCII.GetBytes($"echo:{Encoding.ASCII.GetString(r.Buffer)} from {r.RemoteEndPoint}");
+                await _udp.SendAsync(reply, r.RemoteEndPoint, _stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _tcp.Stop();
+        _udp.Dispose();
+    }
+}

@@ -1,0 +1,39 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using ZonLb.Testing;
+
+namespace ZonLb.IntegrationTests;
+
+/// <summary>Client-side helpers: .NET sockets created inside the client namespace.</summary>
+public static class Clients
+{
+    /// <summary>One HTTP/1.0 GET over a fresh TCP connection; returns the body.</summary>
+    public static async Task<string> HttpGet(NetworkNamespace ns, string address, int port, string path = "/", int timeoutMs = 10000)
+    {
+        using var cts = new CancellationTokenSource(timeoutMs);
+        using var s = ns.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        await s.ConnectAsync(IPAddress.Parse(address), port, cts.Token);
+        await s.SendAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"), SocketFlags.None, cts.Token);
+        var response = new MemoryStream();
+        var buf = new byte[16384];
+        int n;
+        while ((n = await s.ReceiveAsync(buf, SocketFlags.None, cts.Token)) > 0)
+            response.Write(buf, 0, n);
+        string text = Encoding.ASCII.GetString(response.ToArray());
+        int body = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (!text.StartsWith("HTTP/1.0 200", StringComparison.Ordinal) || body < 0)
+            throw new InvalidOperationException($"unexpected response: {text}");
+        return text.Substring(body + 4);
+    }
+
+    /// <summary>Sends one datagram and waits for one answer.</summary>
+    public static async Task<string> UdpRequest(NetworkNamespace ns, string address, int port, string message, int timeoutMs = 5000)
+    {
+        using var cts = new CancellationTokenSource(timeoutMs);
+        using var udp = ns.Run(() => new UdpClient(AddressFamily.InterNetwork));
+        await udp.SendAsync(Encoding.ASCII.GetBytes(message), new IPEndPoint(IPAddress.Parse(address), port), cts.Token);
+        var r = await udp.ReceiveAsync(cts.Token);
+        return Encoding.ASCII.GetString(r.Buffer);
+    }
+}

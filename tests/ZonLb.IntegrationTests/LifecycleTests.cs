@@ -1,0 +1,136 @@
+using System.Text.RegularExpressions;
+using ZonLb.Testing;
+
+namespace ZonLb.IntegrationTests;
+
+/// <summary>Start, stop and refusal of `zonlb-afxdp run`, each on a topology of its own.</summary>
+[Collection("dataplane")]
+public class LifecycleTests
+{
+    private static readonly TimeSpan Exit = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public void Sigterm_stops_run_with_exit_0_and_leaves_no_xdp_program()
+    {
+        using var t = Topology.Create();
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig()).WaitUntilRunning();
+        Assert.Equal(new[] { "lbc", "lbs" }, Topology.InterfacesWithXdp(t.Lb));
+
+        Assert.Equal(0, lb.Stop());
+
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+        Assert.Contains("totals:", lb.Output);
+        Assert.Contains("detached from lbc, lbs", lb.Output);
+    }
+
+    [Fact]
+    public void Tcp_works_on_default_veths_because_partial_checksums_are_completed()
+    {
+        using var t = Topology.Create();
+        using var servers = new Backends(t.Backend, Topology.BackendIp, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig()).WaitUntilRunning();
+
+        var r = t.Client.Exec(TimeSpan.FromSeconds(20), "curl", "-sS", "-m", "10", $"http://{Topology.Vip}/");
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Equal(0, lb.Stop());
+
+        var totals = Regex.Match(lb.Output, @"partial_checksums_repaired=(\d+)");
+        Assert.True(totals.Success, lb.Output);
+        // SYN, ACK, request from the client and SYN-ACK, response, FIN from the backend all arrive partial.
+        Assert.True(long.Parse(totals.Groups[1].Value) >= 4, lb.Output);
+    }
+
+    [Fact]
+    public void A_missing_interface_is_refused_with_exit_2_naming_it_and_nothing_is_attached()
+    {
+        using var t = Topology.Create();
+        string config = Topology.DefaultConfig().Replace("name = \"lbs\"", "name = \"nosuch0\"");
+        using var lb = ZonLbProcess.Start(t.Lb, config);
+
+        Assert.Equal(2, lb.WaitForExit(Exit));
+        Assert.Contains("interface nosuch0", lb.Output);
+        Assert.Contains("does not exist", lb.Output);
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+    }
+
+    [Fact]
+    public async Task A_second_instance_is_refused_and_the_first_keeps_forwarding()
+    {
+        using var t = Topology.Create();
+        using var servers = new Backends(t.Backend, Topology.BackendIp, 8080, 5353);
+        using var first = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig()).WaitUntilRunning();
+
+        using var second = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig());
+        Assert.Equal(2, second.WaitForExit(Exit));
+        Assert.Contains("interface lbc already has an XDP program attached", second.Output);
+        Assert.Contains("nothing was left attached", second.Output);
+
+        Assert.StartsWith("hello from backend", await Clients.HttpGet(t.Client, Topology.Vip, 80));
+        Assert.Equal(0, first.Stop());
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+    }
+
+    [Fact]
+    public void Sockets_are_bound_on_every_queue_of_a_multi_queue_veth()
+    {
+        using var t = Topology.Create(queues: 2);
+        using var servers = new Backends(t.Backend, Topology.BackendIp, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig()).WaitUntilRunning();
+        Assert.Contains("attached to lbc (ifindex", lb.Output);
+        Assert.Contains("2 queue(s)", lb.Output);
+
+        // Flows from the client spread over both RX queues of lbc; every one must be answered.
+        var r = t.Client.Exec(TimeSpan.FromSeconds(60), "sh", "-c",
+            $"for i in $(seq 1 30); do curl -sS -m 5 http://{Topology.Vip}/ >/dev/null || exit 1; done");
+        Assert.True(r.ExitCode == 0, r.Output + lb.Output);
+        Assert.Equal(0, lb.Stop());
+    }
+}
+
+/// <summary>`zonlb-afxdp check`, run as a program.</summary>
+public class CheckCommandTests
+{
+    private static CommandResult Check(string toml, NetworkNamespace? ns = null)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"zonlb-check-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(path, toml);
+        try
+        {
+            var args = new[] { "dotnet", ZonLbProcess.CliPath, "check", "--config", path };
+            return ns == null
+                ? Command.Run(args[0], args.Skip(1), TimeSpan.FromSeconds(60))
+                : ns.Exec(TimeSpan.FromSeconds(60), args);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_bad_config_exits_2_with_one_line_naming_the_key_and_value()
+    {
+        var r = Check(Topology.DefaultConfig().Replace("port = 8080", "port = 0"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("service[0].backend[0].port = 0: port out of range 1-65535", r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void A_valid_config_for_this_host_exits_0()
+    {
+        using var t = Topology.Create();
+        var r = Check(Topology.DefaultConfig(), t.Lb);
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Contains("ok (2 interface(s), 3 service(s), 3 backend(s))", r.Stdout);
+    }
+
+    [Fact]
+    public void A_config_naming_an_interface_this_host_lacks_exits_2()
+    {
+        using var t = Topology.Create();
+        var r = Check(Topology.DefaultConfig().Replace("name = \"lbs\"", "name = \"nosuch0\""), t.Lb);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("interface.name = \"nosuch0\"", r.Stderr);
+    }
+}
