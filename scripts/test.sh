@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test (unit, then integration over real network namespaces) and prints the totals last,
-# on a line of their own: "N passed, N failed". Run as root after scripts/setup.sh.
+# Installs and builds what is missing (scripts/setup.sh), runs every test (unit, then integration over real
+# network namespaces) and prints the totals last, on a line of their own: "N passed, N failed". Run as root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+if ! ./scripts/setup.sh; then
+    echo "test.sh: setup failed; no test ran"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
