@@ -54,6 +54,6 @@ echo; echo "== UDP to 10.10.0.1:5353"
 echo "hello over udp" | ip netns exec "$C" socat -T2 - UDP4:10.10.0.1:5353
 echo; echo "== stopping zonlb-afxdp (SIGTERM); its counters:"
 kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""
-tail -n 2 "/tmp/$id.log"
+tail -n 3 "/tmp/$id.log"
 echo "XDP programs left in $L: $(ip -n "$L" -o link show | grep -c 'xdp' || true)"
 rm -f "/tmp/$id.log"

@@ -24,6 +24,38 @@ public class LifecycleTests
     }
 
     [Fact]
+    public void Sigint_stops_run_with_exit_0_and_leaves_no_xdp_program()
+    {
+        using var t = Topology.Create();
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig(), defaultSigint: true).WaitUntilRunning();
+        Assert.Equal(new[] { "lbc", "lbs" }, Topology.InterfacesWithXdp(t.Lb));
+
+        Assert.Equal(0, lb.Stop(ZonLbProcess.SIGINT));
+
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+        Assert.Contains("detached from lbc, lbs", lb.Output);
+    }
+
+    [Fact]
+    public async Task Every_umem_frame_is_accounted_for_after_traffic()
+    {
+        using var t = Topology.Create();
+        using var servers = new Backends(t.Backend, Topology.BackendIp, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig()).WaitUntilRunning();
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Clients.HttpGet(t.Client, Topology.Vip, 80, "/bytes/200000")));
+        await Clients.UdpRequest(t.Client, Topology.Vip, 5353, "x");
+        Assert.Equal(0, lb.Stop());
+
+        var m = Regex.Match(lb.Output, @"frames_total=(\d+) frames_free=(\d+) frames_fill=(\d+) .* frames_unaccounted=(-?\d+)");
+        Assert.True(m.Success, lb.Output);
+        Assert.Equal("0", m.Groups[4].Value);
+        Assert.Equal(16384, int.Parse(m.Groups[1].Value));
+        // Idle: every frame is either in the pool or lent to a fill ring.
+        Assert.Equal(16384, int.Parse(m.Groups[2].Value) + int.Parse(m.Groups[3].Value));
+        Assert.Matches(@"rx_packets=[1-9]\d{2,}", lb.Output);
+    }
+
+    [Fact]
     public void Tcp_works_on_default_veths_because_partial_checksums_are_completed()
     {
         using var t = Topology.Create();

@@ -31,7 +31,10 @@ public sealed class ZonLbProcess : IDisposable
     /// <summary>The zonlb-afxdp.dll beside the test assembly.</summary>
     public static string CliPath => Path.Combine(AppContext.BaseDirectory, "zonlb-afxdp.dll");
 
-    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, params string[] extraArgs)
+    /// <param name="defaultSigint">Start the program with SIGINT at its default disposition (through perl, which
+    /// is in every Debian), so that a SIGINT test works even when this test process inherited an ignored SIGINT
+    /// from a script that started it in the background.</param>
+    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false)
     {
         string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{Guid.NewGuid():N}.toml");
         File.WriteAllText(config, configToml);
@@ -41,7 +44,11 @@ public sealed class ZonLbProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "netns", "exec", ns.Name, "dotnet", CliPath, "run", "--config", config }.Concat(extraArgs))
+        var command = new List<string> { "netns", "exec", ns.Name };
+        if (defaultSigint)
+            command.AddRange(new[] { "perl", "-e", "$SIG{INT} = 'DEFAULT'; exec @ARGV or die \"exec: $!\"", "--" });
+        command.AddRange(new[] { "dotnet", CliPath, "run", "--config", config });
+        foreach (var a in command)
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start zonlb-afxdp");
         var z = new ZonLbProcess(p, config);
@@ -100,14 +107,14 @@ public sealed class ZonLbProcess : IDisposable
         return _process.ExitCode;
     }
 
-    /// <summary>Sends SIGTERM and waits for the exit code.</summary>
-    public int Stop(TimeSpan? timeout = null)
+    /// <summary>Sends a signal (SIGTERM unless told) and waits for the exit code.</summary>
+    public int Stop(int signal = SIGTERM, TimeSpan? timeout = null)
     {
         if (!_process.HasExited)
-            kill(_process.Id, SIGTERM);
+            kill(_process.Id, signal);
         int? code = WaitForExit(timeout ?? TimeSpan.FromSeconds(20));
         if (code == null)
-            throw new InvalidOperationException($"zonlb-afxdp did not stop on SIGTERM:\n{Output}");
+            throw new InvalidOperationException($"zonlb-afxdp did not stop on signal {signal}:\n{Output}");
         return code.Value;
     }
 
@@ -122,7 +129,8 @@ public sealed class ZonLbProcess : IDisposable
         File.Delete(_configPath);
     }
 
-    private const int SIGTERM = 15;
+    public const int SIGINT = 2;
+    public const int SIGTERM = 15;
 
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int sig);

@@ -77,6 +77,7 @@ public static class RunCommand
             }
             dp.Stop();
             Console.WriteLine(StatusPrinter.Totals(dp));
+            Console.WriteLine(dp.AccountFrames());
         }
         Log($"stopped; detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
         return exit;
@@ -117,6 +118,6 @@ internal sealed class StatusPrinter
                $"new_connections={c.NewConnections} active_connections={dp.ActiveConnections} " +
                $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} " +
                $"xdp_redirected={dp.XdpCounter(XdpProgramCounter.Redirected)} xdp_passed={dp.XdpCounter(XdpProgramCounter.Passed)} " +
-               $"frames_in_use={dp.FramesInUse} drops: {c.FormatDrops()}";
+               $"drops: {c.FormatDrops()}";
     }
 }

@@ -11,6 +11,18 @@ using ZonLb.Native.Xsk;
 
 namespace ZonLb.Engine.Pipeline;
 
+/// <summary>Where every UMEM frame is: in the pool, lent to the kernel (fill ring), received and not yet
+/// processed (RX ring), waiting to be sent (TX ring), sent and not yet completed (completion ring), or held for
+/// a neighbour. <see cref="Unaccounted"/> is what none of these explains: a leak, when the data path is idle.</summary>
+public readonly record struct FrameAccount(int Total, int Free, long Fill, long Rx, long Tx, long Completion, long Held)
+{
+    public long Unaccounted => Total - Free - Fill - Rx - Tx - Completion - Held;
+
+    public override string ToString() =>
+        $"frames_total={Total} frames_free={Free} frames_fill={Fill} frames_rx={Rx} frames_tx={Tx} " +
+        $"frames_completion={Completion} frames_held={Held} frames_unaccounted={Unaccounted}";
+}
+
 /// <summary>An attached interface: its kernel identity and the AF_XDP sockets bound to its queues.</summary>
 public sealed class Port
 {
@@ -409,6 +421,39 @@ public sealed class Dataplane : IDisposable
         _stop = true;
         if (_worker != null && _worker.IsAlive && Thread.CurrentThread != _worker)
             _worker.Join();
+    }
+
+    /// <summary>Counts where every frame is. Only valid once the worker has stopped (it owns the rings); waits
+    /// briefly for the kernel to complete frames it is still sending.</summary>
+    public FrameAccount AccountFrames()
+    {
+        if (IsRunning)
+            throw new InvalidOperationException("stop the data path before accounting for its frames");
+        var umem = _umem!;
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            long tx = 0;
+            foreach (var s in _sockets)
+                tx += s.Tx.Pending;
+            var a = Count(umem);
+            if (a.Unaccounted == 0 && tx == 0)
+                break;
+            Thread.Sleep(10); // frames the kernel took from a TX ring reach the completion ring when their skb is freed
+        }
+        return Count(umem);
+    }
+
+    private FrameAccount Count(Umem umem)
+    {
+        long fill = 0, rx = 0, tx = 0, comp = 0;
+        foreach (var s in _sockets)
+        {
+            fill += s.Fill.Pending;
+            rx += s.Rx.Pending;
+            tx += s.Tx.Pending;
+            comp += s.Completion.Pending;
+        }
+        return new FrameAccount(umem.FrameCount, umem.FreeFrames, fill, rx, tx, comp, _heldCount);
     }
 
     public void Dispose()

@@ -70,6 +70,9 @@ public sealed unsafe class XskRing
     /// <summary>Entries the kernel has not consumed yet (producer rings).</summary>
     public uint Outstanding => *_producer - Volatile.Read(ref *_consumer);
 
+    /// <summary>Entries published by the producer and not yet released by the consumer, whichever side we are.</summary>
+    public uint Pending => Volatile.Read(ref *_producer) - Volatile.Read(ref *_consumer);
+
     // ---- consumer side (rx, completion) ----
 
     /// <summary>Takes up to max available entries; returns how many, and the first index.</summary>
