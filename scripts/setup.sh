@@ -32,6 +32,6 @@ if [ ! -e /usr/include/asm/types.h ] && [ ! -e "/usr/include/$(uname -m)-linux-g
     exit 1
 fi
 
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export HOME="${HOME:-/root}" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build ZonLb.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 echo "setup.sh: built; the program is src/Cli/bin/Release/net10.0/zonlb-afxdp.dll"

@@ -3,7 +3,7 @@
 # network namespaces) and prints the totals last, on a line of their own: "N passed, N failed". Run as root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export HOME="${HOME:-/root}" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 if ! ./scripts/setup.sh; then
     echo "test.sh: setup failed; no test ran"
