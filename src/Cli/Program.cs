@@ -15,6 +15,9 @@ public static class Program
             RunCommand.Create(),
             CheckCommand.Create(),
         };
-        return root.Parse(args).Invoke();
+        var parsed = root.Parse(args);
+        int exit = parsed.Invoke();
+        // Usage errors (unknown option, missing --config) are configuration errors too.
+        return parsed.Errors.Count > 0 ? ExitCodes.ConfigError : exit;
     }
 }
