@@ -18,10 +18,10 @@ public static class ConfigLoader
     private static readonly string[] TopKeys = { "interface", "service", "engine" };
     private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode" };
     private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "backend" };
-    private static readonly string[] BackendKeys = { "address", "port" };
+    private static readonly string[] BackendKeys = { "address", "port", "weight" };
     private static readonly string[] EngineKeys =
     {
-        "frame_count", "frame_size", "ring_size", "connection_capacity", "nat_port_min", "nat_port_max",
+        "frame_count", "frame_size", "ring_size", "connection_capacity", "maglev_table_size", "nat_port_min", "nat_port_max",
         "tcp_timeout", "tcp_closing_timeout", "udp_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds",
     };
 
@@ -144,7 +144,8 @@ public static class ConfigLoader
             }
             if (svc.Backends.Any(x => x.Address.Equals(addr) && x.Port == bport))
                 throw r.Error(bat, "address", addr, "backend listed twice");
-            svc.Backends.Add(new BackendConfig { Address = addr, Port = bport });
+            int weight = r.OptionalInt(b, bat, "weight", 1, 0, 1000);
+            svc.Backends.Add(new BackendConfig { Address = addr, Port = bport, Weight = weight });
         }
         return svc;
     }
@@ -162,6 +163,9 @@ public static class ConfigLoader
         if ((o.RingSize & (o.RingSize - 1)) != 0)
             throw r.Error(at, "ring_size", o.RingSize, "must be a power of two");
         o.ConnectionCapacity = r.OptionalInt(t, at, "connection_capacity", o.ConnectionCapacity, 1, 1 << 26);
+        o.MaglevTableSize = r.OptionalInt(t, at, "maglev_table_size", o.MaglevTableSize, 3, 16_777_213);
+        if (!Balancing.MaglevTable.IsPrime(o.MaglevTableSize))
+            throw r.Error(at, "maglev_table_size", o.MaglevTableSize, "must be a prime number (for example 65537, 131071, 1000003)");
         o.NatPortMin = (ushort)r.OptionalInt(t, at, "nat_port_min", o.NatPortMin, 1, 65535);
         o.NatPortMax = (ushort)r.OptionalInt(t, at, "nat_port_max", o.NatPortMax, 1, 65535);
         if (o.NatPortMax < o.NatPortMin)

@@ -41,6 +41,8 @@ public sealed class BackendConfig
     public required IPAddress Address { get; init; }
     /// <summary>0 for ICMP echo services.</summary>
     public ushort Port { get; init; }
+    /// <summary>Share of new flows relative to the other backends; 0 takes no new flows.</summary>
+    public int Weight { get; init; } = 1;
 }
 
 /// <summary>Sizes and timeouts of the data path, with their defaults.</summary>
@@ -53,6 +55,8 @@ public sealed class EngineOptions
     /// <summary>Entries of each fill, completion, RX and TX ring (a power of two).</summary>
     public int RingSize { get; set; } = 2048;
     public int ConnectionCapacity { get; set; } = 65536;
+    /// <summary>Slots of each service's Maglev table; a prime.</summary>
+    public int MaglevTableSize { get; set; } = Balancing.MaglevTable.DefaultSize;
     /// <summary>NAT source ports (and ICMP echo ids); the default stays clear of Linux's ephemeral range 32768-60999.</summary>
     public ushort NatPortMin { get; set; } = 61000;
     public ushort NatPortMax { get; set; } = 65535;

@@ -25,6 +25,7 @@ public enum DropReason
     HoldQueueFull = 16,
     TxRingFull = 17,
     FramePoolEmpty = 18,
+    NoBackend = 19,
 }
 
 public static class DropReasonNames
@@ -51,8 +52,9 @@ public static class DropReasonNames
         DropReason.HoldQueueFull => "hold_queue_full",
         DropReason.TxRingFull => "tx_ring_full",
         DropReason.FramePoolEmpty => "frame_pool_empty",
+        DropReason.NoBackend => "no_backend",
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
-    public const int Count = 19;
+    public const int Count = 20;
 }

@@ -15,6 +15,7 @@ public struct Connection
     public ushort NatPort;
     public IpProtocol Protocol;
     public int ServiceIndex;
+    public int BackendIndex;
     public long LastSeen;
     /// <summary>TCP: FIN seen from the client (1), from the backend (2), RST seen (4).</summary>
     public byte CloseFlags;

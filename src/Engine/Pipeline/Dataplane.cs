@@ -193,9 +193,10 @@ public sealed class Dataplane : IDisposable
                             $"service {s.Name}: the interface toward backend {b.Address} has no IPv4 address; set snat");
                     snat = KernelRouteSource.FromAddress(src);
                 }
-                backends.Add(new ResolvedBackend(bip, b.Port, snat));
+                backends.Add(new ResolvedBackend(bip, b.Port, snat, b.Weight));
             }
-            list.Add(new ResolvedService(s.Name, KernelRouteSource.FromAddress(s.Vip), s.Protocol, s.Port, backends.ToArray()));
+            list.Add(new ResolvedService(s.Name, KernelRouteSource.FromAddress(s.Vip), s.Protocol, s.Port, backends.ToArray(),
+                _config.Engine.MaglevTableSize));
         }
         return list;
     }

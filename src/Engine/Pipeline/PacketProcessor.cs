@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ZonLb.Engine.Balancing;
 using ZonLb.Engine.Checksums;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
@@ -18,7 +19,8 @@ public sealed class PacketProcessor
 {
     private readonly ResolvedService[] _services;
     private readonly Dictionary<ServiceKey, int> _serviceIndex = new();
-    private readonly Dictionary<(uint, IpProtocol), PortAllocator> _natPorts = new();
+    private readonly Dictionary<(uint Snat, uint Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
+    private readonly HashSet<(uint, IpProtocol)> _natAddresses = new();
     private readonly ConnectionTable _connections;
     private readonly NextHopCache _nextHops;
     private readonly int[] _portIfIndex;
@@ -35,10 +37,12 @@ public sealed class PacketProcessor
         for (int i = 0; i < _services.Length; i++)
         {
             var s = _services[i];
-            _serviceIndex.Add(new ServiceKey(s.Vip, s.Protocol, s.Port), i);
+            _serviceIndex.Add(s.Key, i);
             foreach (var b in s.Backends)
-                if (!_natPorts.ContainsKey((b.SnatIp, s.Protocol)))
-                    _natPorts.Add((b.SnatIp, s.Protocol), new PortAllocator(options.NatPortMin, options.NatPortMax));
+            {
+                _natPorts.TryAdd((b.SnatIp, b.Ip, b.Port, s.Protocol), new PortAllocator(options.NatPortMin, options.NatPortMax));
+                _natAddresses.Add((b.SnatIp, s.Protocol));
+            }
         }
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
@@ -51,7 +55,9 @@ public sealed class PacketProcessor
     public NextHopCache NextHops => _nextHops;
 
     /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
-    public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natPorts.Keys;
+    public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natAddresses;
+
+    public IReadOnlyList<ResolvedService> Services => _services;
 
     /// <summary>Runs the pipeline on one frame (rewritten in place). now is in milliseconds.</summary>
     public Verdict Process(Span<byte> frame, long now, out int egressIfIndex, out uint nextHopKey)
@@ -91,7 +97,7 @@ public sealed class PacketProcessor
         }
         else
         {
-            return Drop(_natPorts.ContainsKey((p.DstIp, p.Protocol)) ? DropReason.NoConnection : DropReason.NoService);
+            return Drop(_natAddresses.Contains((p.DstIp, p.Protocol)) ? DropReason.NoConnection : DropReason.NoService);
         }
 
         ref var c = ref _connections[index];
@@ -143,11 +149,15 @@ public sealed class PacketProcessor
     private int CreateConnection(int svcIndex, in ParsedPacket p, long now, out DropReason reason)
     {
         var s = _services[svcIndex];
-        // A hash of the client's address and port (ICMP: echo id) picks the backend.
-        uint h = (p.SrcIp * 0x9E3779B1u) ^ ((uint)p.SrcPort * 0x85EBCA6Bu);
-        h ^= h >> 15;
-        var b = s.Backends[(int)(h % (uint)s.Backends.Length)];
-        var ports = _natPorts[(b.SnatIp, s.Protocol)];
+        // Maglev over a hash of the flow (ICMP: the echo id plays the client port) picks the backend.
+        int bi = s.Table.Lookup(StableHash.Flow(p.SrcIp, p.SrcPort, (byte)p.Protocol, p.DstIp, p.DstPort));
+        if (bi < 0)
+        {
+            reason = DropReason.NoBackend;
+            return -1;
+        }
+        var b = s.Backends[bi];
+        var ports = _natPorts[(b.SnatIp, b.Ip, b.Port, s.Protocol)];
         if (!ports.TryAllocate(out ushort natPort))
         {
             reason = DropReason.NatPortsExhausted;
@@ -165,6 +175,7 @@ public sealed class PacketProcessor
             NatPort = natPort,
             Protocol = s.Protocol,
             ServiceIndex = svcIndex,
+            BackendIndex = bi,
             LastSeen = now,
         };
         int index = _connections.Add(c);
@@ -267,7 +278,8 @@ public sealed class PacketProcessor
 
     private void ReleasePort(Connection c)
     {
-        if (_natPorts.TryGetValue((c.SnatIp, c.Protocol), out var ports))
+        var b = _services[c.ServiceIndex].Backends[c.BackendIndex];
+        if (_natPorts.TryGetValue((b.SnatIp, b.Ip, b.Port, c.Protocol), out var ports))
             ports.Release(c.NatPort);
     }
 }
