@@ -22,7 +22,9 @@ public static class ConfigLoader
     private static readonly string[] EngineKeys =
     {
         "frame_count", "frame_size", "ring_size", "connection_capacity", "maglev_table_size", "nat_port_min", "nat_port_max",
-        "tcp_timeout", "tcp_closing_timeout", "udp_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds",
+        "tcp_syn_sent_timeout", "tcp_syn_recv_timeout", "tcp_established_timeout", "tcp_fin_wait_timeout",
+        "tcp_close_wait_timeout", "tcp_last_ack_timeout", "tcp_time_wait_timeout", "tcp_close_timeout",
+        "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds",
     };
 
     public static LoadBalancerConfig LoadFile(string path)
@@ -170,10 +172,18 @@ public static class ConfigLoader
         o.NatPortMax = (ushort)r.OptionalInt(t, at, "nat_port_max", o.NatPortMax, 1, 65535);
         if (o.NatPortMax < o.NatPortMin)
             throw r.Error(at, "nat_port_max", o.NatPortMax, $"must not be below nat_port_min ({o.NatPortMin})");
-        o.TcpTimeoutSeconds = r.OptionalInt(t, at, "tcp_timeout", o.TcpTimeoutSeconds, 1, 864000);
-        o.TcpClosingTimeoutSeconds = r.OptionalInt(t, at, "tcp_closing_timeout", o.TcpClosingTimeoutSeconds, 1, 3600);
-        o.UdpTimeoutSeconds = r.OptionalInt(t, at, "udp_timeout", o.UdpTimeoutSeconds, 1, 86400);
-        o.IcmpTimeoutSeconds = r.OptionalInt(t, at, "icmp_timeout", o.IcmpTimeoutSeconds, 1, 86400);
+        const int Week = 7 * 86400;
+        o.TcpSynSentTimeoutSeconds = r.OptionalInt(t, at, "tcp_syn_sent_timeout", o.TcpSynSentTimeoutSeconds, 1, Week);
+        o.TcpSynRecvTimeoutSeconds = r.OptionalInt(t, at, "tcp_syn_recv_timeout", o.TcpSynRecvTimeoutSeconds, 1, Week);
+        o.TcpEstablishedTimeoutSeconds = r.OptionalInt(t, at, "tcp_established_timeout", o.TcpEstablishedTimeoutSeconds, 1, 4 * Week);
+        o.TcpFinWaitTimeoutSeconds = r.OptionalInt(t, at, "tcp_fin_wait_timeout", o.TcpFinWaitTimeoutSeconds, 1, Week);
+        o.TcpCloseWaitTimeoutSeconds = r.OptionalInt(t, at, "tcp_close_wait_timeout", o.TcpCloseWaitTimeoutSeconds, 1, Week);
+        o.TcpLastAckTimeoutSeconds = r.OptionalInt(t, at, "tcp_last_ack_timeout", o.TcpLastAckTimeoutSeconds, 1, Week);
+        o.TcpTimeWaitTimeoutSeconds = r.OptionalInt(t, at, "tcp_time_wait_timeout", o.TcpTimeWaitTimeoutSeconds, 1, Week);
+        o.TcpCloseTimeoutSeconds = r.OptionalInt(t, at, "tcp_close_timeout", o.TcpCloseTimeoutSeconds, 1, Week);
+        o.UdpTimeoutSeconds = r.OptionalInt(t, at, "udp_timeout", o.UdpTimeoutSeconds, 1, Week);
+        o.UdpStreamTimeoutSeconds = r.OptionalInt(t, at, "udp_stream_timeout", o.UdpStreamTimeoutSeconds, 1, Week);
+        o.IcmpTimeoutSeconds = r.OptionalInt(t, at, "icmp_timeout", o.IcmpTimeoutSeconds, 1, Week);
         o.NeighborWaitMilliseconds = r.OptionalInt(t, at, "neighbor_wait_ms", o.NeighborWaitMilliseconds, 1, 60000);
         o.NeighborCacheSeconds = r.OptionalInt(t, at, "neighbor_cache_seconds", o.NeighborCacheSeconds, 1, 3600);
         return o;

@@ -60,9 +60,19 @@ public sealed class EngineOptions
     /// <summary>NAT source ports (and ICMP echo ids); the default stays clear of Linux's ephemeral range 32768-60999.</summary>
     public ushort NatPortMin { get; set; } = 61000;
     public ushort NatPortMax { get; set; } = 65535;
-    public int TcpTimeoutSeconds { get; set; } = 300;
-    public int TcpClosingTimeoutSeconds { get; set; } = 10;
+    // Idle timeouts per state, in seconds; the defaults are nf_conntrack's.
+    public int TcpSynSentTimeoutSeconds { get; set; } = 120;
+    public int TcpSynRecvTimeoutSeconds { get; set; } = 60;
+    public int TcpEstablishedTimeoutSeconds { get; set; } = 432000;
+    public int TcpFinWaitTimeoutSeconds { get; set; } = 120;
+    public int TcpCloseWaitTimeoutSeconds { get; set; } = 60;
+    public int TcpLastAckTimeoutSeconds { get; set; } = 30;
+    public int TcpTimeWaitTimeoutSeconds { get; set; } = 120;
+    public int TcpCloseTimeoutSeconds { get; set; } = 10;
+    /// <summary>UDP before the backend answered.</summary>
     public int UdpTimeoutSeconds { get; set; } = 30;
+    /// <summary>UDP once the backend answered.</summary>
+    public int UdpStreamTimeoutSeconds { get; set; } = 120;
     public int IcmpTimeoutSeconds { get; set; } = 30;
     /// <summary>How long a frame waits for its next hop's MAC before it is dropped.</summary>
     public int NeighborWaitMilliseconds { get; set; } = 1000;

@@ -17,8 +17,11 @@ public struct Connection
     public int ServiceIndex;
     public int BackendIndex;
     public long LastSeen;
-    /// <summary>TCP: FIN seen from the client (1), from the backend (2), RST seen (4).</summary>
-    public byte CloseFlags;
+    public TcpState TcpState;
+    /// <summary>TCP: the first FIN came from the client.</summary>
+    public bool FinFromClient;
+    /// <summary>The backend has answered (UDP: the stream timeout applies).</summary>
+    public bool Replied;
     public bool InUse;
 
     public readonly FlowKey ClientKey => new(ClientIp, VipIp, ClientPort, VipPort, Protocol);

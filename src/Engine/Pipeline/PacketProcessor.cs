@@ -26,6 +26,9 @@ public sealed class PacketProcessor
     private readonly int[] _portIfIndex;
     private readonly byte[][] _portMac;
     private readonly EngineOptions _options;
+    private readonly long[] _tcpTimeouts; // by TcpState
+    private readonly Func<Connection, long> _timeoutOf;
+    private readonly Action<Connection> _releasePort;
 
     /// <param name="ports">The attached interfaces: (ifindex, MAC). Frames can only leave through these.</param>
     public PacketProcessor(IReadOnlyList<ResolvedService> services, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
@@ -47,6 +50,14 @@ public sealed class PacketProcessor
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
         _connections = new ConnectionTable(options.ConnectionCapacity);
+        _tcpTimeouts = new long[]
+        {
+            options.TcpCloseTimeoutSeconds, options.TcpSynSentTimeoutSeconds, options.TcpSynRecvTimeoutSeconds,
+            options.TcpEstablishedTimeoutSeconds, options.TcpFinWaitTimeoutSeconds, options.TcpCloseWaitTimeoutSeconds,
+            options.TcpLastAckTimeoutSeconds, options.TcpTimeWaitTimeoutSeconds, options.TcpCloseTimeoutSeconds,
+        }.Select(x => x * 1000L).ToArray();
+        _timeoutOf = TimeoutOf;
+        _releasePort = ReleasePort;
         _nextHops = new NextHopCache(routes, options.NeighborCacheSeconds * 1000L, 5);
     }
 
@@ -102,11 +113,10 @@ public sealed class PacketProcessor
 
         ref var c = ref _connections[index];
         c.LastSeen = now;
+        if (!toBackend)
+            c.Replied = true;
         if (p.Protocol == IpProtocol.Tcp)
-        {
-            if ((p.TcpFlags & Wire.TcpRst) != 0) c.CloseFlags |= 4;
-            if ((p.TcpFlags & Wire.TcpFin) != 0) c.CloseFlags |= toBackend ? (byte)1 : (byte)2;
-        }
+            c.TcpState = TcpTracker.Next(c.TcpState, p.TcpFlags, toBackend, ref c.FinFromClient);
 
         uint newSrc, newDst;
         ushort newSport, newDport;
@@ -176,6 +186,7 @@ public sealed class PacketProcessor
             Protocol = s.Protocol,
             ServiceIndex = svcIndex,
             BackendIndex = bi,
+            TcpState = s.Protocol == IpProtocol.Tcp ? TcpTracker.Initial(p.TcpFlags) : TcpState.None,
             LastSeen = now,
         };
         int index = _connections.Add(c);
@@ -262,17 +273,16 @@ public sealed class PacketProcessor
     /// <summary>Removes idle connections (bounded work per call) and releases their NAT ports.</summary>
     public int ExpireConnections(long now, int budget)
     {
-        int n = _connections.Sweep(now, budget, TimeoutOf, ReleasePort);
+        int n = _connections.Sweep(now, budget, _timeoutOf, _releasePort);
         Counters.ExpiredConnections += n;
         return n;
     }
 
-    private long TimeoutOf(Connection c) => c.Protocol switch
+    /// <summary>The idle timeout (ms) of a connection in its current state.</summary>
+    public long TimeoutOf(Connection c) => c.Protocol switch
     {
-        IpProtocol.Tcp => (c.CloseFlags & 4) != 0 || (c.CloseFlags & 3) == 3
-            ? _options.TcpClosingTimeoutSeconds * 1000L
-            : _options.TcpTimeoutSeconds * 1000L,
-        IpProtocol.Udp => _options.UdpTimeoutSeconds * 1000L,
+        IpProtocol.Tcp => _tcpTimeouts[(int)c.TcpState],
+        IpProtocol.Udp => (c.Replied ? _options.UdpStreamTimeoutSeconds : _options.UdpTimeoutSeconds) * 1000L,
         _ => _options.IcmpTimeoutSeconds * 1000L,
     };
 
