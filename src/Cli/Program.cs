@@ -14,7 +14,10 @@ public static class Program
         {
             RunCommand.Create(),
             CheckCommand.Create(),
+            ConfigCommand.Create(),
         };
+        foreach (var c in ControlCommands.Create())
+            root.Subcommands.Add(c);
         var parsed = root.Parse(args);
         int exit = parsed.Invoke();
         // Usage errors (unknown option, missing --config) are configuration errors too.

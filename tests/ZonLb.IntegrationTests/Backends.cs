@@ -16,8 +16,11 @@ public sealed class Backends : IDisposable
     private readonly TcpListener _tcp;
     private readonly UdpClient _udp;
 
+    private readonly string _name;
+
     public Backends(NetworkNamespace ns, string address, int tcpPort, int udpPort)
     {
+        _name = address;
         var ip = IPAddress.Parse(address);
         _tcp = ns.Run(() =>
         {
@@ -62,7 +65,7 @@ public sealed class Backends : IDisposable
             var request = new StringBuilder();
             try
             {
-                while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal) && !request.ToString().EndsWith('\n'))
+                while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal) && request.ToString() != "ECHO\n")
                 {
                     int n = await s.ReceiveAsync(buf, SocketFlags.None, _stop.Token);
                     if (n == 0)
@@ -70,11 +73,20 @@ public sealed class Backends : IDisposable
                     request.Append(Encoding.ASCII.GetString(buf, 0, n));
                 }
                 string first = request.ToString().Split('\n')[0].Trim();
+                if (first == "ECHO")
+                {
+                    // a long-lived connection: echo every line until the client closes
+                    await s.SendAsync(Encoding.ASCII.GetBytes($"ECHO from {_name}\n"), SocketFlags.None, _stop.Token);
+                    int m;
+                    while ((m = await s.ReceiveAsync(buf, SocketFlags.None, _stop.Token)) > 0)
+                        await s.SendAsync(buf.AsMemory(0, m), SocketFlags.None, _stop.Token);
+                    return;
+                }
                 int size = 0;
                 // "GET /bytes/N" asks for an N-byte body, to move more than one segment.
                 if (first.StartsWith("GET /bytes/", StringComparison.Ordinal))
                     int.TryParse(first.Split(' ')[1].AsSpan("/bytes/".Length), out size);
-                string greeting = $"hello from backend, you are {peer.Address}:{peer.Port}\n";
+                string greeting = $"hello from backend {_name}, you are {peer.Address}:{peer.Port}\n";
                 var body = Encoding.ASCII.GetBytes(greeting + new string('x', size));
                 var head = Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
                 await s.SendAsync(head, SocketFlags.None, _stop.Token);

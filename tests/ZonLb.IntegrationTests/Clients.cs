@@ -37,3 +37,55 @@ public static class Clients
         return Encoding.ASCII.GetString(r.Buffer);
     }
 }
+
+/// <summary>A long-lived TCP connection to the backends' echo mode: proves a connection survives a change.</summary>
+public sealed class EchoConnection : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly byte[] _buf = new byte[4096];
+
+    private EchoConnection(Socket s, string backend)
+    {
+        _socket = s;
+        Backend = backend;
+    }
+
+    /// <summary>The backend address that answered ("ECHO from 10.20.0.2").</summary>
+    public string Backend { get; }
+
+    public static async Task<EchoConnection> Open(NetworkNamespace ns, string address, int port)
+    {
+        using var cts = new CancellationTokenSource(10000);
+        var s = ns.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        await s.ConnectAsync(IPAddress.Parse(address), port, cts.Token);
+        await s.SendAsync(Encoding.ASCII.GetBytes("ECHO\n"), SocketFlags.None, cts.Token);
+        var sb = new StringBuilder();
+        var buf = new byte[256];
+        while (!sb.ToString().EndsWith('\n'))
+        {
+            int n = await s.ReceiveAsync(buf, SocketFlags.None, cts.Token);
+            if (n == 0)
+                throw new InvalidOperationException("echo connection closed before its greeting");
+            sb.Append(Encoding.ASCII.GetString(buf, 0, n));
+        }
+        return new EchoConnection(s, sb.ToString().Trim().Replace("ECHO from ", "", StringComparison.Ordinal));
+    }
+
+    /// <summary>Sends a line and returns the echo.</summary>
+    public async Task<string> RoundTrip(string line, int timeoutMs = 10000)
+    {
+        using var cts = new CancellationTokenSource(timeoutMs);
+        await _socket.SendAsync(Encoding.ASCII.GetBytes(line + "\n"), SocketFlags.None, cts.Token);
+        var sb = new StringBuilder();
+        while (!sb.ToString().EndsWith('\n'))
+        {
+            int n = await _socket.ReceiveAsync(_buf, SocketFlags.None, cts.Token);
+            if (n == 0)
+                throw new InvalidOperationException("echo connection closed");
+            sb.Append(Encoding.ASCII.GetString(_buf, 0, n));
+        }
+        return sb.ToString().Trim();
+    }
+
+    public void Dispose() => _socket.Dispose();
+}

@@ -41,7 +41,7 @@ public class DataPathTests
     {
         var r = T.Client.Exec(TimeSpan.FromSeconds(20), "curl", "-sS", "-m", "10", $"http://{Topology.Vip}/");
         Assert.True(r.ExitCode == 0, r.Output);
-        Assert.StartsWith("hello from backend, you are 10.20.0.1:", r.Stdout);
+        Assert.StartsWith("hello from backend 10.20.0.2, you are 10.20.0.1:", r.Stdout);
     }
 
     [Fact]

@@ -158,6 +158,27 @@ public class CheckCommandTests
     }
 
     [Fact]
+    public void Config_import_prints_a_zon_lb_file_in_our_format_which_check_accepts()
+    {
+        string zon = Path.Combine(Path.GetTempPath(), $"zonlb-import-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(zon, "[netif.lbc.1]\nip = \"10.10.0.1\"\nproto = 6\nport = 80\n\n[backend.1_0]\nip = \"10.20.0.2\"\nproto = 6\nport = 8080\noptions = [\"redirect\", \"src_ip=10.20.0.1\"]\n");
+        try
+        {
+            var r = Command.Run("dotnet", new[] { ZonLbProcess.CliPath, "config", "import", zon }, TimeSpan.FromSeconds(60));
+            Assert.True(r.ExitCode == 0, r.Output);
+            Assert.Contains("name = \"lbc_1\"", r.Stdout);
+            Assert.Contains("snat = \"10.20.0.1\"", r.Stdout);
+            using var t = Topology.Create();
+            var check = Check(r.Stdout, t.Lb);
+            Assert.True(check.ExitCode == 0, check.Output);
+        }
+        finally
+        {
+            File.Delete(zon);
+        }
+    }
+
+    [Fact]
     public void A_config_naming_an_interface_this_host_lacks_exits_2()
     {
         using var t = Topology.Create();

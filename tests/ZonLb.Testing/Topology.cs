@@ -18,6 +18,8 @@ public sealed class Topology : IDisposable
     public const string Vip = "10.10.0.1";
     public const string LbBackendSideIp = "10.20.0.1";
     public const string BackendIp = "10.20.0.2";
+    /// <summary>A second address in the backend namespace, for a second backend server.</summary>
+    public const string BackendIp2 = "10.20.0.3";
 
     private Topology(NetworkNamespace client, NetworkNamespace lb, NetworkNamespace backend)
     {
@@ -47,6 +49,7 @@ public sealed class Topology : IDisposable
             l.Ip("addr", "add", $"{LbBackendSideIp}/24", "dev", "lbs");
             c.Ip("addr", "add", $"{ClientIp}/24", "dev", "eth0");
             s.Ip("addr", "add", $"{BackendIp}/24", "dev", "eth0");
+            s.Ip("addr", "add", $"{BackendIp2}/24", "dev", "eth0");
             l.Ip("link", "set", "lbc", "up");
             l.Ip("link", "set", "lbs", "up");
             c.Ip("link", "set", "eth0", "up");

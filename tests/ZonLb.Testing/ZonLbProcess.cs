@@ -14,11 +14,18 @@ public sealed class ZonLbProcess : IDisposable
     private readonly List<string> _lines = new();
     private readonly string _configPath;
 
-    private ZonLbProcess(Process process, string configPath)
+    private ZonLbProcess(Process process, string configPath, string socketPath)
     {
         _process = process;
         _configPath = configPath;
+        SocketPath = socketPath;
     }
+
+    /// <summary>This instance's control socket (a fresh path per instance, so tests never collide).</summary>
+    public string SocketPath { get; }
+
+    /// <summary>The configuration file it runs with; tests rewrite it before a reload.</summary>
+    public string ConfigPath => _configPath;
 
     public int Pid => _process.Id;
 
@@ -36,7 +43,11 @@ public sealed class ZonLbProcess : IDisposable
     /// from a script that started it in the background.</param>
     public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false)
     {
-        string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{Guid.NewGuid():N}.toml");
+        string id = Guid.NewGuid().ToString("N");
+        string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{id}.toml");
+        string socket = Path.Combine(Path.GetTempPath(), $"zonlb-test-{id}.sock");
+        if (!configToml.Contains("control_socket", StringComparison.Ordinal))
+            configToml = $"control_socket = \"{socket}\"\n" + configToml;
         File.WriteAllText(config, configToml);
         var psi = new ProcessStartInfo("ip")
         {
@@ -51,7 +62,7 @@ public sealed class ZonLbProcess : IDisposable
         foreach (var a in command)
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start zonlb-afxdp");
-        var z = new ZonLbProcess(p, config);
+        var z = new ZonLbProcess(p, config, socket);
         p.OutputDataReceived += (_, e) => z.Add(e.Data);
         p.ErrorDataReceived += (_, e) => z.Add(e.Data);
         p.BeginOutputReadLine();
@@ -107,6 +118,13 @@ public sealed class ZonLbProcess : IDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Runs `zonlb-afxdp ARGS --socket THIS` (a control command) and returns what it printed.</summary>
+    public CommandResult Control(params string[] args) =>
+        Command.Run("dotnet", new[] { CliPath }.Concat(args).Concat(new[] { "--socket", SocketPath }), TimeSpan.FromSeconds(60));
+
+    /// <summary>Sends a signal to the process.</summary>
+    public void Signal(int signal) => kill(_process.Id, signal);
+
     /// <summary>Sends a signal (SIGTERM unless told) and waits for the exit code.</summary>
     public int Stop(int signal = SIGTERM, TimeSpan? timeout = null)
     {
@@ -129,6 +147,7 @@ public sealed class ZonLbProcess : IDisposable
         File.Delete(_configPath);
     }
 
+    public const int SIGHUP = 1;
     public const int SIGINT = 2;
     public const int SIGTERM = 15;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using ZonLb.Engine.Configuration;
+using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Native.Bpf;
@@ -60,9 +61,38 @@ public static class RunCommand
         }
 
         int exit = ExitCodes.Ok;
+        ControlServer control;
+        try
+        {
+            control = new ControlServer(dp, cfg.ControlSocket, Log);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            dp.Dispose();
+            Console.Error.WriteLine($"error: control socket {cfg.ControlSocket}: {e.Message}");
+            Console.Error.WriteLine("nothing was left attached");
+            return ExitCodes.ConfigError;
+        }
+        control.OnReload = () => Reload(dp, path);
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Reload(dp, path);
+                }
+                catch (Exception e) when (e is ConfigException or InvalidOperationException or NativeException)
+                {
+                    Log($"reload failed, nothing changed: {e.Message}");
+                }
+            });
+        });
+        using (control)
         using (dp)
         {
-            Log($"running with {cfg.Services.Count} service(s); SIGINT or SIGTERM stops");
+            Log($"running with {cfg.Services.Count} service(s); control socket {cfg.ControlSocket}; SIGINT or SIGTERM stops, SIGHUP reloads");
             var status = new StatusPrinter(dp);
             var period = TimeSpan.FromSeconds(statusInterval > 0 ? statusInterval : 1);
             while (!stop.Wait(period))
@@ -82,6 +112,8 @@ public static class RunCommand
         Log($"stopped; detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
         return exit;
     }
+
+    private static Task<string> Reload(Dataplane dp, string path) => dp.Reload(ConfigLoader.LoadFile(path));
 
     private static void Log(string message) => Console.WriteLine($"{DateTime.Now:HH:mm:ss} {message}");
 }

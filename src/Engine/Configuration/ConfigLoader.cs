@@ -15,9 +15,10 @@ namespace ZonLb.Engine.Configuration;
 /// </summary>
 public static class ConfigLoader
 {
-    private static readonly string[] TopKeys = { "interface", "service", "engine" };
+    private static readonly string[] TopKeys = { "interface", "service", "engine", "control_socket", "metrics_listen" };
     private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode" };
-    private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "backend" };
+    private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "health", "backend" };
+    private static readonly string[] HealthKeys = { "kind", "interval", "timeout", "rise", "fall", "path", "drain" };
     private static readonly string[] BackendKeys = { "address", "port", "weight" };
     private static readonly string[] EngineKeys =
     {
@@ -87,6 +88,19 @@ public static class ConfigLoader
         for (int i = 0; i < services.Count; i++)
             config.Services.Add(ReadService(r, services[i], $"service[{i}]", config));
 
+        if (root.ContainsKey("control_socket"))
+        {
+            config.ControlSocket = r.RequiredString(root, "", "control_socket");
+            if (!config.ControlSocket.StartsWith('/') || config.ControlSocket.Length > 107)
+                throw r.Error("", "control_socket", config.ControlSocket, "must be an absolute path of at most 107 characters");
+        }
+        if (root.ContainsKey("metrics_listen"))
+        {
+            string m = r.RequiredString(root, "", "metrics_listen");
+            if (!System.Net.IPEndPoint.TryParse(m, out var ep) || ep.Port == 0)
+                throw r.Error("", "metrics_listen", m, "must be address:port, e.g. \"127.0.0.1:9464\"");
+            config.MetricsListen = m;
+        }
         if (root.TryGetValue("engine", out var e2))
         {
             if (e2 is not TomlTable et)
@@ -123,7 +137,14 @@ public static class ConfigLoader
         if (dup != null)
             throw r.Error(at, "vip", vip, $"service '{dup.Name}' already serves {vip} {proto.ToString().ToLowerInvariant()} port {port}");
         var snat = t.ContainsKey("snat") ? r.RequiredIPv4(t, at, "snat") : null;
-        var svc = new ServiceConfig { Name = name, Vip = vip, Protocol = proto, Port = port, Snat = snat };
+        HealthConfig? health = null;
+        if (t.TryGetValue("health", out var hv))
+        {
+            if (hv is not TomlTable ht)
+                throw r.Error(at, "health", hv, "must be a table, e.g. health = { kind = \"tcp\", interval = 2, timeout = 1, rise = 2, fall = 3 }");
+            health = ReadHealth(r, ht, $"{at}.health", proto);
+        }
+        var svc = new ServiceConfig { Name = name, Vip = vip, Protocol = proto, Port = port, Snat = snat, Health = health };
 
         var backends = r.TableArray(t, "backend", at);
         if (backends.Count == 0)
@@ -150,6 +171,31 @@ public static class ConfigLoader
             svc.Backends.Add(new BackendConfig { Address = addr, Port = bport, Weight = weight });
         }
         return svc;
+    }
+
+    private static HealthConfig? ReadHealth(Reader r, TomlTable t, string at, IpProtocol proto)
+    {
+        r.CheckKeys(t, at, HealthKeys);
+        var kind = r.OptionalEnum(t, at, "kind", HealthKind.Tcp, ("tcp", HealthKind.Tcp), ("http", HealthKind.Http), ("none", HealthKind.None));
+        if (kind == HealthKind.None)
+            return null;
+        if (proto != IpProtocol.Tcp)
+            throw r.Error(at, "kind", kind.ToString().ToLowerInvariant(), "tcp and http checks need a tcp service");
+        var h = new HealthConfig
+        {
+            Kind = kind,
+            IntervalSeconds = r.OptionalSeconds(t, at, "interval", 2),
+            TimeoutSeconds = r.OptionalSeconds(t, at, "timeout", 1),
+            Rise = r.OptionalInt(t, at, "rise", 2, 1, 100),
+            Fall = r.OptionalInt(t, at, "fall", 3, 1, 100),
+            Path = t.TryGetValue("path", out var p) ? p as string ?? throw r.Error(at, "path", p, "must be a string") : "/",
+            Drain = !t.TryGetValue("drain", out var d) || (d as bool? ?? throw r.Error(at, "drain", d, "must be true or false")),
+        };
+        if (!h.Path.StartsWith('/'))
+            throw r.Error(at, "path", h.Path, "must start with /");
+        if (h.TimeoutSeconds > h.IntervalSeconds)
+            throw r.Error(at, "timeout", h.TimeoutSeconds, $"must not exceed interval ({h.IntervalSeconds})");
+        return h;
     }
 
     private static EngineOptions ReadEngine(Reader r, TomlTable t)
@@ -265,6 +311,21 @@ public static class ConfigLoader
             if (n < min || n > max)
                 throw Error(at, key, n, $"out of range {min}-{max}");
             return (int)n;
+        }
+
+        public double OptionalSeconds(TomlTable t, string at, string key, double fallback)
+        {
+            if (!t.TryGetValue(key, out var v))
+                return fallback;
+            double d = v switch
+            {
+                long n => n,
+                double x => x,
+                _ => throw Error(at, key, v, "must be a number of seconds"),
+            };
+            if (d is < 0.05 or > 3600)
+                throw Error(at, key, d, "out of range 0.05-3600 seconds");
+            return d;
         }
 
         public T OptionalEnum<T>(TomlTable t, string at, string key, T fallback, params (string Name, T Value)[] choices)

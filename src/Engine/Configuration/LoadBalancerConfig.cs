@@ -13,6 +13,14 @@ public sealed class LoadBalancerConfig
     public EngineOptions Engine { get; set; } = new();
     /// <summary>Where the configuration came from (a file path, or "code").</summary>
     public string Source { get; set; } = "code";
+
+    public const string DefaultControlSocket = "/run/zonlb-afxdp.sock";
+
+    /// <summary>The Unix socket `zonlb-afxdp status|stats|...` talks to (mode 0600: root only).</summary>
+    public string ControlSocket { get; set; } = DefaultControlSocket;
+
+    /// <summary>"address:port" of the Prometheus text endpoint; null: off.</summary>
+    public string? MetricsListen { get; set; }
 }
 
 /// <summary>An interface the engine attaches to (client side, backend side, or both).</summary>
@@ -33,7 +41,32 @@ public sealed class ServiceConfig
     public ushort Port { get; init; }
     /// <summary>Source address toward backends; null: the egress interface's address.</summary>
     public IPAddress? Snat { get; init; }
+    /// <summary>How backends are checked; null: not checked (always up).</summary>
+    public HealthConfig? Health { get; init; }
     public List<BackendConfig> Backends { get; } = new();
+}
+
+public enum HealthKind
+{
+    None,
+    Tcp,
+    Http,
+}
+
+/// <summary>Active health checks of a service's backends, from the load balancer's namespace.</summary>
+public sealed class HealthConfig
+{
+    public HealthKind Kind { get; init; } = HealthKind.Tcp;
+    public double IntervalSeconds { get; init; } = 2;
+    public double TimeoutSeconds { get; init; } = 1;
+    /// <summary>Consecutive successes that bring a down backend back.</summary>
+    public int Rise { get; init; } = 2;
+    /// <summary>Consecutive failures that take an up backend out.</summary>
+    public int Fall { get; init; } = 3;
+    /// <summary>HTTP checks: the path requested; a 2xx or 3xx status passes.</summary>
+    public string Path { get; init; } = "/";
+    /// <summary>true: a failed backend keeps its connections until they close; false: they are dropped.</summary>
+    public bool Drain { get; init; } = true;
 }
 
 public sealed class BackendConfig

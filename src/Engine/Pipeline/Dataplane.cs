@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
@@ -41,10 +40,10 @@ public sealed class Port
 /// table and the counters (no locks on the hot path). Dispose stops the worker, detaches every XDP program
 /// it attached and closes the sockets.
 /// </summary>
-public sealed class Dataplane : IDisposable
+public sealed partial class Dataplane : IDisposable
 {
     private const int Batch = 64;
-    private readonly LoadBalancerConfig _config;
+    private LoadBalancerConfig _config;
     private readonly Action<string> _log;
     private readonly List<Port> _ports = new();
     private readonly List<XskSocket> _sockets = new();
@@ -61,6 +60,9 @@ public sealed class Dataplane : IDisposable
         _config = config;
         _log = log;
     }
+
+    /// <summary>The configuration in force (replaced by a successful reload).</summary>
+    public LoadBalancerConfig Config => _config;
 
     public EngineCounters Counters { get; } = new();
     public IReadOnlyList<Port> Ports => _ports;
@@ -116,7 +118,7 @@ public sealed class Dataplane : IDisposable
         }
 
         _routes = new KernelRouteSource();
-        var services = ResolveServices(nl);
+        var services = _config.Services.Select(sc => ServiceResolver.Resolve(sc, o, nl)).ToList();
 
         _program = XdpProgram.Load();
         _umem = new Umem(o.FrameCount, o.FrameSize);
@@ -159,46 +161,10 @@ public sealed class Dataplane : IDisposable
         foreach (var s in services)
             foreach (var b in s.Backends)
                 _log($"service {s.Name}: {KernelRouteSource.ToAddress(s.Vip)} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
-                     $"{KernelRouteSource.ToAddress(b.Ip)}:{b.Port} (snat {KernelRouteSource.ToAddress(b.SnatIp)})");
+                     $"{KernelRouteSource.ToAddress(b.Info.Ip)}:{b.Info.Port} (snat {KernelRouteSource.ToAddress(b.Info.SnatIp)}, weight {b.Info.Weight})");
 
         _worker = new Thread(WorkerLoop) { Name = "zonlb-worker", IsBackground = true };
         _worker.Start();
-    }
-
-    /// <summary>Decides the SNAT address of every backend: the service's snat, else the kernel's preferred
-    /// source toward the backend, else the egress interface's first IPv4 address.</summary>
-    private List<ResolvedService> ResolveServices(RtNetlink nl)
-    {
-        var list = new List<ResolvedService>();
-        foreach (var s in _config.Services)
-        {
-            var backends = new List<ResolvedBackend>();
-            foreach (var b in s.Backends)
-            {
-                uint bip = KernelRouteSource.FromAddress(b.Address);
-                uint snat;
-                if (s.Snat != null)
-                {
-                    snat = KernelRouteSource.FromAddress(s.Snat);
-                }
-                else
-                {
-                    var route = nl.GetRoute(b.Address, out int errno);
-                    if (route == null)
-                        throw new InvalidOperationException(
-                            $"service {s.Name}: no route to backend {b.Address} ({new Native.Interop.NativeException("route lookup", errno).Message}); add a route or set snat");
-                    IPAddress? src = route.PreferredSource ?? nl.GetIPv4Addresses(route.OutIfIndex).FirstOrDefault();
-                    if (src == null)
-                        throw new InvalidOperationException(
-                            $"service {s.Name}: the interface toward backend {b.Address} has no IPv4 address; set snat");
-                    snat = KernelRouteSource.FromAddress(src);
-                }
-                backends.Add(new ResolvedBackend(bip, b.Port, snat, b.Weight));
-            }
-            list.Add(new ResolvedService(s.Name, KernelRouteSource.FromAddress(s.Vip), s.Protocol, s.Port, backends.ToArray(),
-                _config.Engine.MaglevTableSize));
-        }
-        return list;
     }
 
     // ---------------- worker ----------------
@@ -244,7 +210,7 @@ public sealed class Dataplane : IDisposable
         while (!_stop)
         {
             long now = Environment.TickCount64;
-            int work = 0;
+            int work = RunControlWork();
             for (int si = 0; si < _sockets.Count; si++)
             {
                 var s = _sockets[si];

@@ -17,7 +17,7 @@ namespace ZonLb.Engine.Pipeline;
 /// </summary>
 public sealed class PacketProcessor
 {
-    private readonly ResolvedService[] _services;
+    private readonly List<ResolvedService> _services;
     private readonly Dictionary<ServiceKey, int> _serviceIndex = new();
     private readonly Dictionary<(uint Snat, uint Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
     private readonly HashSet<(uint, IpProtocol)> _natAddresses = new();
@@ -36,17 +36,9 @@ public sealed class PacketProcessor
     {
         _options = options;
         Counters = counters;
-        _services = services.ToArray();
-        for (int i = 0; i < _services.Length; i++)
-        {
-            var s = _services[i];
-            _serviceIndex.Add(s.Key, i);
-            foreach (var b in s.Backends)
-            {
-                _natPorts.TryAdd((b.SnatIp, b.Ip, b.Port, s.Protocol), new PortAllocator(options.NatPortMin, options.NatPortMax));
-                _natAddresses.Add((b.SnatIp, s.Protocol));
-            }
-        }
+        _services = new List<ResolvedService>();
+        foreach (var s in services)
+            AddService(s);
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
         _connections = new ConnectionTable(options.ConnectionCapacity);
@@ -57,7 +49,7 @@ public sealed class PacketProcessor
             options.TcpLastAckTimeoutSeconds, options.TcpTimeWaitTimeoutSeconds, options.TcpCloseTimeoutSeconds,
         }.Select(x => x * 1000L).ToArray();
         _timeoutOf = TimeoutOf;
-        _releasePort = ReleasePort;
+        _releasePort = OnRemoved;
         _nextHops = new NextHopCache(routes, options.NeighborCacheSeconds * 1000L, 5);
     }
 
@@ -69,6 +61,68 @@ public sealed class PacketProcessor
     public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natAddresses;
 
     public IReadOnlyList<ResolvedService> Services => _services;
+
+    /// <summary>Adds a service (at start, or on reload); returns its index.</summary>
+    public int AddService(ResolvedService s)
+    {
+        if (_serviceIndex.ContainsKey(s.Key))
+            throw new InvalidOperationException($"service {s.Name}: {s.Key} is already served");
+        _services.Add(s);
+        _serviceIndex.Add(s.Key, _services.Count - 1);
+        foreach (var b in s.Backends)
+            EnsureNatPorts(s, b.Info);
+        return _services.Count - 1;
+    }
+
+    /// <summary>Stops a service from taking new flows; its connections drain.</summary>
+    public void RemoveService(int index)
+    {
+        var s = _services[index];
+        s.Removed = true;
+        _serviceIndex.Remove(s.Key);
+    }
+
+    /// <summary>Adds a backend to a service (or revives a removed one at the same address and port).</summary>
+    public int AddBackend(int serviceIndex, ResolvedBackend b)
+    {
+        var s = _services[serviceIndex];
+        int i = s.Find(b.Ip, b.Port);
+        if (i >= 0)
+        {
+            s.Backends[i].Info = b;
+            s.Backends[i].Removed = false;
+        }
+        else
+        {
+            s.Backends.Add(new BackendSlot(b));
+            i = s.Backends.Count - 1;
+        }
+        EnsureNatPorts(s, b);
+        s.Rebuild();
+        return i;
+    }
+
+    private void EnsureNatPorts(ResolvedService s, ResolvedBackend b)
+    {
+        _natPorts.TryAdd((b.SnatIp, b.Ip, b.Port, s.Protocol), new PortAllocator(_options.NatPortMin, _options.NatPortMax));
+        _natAddresses.Add((b.SnatIp, s.Protocol));
+    }
+
+    /// <summary>Forgets every connection (conntrack flush); returns how many.</summary>
+    public int FlushConnections(Func<Connection, bool>? which = null)
+    {
+        int n = 0;
+        for (int i = 0; i < _connections.Capacity; i++)
+        {
+            ref var c = ref _connections[i];
+            if (!c.InUse || (which != null && !which(c)))
+                continue;
+            OnRemoved(c);
+            _connections.Remove(i);
+            n++;
+        }
+        return n;
+    }
 
     /// <summary>Runs the pipeline on one frame (rewritten in place). now is in milliseconds.</summary>
     public Verdict Process(Span<byte> frame, long now, out int egressIfIndex, out uint nextHopKey)
@@ -113,6 +167,17 @@ public sealed class PacketProcessor
 
         ref var c = ref _connections[index];
         c.LastSeen = now;
+        var slot = _services[c.ServiceIndex].Backends[c.BackendIndex];
+        if (toBackend)
+        {
+            slot.PacketsToBackend++;
+            slot.BytesToBackend += frame.Length;
+        }
+        else
+        {
+            slot.PacketsToClient++;
+            slot.BytesToClient += frame.Length;
+        }
         if (!toBackend)
             c.Replied = true;
         if (p.Protocol == IpProtocol.Tcp)
@@ -164,13 +229,16 @@ public sealed class PacketProcessor
         if (bi < 0)
         {
             reason = DropReason.NoBackend;
+            s.Drop(reason);
             return -1;
         }
-        var b = s.Backends[bi];
+        var slot = s.Backends[bi];
+        var b = slot.Info;
         var ports = _natPorts[(b.SnatIp, b.Ip, b.Port, s.Protocol)];
         if (!ports.TryAllocate(out ushort natPort))
         {
             reason = DropReason.NatPortsExhausted;
+            s.Drop(reason);
             return -1;
         }
         var c = new Connection
@@ -180,7 +248,7 @@ public sealed class PacketProcessor
             VipIp = p.DstIp,
             VipPort = p.DstPort,
             BackendIp = b.Ip,
-            BackendPort = s.Protocol == IpProtocol.Icmp ? natPort : b.Port,
+            BackendPort = b.Port,
             SnatIp = b.SnatIp,
             NatPort = natPort,
             Protocol = s.Protocol,
@@ -194,9 +262,14 @@ public sealed class PacketProcessor
         {
             ports.Release(natPort);
             reason = DropReason.ConnectionTableFull;
+            s.Drop(reason);
             return -1;
         }
         Counters.NewConnections++;
+        s.NewConnections++;
+        s.ActiveConnections++;
+        slot.NewConnections++;
+        slot.ActiveConnections++;
         reason = DropReason.None;
         return index;
     }
@@ -286,10 +359,14 @@ public sealed class PacketProcessor
         _ => _options.IcmpTimeoutSeconds * 1000L,
     };
 
-    private void ReleasePort(Connection c)
+    /// <summary>Releases what a connection held: its NAT port and its place in the active counts.</summary>
+    private void OnRemoved(Connection c)
     {
-        var b = _services[c.ServiceIndex].Backends[c.BackendIndex];
-        if (_natPorts.TryGetValue((b.SnatIp, b.Ip, b.Port, c.Protocol), out var ports))
+        var s = _services[c.ServiceIndex];
+        var slot = s.Backends[c.BackendIndex];
+        s.ActiveConnections--;
+        slot.ActiveConnections--;
+        if (_natPorts.TryGetValue((c.SnatIp, c.BackendIp, c.BackendPort, c.Protocol), out var ports))
             ports.Release(c.NatPort);
     }
 }

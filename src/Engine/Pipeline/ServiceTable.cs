@@ -1,4 +1,5 @@
 using ZonLb.Engine.Balancing;
+using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 
 namespace ZonLb.Engine.Pipeline;
@@ -14,14 +15,38 @@ public readonly record struct ResolvedBackend(uint Ip, ushort Port, uint SnatIp,
 public readonly record struct ServiceKey(uint Vip, IpProtocol Protocol, ushort Port);
 
 /// <summary>
-/// A service with its addresses as numbers, its backends' SNAT addresses decided, and the Maglev table that
-/// assigns new flows. Backends can be taken out of (and put back into) the table for new flows; connections
-/// already assigned keep their backend.
+/// A backend of a running service: what it is, whether it takes new flows, and its counters (written by the
+/// worker thread only). Slots are never removed from a service, only marked removed, so that connections can
+/// keep referring to their backend by index.
+/// </summary>
+public sealed class BackendSlot
+{
+    public BackendSlot(ResolvedBackend info) => Info = info;
+
+    public ResolvedBackend Info { get; internal set; }
+    /// <summary>Taken out by an operator (backend disable).</summary>
+    public bool Disabled { get; internal set; }
+    /// <summary>Taken out by the health checker.</summary>
+    public bool Unhealthy { get; internal set; }
+    /// <summary>Removed from the configuration; kept while its connections drain.</summary>
+    public bool Removed { get; internal set; }
+
+    public bool TakesNewFlows => !Disabled && !Unhealthy && !Removed && Info.Weight > 0;
+
+    public string State => Removed ? "removed" : Disabled ? "disabled" : Unhealthy ? "down" : Info.Weight == 0 ? "weight-0" : "up";
+
+    public long PacketsToBackend, BytesToBackend, PacketsToClient, BytesToClient, NewConnections, ActiveConnections;
+}
+
+/// <summary>
+/// A service with its addresses as numbers, its backends' SNAT addresses decided, per-backend state and counters,
+/// and the Maglev table that assigns new flows. Changes rebuild the table; connections already assigned keep
+/// their backend. Mutated only on the worker thread.
 /// </summary>
 public sealed class ResolvedService
 {
-    private readonly bool[] _out;
     private readonly int _tableSize;
+    private readonly long[] _drops = new long[DropReasonNames.Count];
 
     public ResolvedService(string name, uint vip, IpProtocol protocol, ushort port, ResolvedBackend[] backends,
         int maglevTableSize = MaglevTable.DefaultSize)
@@ -30,9 +55,9 @@ public sealed class ResolvedService
         Vip = vip;
         Protocol = protocol;
         Port = port;
-        Backends = backends;
-        _out = new bool[backends.Length];
         _tableSize = maglevTableSize;
+        foreach (var b in backends)
+            Backends.Add(new BackendSlot(b));
         Table = Build();
     }
 
@@ -40,33 +65,51 @@ public sealed class ResolvedService
     public uint Vip { get; }
     public IpProtocol Protocol { get; }
     public ushort Port { get; }
-    public ResolvedBackend[] Backends { get; }
+    public List<BackendSlot> Backends { get; } = new();
+    /// <summary>Removed from the configuration: no new flows; existing connections drain.</summary>
+    public bool Removed { get; internal set; }
 
     /// <summary>The table new flows are assigned by; replaced whole when a backend goes out or comes back.</summary>
     public MaglevTable Table { get; private set; }
 
     public ServiceKey Key => new(Vip, Protocol, Port);
 
-    public bool IsOut(int backend) => _out[backend];
+    public long NewConnections, ActiveConnections;
 
-    /// <summary>Takes a backend out of (or back into) the table for new flows and rebuilds it.</summary>
-    public void SetOut(int backend, bool isOut)
+    public void Drop(DropReason reason) => _drops[(int)reason]++;
+
+    public long Drops(DropReason reason) => _drops[(int)reason];
+
+    /// <summary>Index of the backend at ip:port, or -1.</summary>
+    public int Find(uint ip, ushort port)
     {
-        if (_out[backend] == isOut)
-            return;
-        _out[backend] = isOut;
-        Table = Build();
+        for (int i = 0; i < Backends.Count; i++)
+            if (Backends[i].Info.Ip == ip && Backends[i].Info.Port == port)
+                return i;
+        return -1;
     }
+
+    /// <summary>Rebuilds the Maglev table from the backends that take new flows.</summary>
+    public void Rebuild() => Table = Build();
 
     private MaglevTable Build()
     {
-        var ids = new string[Backends.Length];
-        var weights = new int[Backends.Length];
-        for (int i = 0; i < Backends.Length; i++)
+        var ids = new string[Backends.Count];
+        var weights = new int[Backends.Count];
+        for (int i = 0; i < Backends.Count; i++)
         {
-            ids[i] = Backends[i].Identity;
-            weights[i] = _out[i] ? 0 : Backends[i].Weight;
+            ids[i] = Backends[i].Info.Identity;
+            weights[i] = Backends[i].TakesNewFlows ? Backends[i].Info.Weight : 0;
         }
         return new MaglevTable(ids, weights, _tableSize);
+    }
+
+    /// <summary>Takes a backend out of (or back into) the table for new flows, as the health checker sees it.</summary>
+    public void SetOut(int backend, bool isOut)
+    {
+        if (Backends[backend].Unhealthy == isOut)
+            return;
+        Backends[backend].Unhealthy = isOut;
+        Rebuild();
     }
 }

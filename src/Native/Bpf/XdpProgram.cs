@@ -147,6 +147,15 @@ public sealed unsafe class XdpProgram : IDisposable
         Update(_servicesMap, &key, &one, "services");
     }
 
+    /// <summary>Stops steering a service's frames (they go to the kernel again).</summary>
+    public void RemoveService(IPAddress vip, byte proto, ushort port)
+    {
+        var key = new ServiceKey { AddrBe = AddressBe(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        int err = LibBpf.bpf_map_delete_elem(_servicesMap, &key);
+        if (err != 0 && -err != Errno.ENOENT)
+            throw new NativeException("bpf_map_delete_elem(services)", -err);
+    }
+
     /// <summary>Frames to (address, proto) with a destination port (ICMP: echo id) in the range are replies to us.</summary>
     public void AddNatAddress(IPAddress addr, byte proto, ushort portMin, ushort portMax)
     {
