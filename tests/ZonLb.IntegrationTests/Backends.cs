@@ -33,6 +33,9 @@ public sealed class Backends : IDisposable
         _ = Task.Run(UdpLoop);
     }
 
+    /// <summary>What GET /health answers: 200 when true, 503 when false.</summary>
+    public volatile bool Healthy = true;
+
     /// <summary>Source endpoints the TCP server accepted connections from.</summary>
     public ConcurrentQueue<IPEndPoint> TcpPeers { get; } = new();
 
@@ -60,7 +63,6 @@ public sealed class Backends : IDisposable
         using (s)
         {
             var peer = (IPEndPoint)s.RemoteEndPoint!;
-            TcpPeers.Enqueue(peer);
             var buf = new byte[8192];
             var request = new StringBuilder();
             try
@@ -73,6 +75,8 @@ public sealed class Backends : IDisposable
                     request.Append(Encoding.ASCII.GetString(buf, 0, n));
                 }
                 string first = request.ToString().Split('\n')[0].Trim();
+                if (!first.StartsWith("GET /health", StringComparison.Ordinal))
+                    TcpPeers.Enqueue(peer); // every client request, not the load balancer's health checks
                 if (first == "ECHO")
                 {
                     // a long-lived connection: echo every line until the client closes
@@ -86,6 +90,13 @@ public sealed class Backends : IDisposable
                 // "GET /bytes/N" asks for an N-byte body, to move more than one segment.
                 if (first.StartsWith("GET /bytes/", StringComparison.Ordinal))
                     int.TryParse(first.Split(' ')[1].AsSpan("/bytes/".Length), out size);
+                if (first.StartsWith("GET /health", StringComparison.Ordinal))
+                {
+                    string status = Healthy ? "200 OK" : "503 Service Unavailable";
+                    await s.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.0 {status}\r\nContent-Length: 0\r\n\r\n"), SocketFlags.None, _stop.Token);
+                    s.Shutdown(SocketShutdown.Both);
+                    return;
+                }
                 string greeting = $"hello from backend {_name}, you are {peer.Address}:{peer.Port}\n";
                 var body = Encoding.ASCII.GetBytes(greeting + new string('x', size));
                 var head = Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using ZonLb.Engine.Balancing;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
@@ -89,8 +90,9 @@ public static class RunCommand
                 }
             });
         });
-        using (control)
         using (dp)
+        using (control)
+        using (new HealthChecker(dp, Log))
         {
             Log($"running with {cfg.Services.Count} service(s); control socket {cfg.ControlSocket}; SIGINT or SIGTERM stops, SIGHUP reloads");
             var status = new StatusPrinter(dp);

@@ -60,6 +60,9 @@ public sealed partial class Dataplane
         return n;
     }
 
+    /// <summary>The running services; read on the worker thread only (inside <see cref="Invoke{T}"/>).</summary>
+    public IReadOnlyList<ResolvedService> RunningServices => P.Services;
+
     private PacketProcessor P => _processor ?? throw new InvalidOperationException("the data path is not set up");
 
     private static string Ip(uint a) => KernelRouteSource.ToAddress(a).ToString();
