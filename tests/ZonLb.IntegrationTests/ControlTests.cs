@@ -215,6 +215,20 @@ public class ControlTests
     }
 
     [Fact]
+    public async Task The_metrics_endpoint_exposes_the_counters_in_prometheus_text()
+    {
+        using var s = new Setup("metrics_listen = \"127.0.0.1:9464\"\n" + TwoBackends());
+        await s.BackendsOf(5);
+        var r = s.T.Lb.Exec(TimeSpan.FromSeconds(20), "curl", "-sS", "-m", "10", "http://127.0.0.1:9464/metrics");
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Contains("# TYPE zonlb_rx_packets_total counter", r.Stdout);
+        Assert.Contains("zonlb_service_new_connections_total{service=\"web\"} 5", r.Stdout);
+        Assert.Contains("zonlb_backend_up{service=\"web\",backend=\"10.20.0.2:8080\"} 1", r.Stdout);
+        Assert.Matches(@"zonlb_backend_packets_total\{service=""web"",backend=""10\.20\.0\.\d:8080"",direction=""to_backend""\} [1-9]", r.Stdout);
+        Assert.Contains("# TYPE zonlb_active_connections gauge", r.Stdout);
+    }
+
+    [Fact]
     public void A_control_command_without_a_running_instance_says_so()
     {
         var r = Command.Run("dotnet", new[] { ZonLbProcess.CliPath, "status", "--socket", "/tmp/zonlb-no-such.sock" }, TimeSpan.FromSeconds(60));

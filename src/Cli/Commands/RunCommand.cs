@@ -75,6 +75,22 @@ public static class RunCommand
             return ExitCodes.ConfigError;
         }
         control.OnReload = () => Reload(dp, path);
+        MetricsServer? metrics = null;
+        if (cfg.MetricsListen != null)
+        {
+            try
+            {
+                metrics = new MetricsServer(dp, cfg.MetricsListen);
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                control.Dispose();
+                dp.Dispose();
+                Console.Error.WriteLine($"error: metrics_listen = \"{cfg.MetricsListen}\": {e.Message}");
+                Console.Error.WriteLine("nothing was left attached");
+                return ExitCodes.ConfigError;
+            }
+        }
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
         {
             c.Cancel = true;
@@ -92,6 +108,7 @@ public static class RunCommand
         });
         using (dp)
         using (control)
+        using (metrics)
         using (new HealthChecker(dp, Log))
         {
             Log($"running with {cfg.Services.Count} service(s); control socket {cfg.ControlSocket}; SIGINT or SIGTERM stops, SIGHUP reloads");
