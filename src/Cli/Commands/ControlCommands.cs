@@ -138,6 +138,10 @@ public static class ControlCommands
             $"partial checksums repaired {S(n["partial_checksums_repaired"])}, held for a neighbour {S(n["held_for_neighbor"])}\n" +
             $"drops: {Drops(n["drops"])}\n" +
             $"xdp program: {string.Join(' ', n["xdp_program"]!.AsObject().Select(kv => $"{kv.Key}={kv.Value}"))}\n");
+        foreach (var w in n["workers"]!.AsArray())
+            sb.Append(CultureInfo.InvariantCulture,
+                $"worker {S(w!["index"])}{(w["cpu"]!.GetValue<int>() >= 0 ? $" (cpu {S(w["cpu"])})" : "")} [{string.Join(' ', w["queues"]!.AsArray().Select(S))}]: " +
+                $"rx {S(w["rx_packets"])}, tx {S(w["tx_packets"])}, handed off {S(w["handed_off"])}, connections {S(w["active_connections"])}\n");
         foreach (var s in n["services"]!.AsArray())
         {
             sb.Append(CultureInfo.InvariantCulture,

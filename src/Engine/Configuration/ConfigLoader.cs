@@ -22,7 +22,7 @@ public static class ConfigLoader
     private static readonly string[] BackendKeys = { "address", "port", "weight" };
     private static readonly string[] EngineKeys =
     {
-        "frame_count", "frame_size", "ring_size", "connection_capacity", "maglev_table_size", "nat_port_min", "nat_port_max",
+        "workers", "cpu_affinity", "frame_count", "frame_size", "ring_size", "connection_capacity", "maglev_table_size", "nat_port_min", "nat_port_max",
         "tcp_syn_sent_timeout", "tcp_syn_recv_timeout", "tcp_established_timeout", "tcp_fin_wait_timeout",
         "tcp_close_wait_timeout", "tcp_last_ack_timeout", "tcp_time_wait_timeout", "tcp_close_timeout",
         "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds",
@@ -203,6 +203,19 @@ public static class ConfigLoader
         const string at = "engine";
         r.CheckKeys(t, at, EngineKeys);
         var o = new EngineOptions();
+        o.Workers = r.OptionalInt(t, at, "workers", o.Workers, 1, 64);
+        if (t.TryGetValue("cpu_affinity", out var ca))
+        {
+            if (ca is not TomlArray cpus || cpus.Any(x => x is not long))
+                throw r.Error(at, "cpu_affinity", ca is TomlArray ? "[...]" : ca, "must be a list of CPU numbers, one per worker, e.g. [0, 1]");
+            o.CpuAffinity = cpus.Select(x => (int)(long)x!).ToList();
+            if (o.CpuAffinity.Count != o.Workers)
+                throw r.Error(at, "cpu_affinity", $"[{string.Join(", ", o.CpuAffinity)}]", $"names {o.CpuAffinity.Count} CPU(s) for {o.Workers} worker(s)");
+            int max = Environment.ProcessorCount;
+            foreach (int cpu in o.CpuAffinity)
+                if (cpu < 0 || cpu >= Math.Min(max, 64))
+                    throw r.Error(at, "cpu_affinity", $"[{string.Join(", ", o.CpuAffinity)}]", $"CPU {cpu} does not exist here (0-{max - 1})");
+        }
         o.FrameCount = r.OptionalInt(t, at, "frame_count", o.FrameCount, 64, 1 << 22);
         o.FrameSize = r.OptionalInt(t, at, "frame_size", o.FrameSize, 2048, 4096);
         if (o.FrameSize is not (2048 or 4096))

@@ -57,6 +57,8 @@ public static class ConfigWriter
             if (!Equals(now, def))
                 engine.Append(CultureInfo.InvariantCulture, $"{key} = {now}\n");
         }
+        if (c.Engine.CpuAffinity.Count > 0)
+            engine.Append(CultureInfo.InvariantCulture, $"cpu_affinity = [{string.Join(", ", c.Engine.CpuAffinity)}]\n");
         if (engine.Length > 0)
             sb.Append("[engine]\n").Append(engine);
         return sb.ToString().TrimEnd() + "\n";
@@ -65,7 +67,7 @@ public static class ConfigWriter
     /// <summary>The [engine] keys and how to read them, in file order.</summary>
     internal static readonly (string Key, Func<EngineOptions, object> Get)[] EngineKeys =
     {
-        ("frame_count", o => o.FrameCount), ("frame_size", o => o.FrameSize), ("ring_size", o => o.RingSize),
+        ("workers", o => o.Workers), ("frame_count", o => o.FrameCount), ("frame_size", o => o.FrameSize), ("ring_size", o => o.RingSize),
         ("connection_capacity", o => o.ConnectionCapacity), ("maglev_table_size", o => o.MaglevTableSize),
         ("nat_port_min", o => (int)o.NatPortMin), ("nat_port_max", o => (int)o.NatPortMax),
         ("tcp_syn_sent_timeout", o => o.TcpSynSentTimeoutSeconds), ("tcp_syn_recv_timeout", o => o.TcpSynRecvTimeoutSeconds),

@@ -81,13 +81,17 @@ public sealed class BackendConfig
 /// <summary>Sizes and timeouts of the data path, with their defaults.</summary>
 public sealed class EngineOptions
 {
+    /// <summary>Data-path threads; each interface needs at least this many RX queues.</summary>
+    public int Workers { get; set; } = 1;
+    /// <summary>CPU for each worker (empty: not pinned).</summary>
+    public List<int> CpuAffinity { get; set; } = new();
     /// <summary>UMEM frames shared by all sockets.</summary>
     public int FrameCount { get; set; } = 16384;
     /// <summary>UMEM frame size: 2048 or 4096.</summary>
     public int FrameSize { get; set; } = 2048;
     /// <summary>Entries of each fill, completion, RX and TX ring (a power of two).</summary>
     public int RingSize { get; set; } = 2048;
-    public int ConnectionCapacity { get; set; } = 65536;
+    public int ConnectionCapacity { get; set; } = 1 << 20;
     /// <summary>Slots of each service's Maglev table; a prime.</summary>
     public int MaglevTableSize { get; set; } = Balancing.MaglevTable.DefaultSize;
     /// <summary>NAT source ports (and ICMP echo ids); the default stays clear of Linux's ephemeral range 32768-60999.</summary>

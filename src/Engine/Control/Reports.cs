@@ -18,12 +18,14 @@ public sealed record ServiceReport(
     string Name, string Vip, string Protocol, int Port, bool Removed, long NewConnections, long ActiveConnections,
     IReadOnlyDictionary<string, long> Drops, IReadOnlyList<BackendReport> Backends);
 
+public sealed record WorkerReport(int Index, int Cpu, IReadOnlyList<string> Queues, long RxPackets, long TxPackets, long HandedOff, int ActiveConnections);
+
 public sealed record StatsReport(
     long RxPackets, long RxBytes, long TxPackets, long TxBytes, long ToBackend, long ToClient,
     long NewConnections, long ActiveConnections, long ExpiredConnections, long PartialChecksumsRepaired,
-    long HeldForNeighbor, long TxKicks, long TxKickErrors,
+    long HeldForNeighbor, long HandedOff, long TxKicks, long TxKickErrors,
     IReadOnlyDictionary<string, long> Drops, IReadOnlyDictionary<string, ulong> XdpProgram,
-    IReadOnlyList<ServiceReport> Services);
+    IReadOnlyList<WorkerReport> Workers, IReadOnlyList<ServiceReport> Services);
 
 public sealed record ConnectionReport(
     string Service, string Protocol, string Client, string Vip, string Backend, string Snat, string State, long IdleMs);

@@ -26,6 +26,7 @@ public enum DropReason
     TxRingFull = 17,
     FramePoolEmpty = 18,
     NoBackend = 19,
+    HandoffFull = 20,
 }
 
 public static class DropReasonNames
@@ -53,8 +54,9 @@ public static class DropReasonNames
         DropReason.TxRingFull => "tx_ring_full",
         DropReason.FramePoolEmpty => "frame_pool_empty",
         DropReason.NoBackend => "no_backend",
+        DropReason.HandoffFull => "handoff_full",
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
-    public const int Count = 20;
+    public const int Count = 21;
 }

@@ -22,8 +22,26 @@ public sealed class EngineCounters
     public long TxKicks;
     public long TxKickErrors;
     public long Held;
+    /// <summary>Frames passed to the worker that owns their connection.</summary>
+    public long HandedOff;
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;
+
+    /// <summary>A new object holding the sum of several workers' counters.</summary>
+    public static EngineCounters Sum(IEnumerable<EngineCounters> all)
+    {
+        var t = new EngineCounters();
+        foreach (var c in all)
+        {
+            t.RxPackets += c.RxPackets; t.RxBytes += c.RxBytes; t.TxPackets += c.TxPackets; t.TxBytes += c.TxBytes;
+            t.ToBackend += c.ToBackend; t.ToClient += c.ToClient; t.NewConnections += c.NewConnections;
+            t.ExpiredConnections += c.ExpiredConnections; t.PartialChecksumsRepaired += c.PartialChecksumsRepaired;
+            t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;
+            for (int i = 0; i < t._drops.Length; i++)
+                t._drops[i] += Volatile.Read(ref c._drops[i]);
+        }
+        return t;
+    }
 
     public long Drops(DropReason reason) => Volatile.Read(ref _drops[(int)reason]);
 

@@ -10,17 +10,29 @@ public sealed class PortAllocator
     private readonly bool[] _used;
     private int _cursor;
 
-    public PortAllocator(ushort min, ushort max)
+    private readonly int _first;
+    private readonly int _stride;
+
+    /// <param name="stride">Only ports p with p % stride == offset are handed out (one share per worker).</param>
+    public PortAllocator(ushort min, ushort max, int stride = 1, int offset = 0)
     {
         if (min == 0 || max < min)
             throw new ArgumentOutOfRangeException(nameof(min), $"invalid port range {min}-{max}");
+        if (stride < 1 || offset < 0 || offset >= stride)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"share {offset} of {stride}");
         Min = min;
         Max = max;
-        _used = new bool[max - min + 1];
+        _stride = stride;
+        _first = min + ((offset - min % stride) % stride + stride) % stride;
+        int count = _first > max ? 0 : (max - _first) / stride + 1;
+        _used = new bool[count];
     }
 
     public ushort Min { get; }
     public ushort Max { get; }
+
+    /// <summary>How many ports this allocator can hand out.</summary>
+    public int Capacity => _used.Length;
     public int InUse { get; private set; }
 
     /// <summary>False when every port of the range is in use.</summary>
@@ -34,7 +46,7 @@ public sealed class PortAllocator
             {
                 _used[i] = true;
                 InUse++;
-                port = (ushort)(Min + i);
+                port = (ushort)(_first + i * _stride);
                 return true;
             }
         }
@@ -44,8 +56,9 @@ public sealed class PortAllocator
 
     public void Release(ushort port)
     {
-        int i = port - Min;
-        if ((uint)i < (uint)_used.Length && _used[i])
+        int d = port - _first;
+        int i = d / _stride;
+        if (d >= 0 && d % _stride == 0 && (uint)i < (uint)_used.Length && _used[i])
         {
             _used[i] = false;
             InUse--;

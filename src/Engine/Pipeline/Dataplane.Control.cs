@@ -17,53 +17,64 @@ namespace ZonLb.Engine.Pipeline;
 /// </summary>
 public sealed partial class Dataplane
 {
-    private readonly ConcurrentQueue<Action> _controlWork = new();
+    private readonly SemaphoreSlim _controlLock = new(1, 1);
+    private readonly ManualResetEventSlim _resume = new(true);
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private volatile bool _pauseRequested;
+    private int _parked;
 
-    /// <summary>Runs f on the worker thread (directly when the worker is not running) and returns its result.</summary>
-    public Task<T> Invoke<T>(Func<T> f)
+    /// <summary>
+    /// Runs f with every worker parked between two batches (at most one poll interval later), so f sees and
+    /// changes the tables alone; the workers take no locks on the hot path. Control calls run one at a time.
+    /// </summary>
+    public async Task<T> Invoke<T>(Func<T> f)
     {
-        if (!IsRunning)
+        await _controlLock.WaitAsync();
+        try
         {
+            // workers released by the previous call must have left their park first
+            while (Volatile.Read(ref _parked) > 0)
+                await Task.Delay(1);
+            if (!IsRunning)
+                return f();
+            _resume.Reset();
+            _pauseRequested = true;
+            foreach (var w in _workers)
+                w.Wakeup.Signal();
+            while (Volatile.Read(ref _parked) < Volatile.Read(ref _alive))
+                await Task.Delay(1);
             try
             {
-                return Task.FromResult(f());
+                return f();
             }
-            catch (Exception e)
+            finally
             {
-                return Task.FromException<T>(e);
+                _pauseRequested = false;
+                _resume.Set();
             }
         }
-        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _controlWork.Enqueue(() =>
+        finally
         {
-            try
-            {
-                tcs.SetResult(f());
-            }
-            catch (Exception e)
-            {
-                tcs.SetException(e);
-            }
-        });
-        return tcs.Task;
+            _controlLock.Release();
+        }
     }
 
-    private int RunControlWork()
+    /// <summary>Called by each worker once per round: waits while control work runs.</summary>
+    internal void ParkIfAsked()
     {
-        int n = 0;
-        while (_controlWork.TryDequeue(out var work))
-        {
-            work();
-            n++;
-        }
-        return n;
+        if (!_pauseRequested)
+            return;
+        Interlocked.Increment(ref _parked);
+        _resume.Wait();
+        Interlocked.Decrement(ref _parked);
     }
 
-    /// <summary>The running services; read on the worker thread only (inside <see cref="Invoke{T}"/>).</summary>
-    public IReadOnlyList<ResolvedService> RunningServices => P.Services;
+    /// <summary>The running services (read inside <see cref="Invoke{T}"/>).</summary>
+    public IReadOnlyList<ResolvedService> RunningServices => R.Services;
 
-    private PacketProcessor P => _processor ?? throw new InvalidOperationException("the data path is not set up");
+    private ServiceRegistry R => _registry ?? throw new InvalidOperationException("the data path is not set up");
+
+    private IEnumerable<PacketProcessor> Processors => _workers.Select(w => w.Processor);
 
     private static string Ip(uint a) => KernelRouteSource.ToAddress(a).ToString();
 
@@ -76,21 +87,29 @@ public sealed partial class Dataplane
         (long)_uptime.Elapsed.TotalSeconds,
         _config.Source,
         _ports.Select(p => new InterfaceReport(p.Name, p.IfIndex, p.AttachedMode.ToString().ToLowerInvariant(), p.Sockets.Count, p.Sockets[0].ZeroCopy)).ToList(),
-        P.Services.Count(s => !s.Removed),
-        P.Connections.Count,
-        P.Connections.Capacity,
+        R.Services.Count(s => !s.Removed),
+        ActiveConnections,
+        Processors.Sum(p => p.Connections.Capacity),
         TotalFrames,
         FreeFrames));
 
     public Task<StatsReport> GetStats() => Invoke(() =>
     {
         var c = Counters;
-        var services = P.Services.Select(s => new ServiceReport(
-            s.Name, Ip(s.Vip), s.Protocol.ToString().ToLowerInvariant(), s.Port, s.Removed, s.NewConnections, s.ActiveConnections,
-            DropTable(s.Drops),
-            s.Backends.Select((b, i) => new BackendReport(
-                Ip(b.Info.Ip), b.Info.Port, Ip(b.Info.SnatIp), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
-                b.PacketsToBackend, b.BytesToBackend, b.PacketsToClient, b.BytesToClient, b.NewConnections, b.ActiveConnections)).ToList())).ToList();
+        var services = R.Services.Select(s =>
+        {
+            var t = s.Total;
+            return new ServiceReport(
+                s.Name, Ip(s.Vip), s.Protocol.ToString().ToLowerInvariant(), s.Port, s.Removed, t.NewConnections, t.ActiveConnections,
+                DropTable(r => t.Drops[(int)r]),
+                s.Backends.Select((b, i) =>
+                {
+                    var bt = b.Total;
+                    return new BackendReport(
+                        Ip(b.Info.Ip), b.Info.Port, Ip(b.Info.SnatIp), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
+                        bt.PacketsToBackend, bt.BytesToBackend, bt.PacketsToClient, bt.BytesToClient, bt.NewConnections, bt.ActiveConnections);
+                }).ToList());
+        }).ToList();
         var xdp = new Dictionary<string, ulong>
         {
             ["seen"] = XdpCounter(XdpProgramCounter.Seen),
@@ -98,9 +117,12 @@ public sealed partial class Dataplane
             ["passed"] = XdpCounter(XdpProgramCounter.Passed),
             ["no_socket"] = XdpCounter(XdpProgramCounter.NoSocket),
         };
+        var workers = _workers.Select(w => new WorkerReport(w.Index, w.Cpu,
+            w.Owned.Select(s => $"{s.InterfaceName}:{s.QueueId}").ToList(), w.Counters.RxPackets, w.Counters.TxPackets,
+            w.Counters.HandedOff, w.Processor.Connections.Count)).ToList();
         return new StatsReport(c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.ToBackend, c.ToClient, c.NewConnections,
-            P.Connections.Count, c.ExpiredConnections, c.PartialChecksumsRepaired, c.Held, c.TxKicks, c.TxKickErrors,
-            DropTable(c.Drops), xdp, services);
+            ActiveConnections, c.ExpiredConnections, c.PartialChecksumsRepaired, c.Held, c.HandedOff, c.TxKicks, c.TxKickErrors,
+            DropTable(c.Drops), xdp, workers, services);
     });
 
     private static Dictionary<string, long> DropTable(Func<DropReason, long> count)
@@ -119,13 +141,13 @@ public sealed partial class Dataplane
     {
         long now = Environment.TickCount64;
         var list = new List<ConnectionReport>();
-        var table = P.Connections;
-        for (int i = 0; i < table.Capacity && list.Count < limit; i++)
+        foreach (var p in Processors)
+        for (int i = 0; i < p.Connections.Capacity && list.Count < limit; i++)
         {
-            var c = table[i];
+            var c = p.Connections[i];
             if (!c.InUse)
                 continue;
-            var s = P.Services[c.ServiceIndex];
+            var s = R.Services[c.ServiceIndex];
             if (service != null && s.Name != service)
                 continue;
             string proto = c.Protocol.ToString().ToLowerInvariant();
@@ -139,13 +161,13 @@ public sealed partial class Dataplane
     public Task<int> FlushConnections(string? service) => Invoke(() =>
     {
         int serviceIndex = service == null ? -1 : ServiceIndex(service);
-        return P.FlushConnections(serviceIndex < 0 ? null : c => c.ServiceIndex == serviceIndex);
+        return Processors.Sum(p => p.FlushConnections(serviceIndex < 0 ? null : c => c.ServiceIndex == serviceIndex));
     });
 
     public Task<List<NextHopReport>> ListNextHops() => Invoke(() =>
     {
         long now = Environment.TickCount64;
-        return P.NextHops.Entries.Select(e => new NextHopReport(
+        return Processors.SelectMany(p => p.NextHops.Entries).DistinctBy(e => e.Key).Select(e => new NextHopReport(
             Ip(e.Key), IfName(e.Value.IfIndex), e.Value.IfIndex, Ip(e.Value.Gateway),
             e.Value.State == NextHopState.Resolved
                 ? $"{e.Value.Mac0:x2}:{e.Value.Mac1:x2}:{e.Value.Mac2:x2}:{e.Value.Mac3:x2}:{e.Value.Mac4:x2}:{e.Value.Mac5:x2}"
@@ -155,8 +177,8 @@ public sealed partial class Dataplane
 
     private int ServiceIndex(string name)
     {
-        for (int i = 0; i < P.Services.Count; i++)
-            if (P.Services[i].Name == name && !P.Services[i].Removed)
+        for (int i = 0; i < R.Services.Count; i++)
+            if (R.Services[i].Name == name && !R.Services[i].Removed)
                 return i;
         throw new InvalidOperationException($"no service named '{name}'");
     }
@@ -176,11 +198,11 @@ public sealed partial class Dataplane
         return await Invoke(() =>
         {
             int si = ServiceIndex(service);
-            var s = P.Services[si];
+            var s = R.Services[si];
             uint ip = KernelRouteSource.FromAddress(address);
             if (added is ResolvedBackend b)
             {
-                int i = P.AddBackend(si, b);
+                int i = R.AddBackend(si, b);
                 SteerNatAddresses();
                 UpdateConfig(cfg => cfg.Services.First(x => x.Name == service).Backends.Add(new BackendConfig { Address = address, Port = b.Port, Weight = weight }));
                 return $"service {service}: backend {address}:{b.Port} added (index {i}, snat {Ip(b.SnatIp)})";
@@ -207,7 +229,7 @@ public sealed partial class Dataplane
             }
             s.Rebuild();
             _log($"service {service}: backend {address}:{slot.Info.Port} {action}d by operator; now {slot.State}");
-            return $"service {service}: backend {address}:{slot.Info.Port} {slot.State} (active connections {slot.ActiveConnections} kept)";
+            return $"service {service}: backend {address}:{slot.Info.Port} {slot.State} (active connections {slot.Total.ActiveConnections} kept)";
         });
     }
 
@@ -215,7 +237,7 @@ public sealed partial class Dataplane
 
     private void SteerNatAddresses()
     {
-        foreach (var (snat, proto) in P.NatAddresses)
+        foreach (var (snat, proto) in R.NatAddresses)
             _program!.AddNatAddress(KernelRouteSource.ToAddress(snat), (byte)proto, _config.Engine.NatPortMin, _config.Engine.NatPortMax);
     }
 
@@ -227,13 +249,13 @@ public sealed partial class Dataplane
     public Task<bool> SetBackendHealth(string service, int backend, bool up, string reason) => Invoke(() =>
     {
         int si = ServiceIndex(service);
-        var s = P.Services[si];
+        var s = R.Services[si];
         _healthReasons[(service, backend)] = reason;
         bool changed = s.Backends[backend].Unhealthy == up;
         s.SetOut(backend, !up);
         if (changed && !up && !(_config.Services.FirstOrDefault(x => x.Name == service)?.Health?.Drain ?? true))
         {
-            int reset = P.FlushConnections(c => c.ServiceIndex == si && c.BackendIndex == backend);
+            int reset = Processors.Sum(p => p.FlushConnections(c => c.ServiceIndex == si && c.BackendIndex == backend));
             _log($"service {service}: {reset} connection(s) to the failed backend dropped (drain = false)");
         }
         return changed;
@@ -248,20 +270,20 @@ public sealed partial class Dataplane
         var notes = new List<string>();
         if (!next.Interfaces.Select(i => i.Name).SequenceEqual(_config.Interfaces.Select(i => i.Name)))
             throw new InvalidOperationException("the interfaces changed; restart zonlb-afxdp to apply that");
-        foreach (var p in typeof(EngineOptions).GetProperties())
-            if (!Equals(p.GetValue(next.Engine), p.GetValue(_config.Engine)))
-                notes.Add($"engine {p.Name} changed: restart to apply");
+        string before = ConfigWriter.Write(new LoadBalancerConfig { Engine = _config.Engine }), after = ConfigWriter.Write(new LoadBalancerConfig { Engine = next.Engine });
+        if (before != after)
+            notes.Add("[engine] settings changed: restart to apply them");
 
         // Resolve everything (netlink) before touching the running tables, so a failure changes nothing.
         using var nl = new RtNetlink();
         var resolved = new Dictionary<string, ResolvedService>();
         foreach (var sc in next.Services)
-            resolved[sc.Name] = ServiceResolver.Resolve(sc, _config.Engine, nl);
+            resolved[sc.Name] = ServiceResolver.Resolve(sc, _config.Engine, nl, _workers.Length);
 
         var changes = await Invoke(() =>
         {
             var done = new List<string>();
-            var running = P.Services;
+            var running = R.Services;
             for (int i = 0; i < running.Count; i++)
             {
                 var old = running[i];
@@ -269,9 +291,9 @@ public sealed partial class Dataplane
                     continue;
                 if (!resolved.TryGetValue(old.Name, out var fresh) || !fresh.Key.Equals(old.Key))
                 {
-                    P.RemoveService(i);
+                    R.Remove(i);
                     _program!.RemoveService(KernelRouteSource.ToAddress(old.Vip), (byte)old.Protocol, old.Port);
-                    done.Add($"service {old.Name} removed ({old.ActiveConnections} connection(s) drain)");
+                    done.Add($"service {old.Name} removed ({old.Total.ActiveConnections} connection(s) drain)");
                     continue;
                 }
                 // same service: reconcile backends by address and port
@@ -280,13 +302,12 @@ public sealed partial class Dataplane
                     int bi = old.Find(nb.Info.Ip, nb.Info.Port);
                     if (bi < 0 || old.Backends[bi].Removed)
                     {
-                        P.AddBackend(i, nb.Info);
+                        R.AddBackend(i, nb.Info);
                         done.Add($"service {old.Name}: backend {nb.Info.Identity} added");
                     }
                     else if (old.Backends[bi].Info != nb.Info)
                     {
-                        old.Backends[bi].Info = nb.Info;
-                        P.AddBackend(i, nb.Info);
+                        R.AddBackend(i, nb.Info);
                         done.Add($"service {old.Name}: backend {nb.Info.Identity} changed (weight {nb.Info.Weight}, snat {Ip(nb.Info.SnatIp)})");
                     }
                 }
@@ -295,7 +316,7 @@ public sealed partial class Dataplane
                     if (!ob.Removed && fresh.Find(ob.Info.Ip, ob.Info.Port) < 0)
                     {
                         ob.Removed = true;
-                        done.Add($"service {old.Name}: backend {ob.Info.Identity} removed ({ob.ActiveConnections} connection(s) drain)");
+                        done.Add($"service {old.Name}: backend {ob.Info.Identity} removed ({ob.Total.ActiveConnections} connection(s) drain)");
                     }
                 }
                 old.Rebuild();
@@ -305,7 +326,7 @@ public sealed partial class Dataplane
                 if (running.Any(r => !r.Removed && r.Name == sc.Name))
                     continue;
                 var fresh = resolved[sc.Name];
-                P.AddService(fresh);
+                R.Add(fresh);
                 _program!.AddService(KernelRouteSource.ToAddress(fresh.Vip), (byte)fresh.Protocol, fresh.Port);
                 done.Add($"service {sc.Name} added");
             }

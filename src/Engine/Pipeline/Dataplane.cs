@@ -11,8 +11,8 @@ using ZonLb.Native.Xsk;
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>Where every UMEM frame is: in the pool, lent to the kernel (fill ring), received and not yet
-/// processed (RX ring), waiting to be sent (TX ring), sent and not yet completed (completion ring), or held for
-/// a neighbour. <see cref="Unaccounted"/> is what none of these explains: a leak, when the data path is idle.</summary>
+/// processed (RX ring), waiting to be sent (TX ring), sent and not yet completed (completion ring), or held (for
+/// a neighbour, or in a hand-off ring between workers). <see cref="Unaccounted"/> is what none of these explains: a leak, when the data path is idle.</summary>
 public readonly record struct FrameAccount(int Total, int Free, long Fill, long Rx, long Tx, long Completion, long Held)
 {
     public long Unaccounted => Total - Free - Fill - Rx - Tx - Completion - Held;
@@ -31,28 +31,30 @@ public sealed class Port
     public required XdpAttachMode AttachedMode { get; set; }
     /// <summary>Index of this port's first socket in the dataplane's socket list; its sockets are contiguous.</summary>
     public required int FirstSocket { get; init; }
+    /// <summary>Sockets by queue number.</summary>
     public List<XskSocket> Sockets { get; } = new();
 }
 
 /// <summary>
 /// The running data path: the steering program attached to every configured interface, one AF_XDP socket per
-/// RX queue sharing one UMEM, and one worker thread that owns all rings, the frame pool, the connection
-/// table and the counters (no locks on the hot path). Dispose stops the worker, detaches every XDP program
-/// it attached and closes the sockets.
+/// RX queue sharing one UMEM, and `workers` threads (<see cref="Worker"/>), each owning the sockets of its
+/// queues, a shard of the connection table and its counters, with no locks on the hot path. Control work
+/// (<see cref="Invoke{T}"/>) parks every worker between batches and runs alone. Dispose stops the workers,
+/// detaches every XDP program it attached and closes the sockets.
 /// </summary>
 public sealed partial class Dataplane : IDisposable
 {
-    private const int Batch = 64;
     private LoadBalancerConfig _config;
     private readonly Action<string> _log;
     private readonly List<Port> _ports = new();
     private readonly List<XskSocket> _sockets = new();
+    private readonly List<KernelRouteSource> _routeSources = new();
     private XdpProgram? _program;
     private Umem? _umem;
-    private KernelRouteSource? _routes;
-    private PacketProcessor? _processor;
-    private Thread? _worker;
+    private ServiceRegistry? _registry;
+    private Worker[] _workers = Array.Empty<Worker>();
     private volatile bool _stop;
+    private int _alive;
     private int _disposed;
 
     private Dataplane(LoadBalancerConfig config, Action<string> log)
@@ -64,17 +66,17 @@ public sealed partial class Dataplane : IDisposable
     /// <summary>The configuration in force (replaced by a successful reload).</summary>
     public LoadBalancerConfig Config => _config;
 
-    public EngineCounters Counters { get; } = new();
+    /// <summary>A snapshot: the sum of every worker's counters.</summary>
+    public EngineCounters Counters => EngineCounters.Sum(_workers.Select(w => w.Counters));
     public IReadOnlyList<Port> Ports => _ports;
-    public int ActiveConnections => _processor?.Connections.Count ?? 0;
+    internal Worker[] Workers => _workers;
+    public int WorkerCount => _workers.Length;
+    public int ActiveConnections => _workers.Sum(w => w.Processor.Connections.Count);
     public int FreeFrames => _umem?.FreeFrames ?? 0;
     public int TotalFrames => _umem?.FrameCount ?? 0;
-    /// <summary>Frames lent out: in fill rings, in flight to TX, held for a neighbour.</summary>
-    public int FramesInUse => TotalFrames - FreeFrames;
-    public int HeldFrames { get; private set; }
-    /// <summary>The worker's fatal error, if it stopped on one.</summary>
+    /// <summary>The first fatal error of a worker, if one stopped on one.</summary>
     public Exception? Fault { get; private set; }
-    public bool IsRunning => _worker is { IsAlive: true };
+    public bool IsRunning => Volatile.Read(ref _alive) > 0;
 
     public ulong XdpCounter(XdpProgramCounter c) => _program?.ReadCounter(c) ?? 0;
 
@@ -98,9 +100,10 @@ public sealed partial class Dataplane : IDisposable
     private void Setup()
     {
         var o = _config.Engine;
+        int workers = o.Workers;
         using var nl = new RtNetlink();
-        // 1. Every interface must exist before anything is attached.
-        var links = new List<(InterfaceConfig Cfg, LinkInfo Link)>();
+        // 1. Every interface must exist, carry no XDP program and have a queue for every worker.
+        var links = new List<(InterfaceConfig Cfg, LinkInfo Link, int Queues)>();
         foreach (var ic in _config.Interfaces)
         {
             var link = nl.GetLink(ic.Name) ?? throw new InvalidOperationException(
@@ -114,20 +117,27 @@ public sealed partial class Dataplane : IDisposable
                 throw new InvalidOperationException(
                     $"interface {ic.Name} already has an XDP program attached (id {attached}): another zonlb-afxdp, " +
                     $"someone else's program, or a stale one of ours; 'ip link set dev {ic.Name} xdp off' removes it");
-            links.Add((ic, link));
+            int queues = EthtoolChannels.GetRxQueueCount(ic.Name);
+            if (queues < workers)
+                throw new InvalidOperationException(
+                    $"interface {ic.Name} has {queues} RX queue(s) but engine.workers = {workers}: every worker needs a queue on every " +
+                    $"interface (raise the queue count, e.g. 'ethtool -L {ic.Name} rx {workers} tx {workers}', or lower workers)");
+            links.Add((ic, link, queues));
         }
+        if (o.CpuAffinity.Count > 0 && o.CpuAffinity.Count != workers)
+            throw new InvalidOperationException($"engine.cpu_affinity names {o.CpuAffinity.Count} CPU(s) for {workers} worker(s)");
 
-        _routes = new KernelRouteSource();
-        var services = _config.Services.Select(sc => ServiceResolver.Resolve(sc, o, nl)).ToList();
+        _registry = new ServiceRegistry(workers, o.NatPortMin, o.NatPortMax);
+        foreach (var sc in _config.Services)
+            _registry.Add(ServiceResolver.Resolve(sc, o, nl, workers));
 
         _program = XdpProgram.Load();
         _umem = new Umem(o.FrameCount, o.FrameSize);
 
         // 2. Sockets: one per RX queue of every interface, all sharing the UMEM.
         uint slot = 0;
-        foreach (var (ic, link) in links)
+        foreach (var (ic, link, queues) in links)
         {
-            int queues = EthtoolChannels.GetRxQueueCount(ic.Name);
             var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSocket = _sockets.Count };
             _program.SetInterfaceSlots(link.Index, slot);
             for (int q = 0; q < queues; q++)
@@ -141,257 +151,80 @@ public sealed partial class Dataplane : IDisposable
             _ports.Add(port);
         }
 
-        _processor = new PacketProcessor(services, _ports.Select(p => (p.IfIndex, p.Mac)).ToList(), _routes, o, Counters);
+        // 3. Workers, each with its own pipeline shard and route source (netlink socket).
+        var portList = _ports.Select(p => (p.IfIndex, p.Mac)).ToList();
+        _workers = new Worker[workers];
+        for (int w = 0; w < workers; w++)
+        {
+            var routes = new KernelRouteSource();
+            _routeSources.Add(routes);
+            var processor = new PacketProcessor(_registry, w, portList, routes, o, new EngineCounters());
+            _workers[w] = new Worker(w, this, _umem, processor, _ports, o.CpuAffinity.Count > 0 ? o.CpuAffinity[w] : -1);
+        }
 
-        // 3. What to steer.
-        foreach (var s in services)
+        // 4. What to steer.
+        foreach (var s in _registry.Services)
             _program.AddService(KernelRouteSource.ToAddress(s.Vip), (byte)s.Protocol, s.Port);
-        foreach (var (snat, proto) in _processor.NatAddresses)
-            _program.AddNatAddress(KernelRouteSource.ToAddress(snat), (byte)proto, o.NatPortMin, o.NatPortMax);
+        SteerNatAddresses();
 
-        // 4. Fill rings, then attach: no frame is steered before a socket can take it.
-        foreach (var s in _sockets)
-            Refill(s);
+        // 5. Fill rings, then attach: no frame is steered before a socket can take it.
+        foreach (var w in _workers)
+            w.FillAll();
         foreach (var port in _ports)
         {
             port.AttachedMode = _program.Attach(port.Name, port.IfIndex, _config.Interfaces.First(i => i.Name == port.Name).XdpMode);
             _log($"attached to {port.Name} (ifindex {port.IfIndex}, {port.AttachedMode} XDP, {port.Sockets.Count} queue(s), " +
                  $"{(port.Sockets[0].ZeroCopy ? "zero-copy" : "copy")} AF_XDP)");
         }
-        foreach (var s in services)
+        foreach (var s in _registry.Services)
             foreach (var b in s.Backends)
                 _log($"service {s.Name}: {KernelRouteSource.ToAddress(s.Vip)} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
                      $"{KernelRouteSource.ToAddress(b.Info.Ip)}:{b.Info.Port} (snat {KernelRouteSource.ToAddress(b.Info.SnatIp)}, weight {b.Info.Weight})");
 
-        _worker = new Thread(WorkerLoop) { Name = "zonlb-worker", IsBackground = true };
-        _worker.Start();
+        _alive = workers;
+        foreach (var w in _workers)
+        {
+            var worker = w;
+            w.Thread = new Thread(() => WorkerMain(worker)) { Name = $"zonlb-worker-{w.Index}", IsBackground = true };
+            w.Thread.Start();
+        }
+        _log($"{workers} worker(s){(o.CpuAffinity.Count > 0 ? $" pinned to CPU(s) {string.Join(",", o.CpuAffinity)}" : "")}");
     }
 
-    // ---------------- worker ----------------
-
-    private struct HeldFrame
-    {
-        public ulong Addr;
-        public int Length;
-        public uint NextHop;
-        public int RxQueue;
-        public long Deadline;
-    }
-
-    private HeldFrame[] _held = new HeldFrame[256];
-    private int _heldCount;
-    private uint[] _txPending = Array.Empty<uint>();
-    private long[] _txInFlight = Array.Empty<long>();
-
-    private void WorkerLoop()
+    private void WorkerMain(Worker w)
     {
         try
         {
-            Run();
+            w.Run(() => _stop);
         }
         catch (Exception e)
         {
-            Fault = e;
-            _log($"error: the data path stopped: {e}");
+            Fault ??= e;
+            _log($"error: worker {w.Index} stopped: {e}");
         }
-    }
-
-    private void Run()
-    {
-        var umem = _umem!;
-        var processor = _processor!;
-        var poller = new XskPoller(_sockets);
-        _txPending = new uint[_sockets.Count];
-        _txInFlight = new long[_sockets.Count];
-        // egress ifindex -> port, for TX socket choice
-        var portByIf = _ports.ToDictionary(p => p.IfIndex);
-        long nextSweep = 0;
-
-        while (!_stop)
+        finally
         {
-            long now = Environment.TickCount64;
-            int work = RunControlWork();
-            for (int si = 0; si < _sockets.Count; si++)
-            {
-                var s = _sockets[si];
-                ReapCompletions(si, umem);
-                uint n = s.Rx.Peek(Batch, out uint idx);
-                for (uint i = 0; i < n; i++)
-                {
-                    var d = s.Rx.DescAt(idx + i);
-                    Counters.RxPackets++;
-                    Counters.RxBytes += d.Len;
-                    var frame = umem.GetFrame(d.Addr, (int)d.Len);
-                    var v = processor.Process(frame, now, out int egress, out uint hopKey);
-                    if (v == Verdict.Transmit)
-                        Transmit(portByIf[egress], s.QueueId, d.Addr, (int)d.Len);
-                    else if (v == Verdict.Hold)
-                        Hold(d.Addr, (int)d.Len, hopKey, s.QueueId, now);
-                    else
-                        umem.Free(d.Addr);
-                }
-                if (n > 0)
-                {
-                    s.Rx.Release(n);
-                    work += (int)n;
-                }
-                Refill(s);
-            }
-            if (_heldCount > 0)
-                RetryHeld(now, portByIf);
-            work += Flush();
-            if (now >= nextSweep)
-            {
-                processor.ExpireConnections(now, 4096);
-                nextSweep = now + 100;
-            }
-            if (work == 0 && _heldCount == 0 && !TxOutstanding())
-                poller.Wait(50);
-            else if (work == 0)
-                Thread.Yield();
+            Interlocked.Decrement(ref _alive);
         }
-    }
-
-    private void ReapCompletions(int si, Umem umem)
-    {
-        var s = _sockets[si];
-        uint n = s.Completion.Peek(Batch * 4, out uint idx);
-        for (uint i = 0; i < n; i++)
-            umem.Free(s.Completion.AddrAt(idx + i));
-        if (n > 0)
-        {
-            s.Completion.Release(n);
-            _txInFlight[si] -= n;
-        }
-    }
-
-    private void Refill(XskSocket s)
-    {
-        var umem = _umem!;
-        uint want = Math.Min(s.Fill.FreeEntries(s.Fill.Size), (uint)umem.FreeFrames);
-        if (want == 0)
-            return;
-        if (!s.Fill.Reserve(want, out uint idx))
-            return;
-        for (uint i = 0; i < want; i++)
-        {
-            umem.TryAllocate(out ulong addr);
-            s.Fill.AddrAt(idx + i) = addr;
-        }
-        s.Fill.Submit(want);
-        if (s.Fill.NeedsWakeup)
-            s.WakeRx();
-    }
-
-    private void Transmit(Port port, int rxQueue, ulong addr, int len)
-    {
-        int si = port.FirstSocket + rxQueue % port.Sockets.Count;
-        var tx = _sockets[si];
-        if (!tx.Tx.Reserve(1, out uint idx))
-        {
-            Counters.Drop(DropReason.TxRingFull);
-            _umem!.Free(addr);
-            return;
-        }
-        ref var d = ref tx.Tx.DescAt(idx);
-        d.Addr = addr;
-        d.Len = (uint)len;
-        d.Options = 0;
-        _txPending[si]++;
-        Counters.TxPackets++;
-        Counters.TxBytes += len;
-    }
-
-    /// <summary>Publishes the TX descriptors written in this round and kicks every socket whose TX ring still
-    /// holds frames (copy mode sends at most 32 per kick).</summary>
-    private int Flush()
-    {
-        int kicked = 0;
-        for (int i = 0; i < _sockets.Count; i++)
-        {
-            var s = _sockets[i];
-            if (_txPending[i] > 0)
-            {
-                s.Tx.Submit(_txPending[i]);
-                _txInFlight[i] += _txPending[i];
-                _txPending[i] = 0;
-            }
-            if (s.Tx.Outstanding > 0)
-            {
-                int err = s.KickTx();
-                Counters.TxKicks++;
-                if (err != 0 && err != Native.Interop.Errno.EAGAIN && err != Native.Interop.Errno.EBUSY && err != Native.Interop.Errno.ENOBUFS)
-                    Counters.TxKickErrors++;
-                kicked++;
-            }
-        }
-        return kicked;
-    }
-
-    private bool TxOutstanding()
-    {
-        foreach (long n in _txInFlight)
-            if (n > 0)
-                return true;
-        return false;
-    }
-
-    private void Hold(ulong addr, int len, uint hopKey, int rxQueue, long now)
-    {
-        if (_heldCount == _held.Length)
-        {
-            Counters.Drop(DropReason.HoldQueueFull);
-            _umem!.Free(addr);
-            return;
-        }
-        _held[_heldCount++] = new HeldFrame
-        {
-            Addr = addr, Length = len, NextHop = hopKey, RxQueue = rxQueue,
-            Deadline = now + _config.Engine.NeighborWaitMilliseconds,
-        };
-        Counters.Held++;
-        HeldFrames = _heldCount;
-    }
-
-    private void RetryHeld(long now, Dictionary<int, Port> portByIf)
-    {
-        int kept = 0;
-        for (int i = 0; i < _heldCount; i++)
-        {
-            var h = _held[i];
-            var frame = _umem!.GetFrame(h.Addr, h.Length);
-            var v = _processor!.RetryHeld(frame, h.NextHop, now, out int egress);
-            if (v == Verdict.Transmit)
-            {
-                Transmit(portByIf[egress], h.RxQueue, h.Addr, h.Length);
-            }
-            else if (v == Verdict.Hold && now < h.Deadline)
-            {
-                _held[kept++] = h;
-            }
-            else
-            {
-                if (v == Verdict.Hold)
-                    Counters.Drop(DropReason.NeighborUnresolved);
-                _umem.Free(h.Addr);
-            }
-        }
-        _heldCount = kept;
-        HeldFrames = kept;
     }
 
     // ---------------- lifecycle ----------------
 
-    /// <summary>Stops the worker and waits for it.</summary>
+    /// <summary>Stops the workers and waits for them.</summary>
     public void Stop()
     {
         _stop = true;
-        if (_worker != null && _worker.IsAlive && Thread.CurrentThread != _worker)
-            _worker.Join();
+        _resume.Set();
+        foreach (var w in _workers)
+        {
+            w.Wakeup.Signal();
+            if (w.Thread != null && w.Thread.IsAlive && Thread.CurrentThread != w.Thread)
+                w.Thread.Join();
+        }
     }
 
-    /// <summary>Counts where every frame is. Only valid once the worker has stopped (it owns the rings); waits
-    /// briefly for the kernel to complete frames it is still sending.</summary>
+    /// <summary>Counts where every frame is. Only valid once the workers have stopped; waits briefly for the
+    /// kernel to complete frames it is still sending.</summary>
     public FrameAccount AccountFrames()
     {
         if (IsRunning)
@@ -402,8 +235,7 @@ public sealed partial class Dataplane : IDisposable
             long tx = 0;
             foreach (var s in _sockets)
                 tx += s.Tx.Pending;
-            var a = Count(umem);
-            if (a.Unaccounted == 0 && tx == 0)
+            if (Count(umem).Unaccounted == 0 && tx == 0)
                 break;
             Thread.Sleep(10); // frames the kernel took from a TX ring reach the completion ring when their skb is freed
         }
@@ -412,7 +244,7 @@ public sealed partial class Dataplane : IDisposable
 
     private FrameAccount Count(Umem umem)
     {
-        long fill = 0, rx = 0, tx = 0, comp = 0;
+        long fill = 0, rx = 0, tx = 0, comp = 0, held = 0;
         foreach (var s in _sockets)
         {
             fill += s.Fill.Pending;
@@ -420,7 +252,9 @@ public sealed partial class Dataplane : IDisposable
             tx += s.Tx.Pending;
             comp += s.Completion.Pending;
         }
-        return new FrameAccount(umem.FrameCount, umem.FreeFrames, fill, rx, tx, comp, _heldCount);
+        foreach (var w in _workers)
+            held += w.HeldFrames + w.InboxFrames;
+        return new FrameAccount(umem.FrameCount, umem.FreeFrames, fill, rx, tx, comp, held);
     }
 
     public void Dispose()
@@ -433,7 +267,10 @@ public sealed partial class Dataplane : IDisposable
         foreach (var s in _sockets)
             s.Dispose();
         _sockets.Clear();
+        foreach (var w in _workers)
+            w.Wakeup.Dispose();
         _umem?.Dispose();
-        _routes?.Dispose();
+        foreach (var r in _routeSources)
+            r.Dispose();
     }
 }

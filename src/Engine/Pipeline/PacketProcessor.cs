@@ -17,10 +17,9 @@ namespace ZonLb.Engine.Pipeline;
 /// </summary>
 public sealed class PacketProcessor
 {
-    private readonly List<ResolvedService> _services;
-    private readonly Dictionary<ServiceKey, int> _serviceIndex = new();
+    private readonly ServiceRegistry _registry;
+    private readonly int _worker;
     private readonly Dictionary<(uint Snat, uint Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
-    private readonly HashSet<(uint, IpProtocol)> _natAddresses = new();
     private readonly ConnectionTable _connections;
     private readonly NextHopCache _nextHops;
     private readonly int[] _portIfIndex;
@@ -30,18 +29,34 @@ public sealed class PacketProcessor
     private readonly Func<Connection, long> _timeoutOf;
     private readonly Action<Connection> _releasePort;
 
+    /// <summary>A single-worker pipeline over its own registry of services.</summary>
     /// <param name="ports">The attached interfaces: (ifindex, MAC). Frames can only leave through these.</param>
     public PacketProcessor(IReadOnlyList<ResolvedService> services, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
         IRouteSource routes, EngineOptions options, EngineCounters counters)
+        : this(SingleWorkerRegistry(services, options), 0, ports, routes, options, counters)
     {
+    }
+
+    private static ServiceRegistry SingleWorkerRegistry(IReadOnlyList<ResolvedService> services, EngineOptions options)
+    {
+        var r = new ServiceRegistry(1, options.NatPortMin, options.NatPortMax);
+        foreach (var s in services)
+            r.Add(s);
+        return r;
+    }
+
+    /// <summary>The pipeline of worker <paramref name="worker"/>: its own connection table, NAT ports
+    /// (those whose number modulo the worker count is its index), next-hop cache and counters.</summary>
+    public PacketProcessor(ServiceRegistry registry, int worker, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
+        IRouteSource routes, EngineOptions options, EngineCounters counters)
+    {
+        _registry = registry;
+        _worker = worker;
         _options = options;
         Counters = counters;
-        _services = new List<ResolvedService>();
-        foreach (var s in services)
-            AddService(s);
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
-        _connections = new ConnectionTable(options.ConnectionCapacity);
+        _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / registry.Workers));
         _tcpTimeouts = new long[]
         {
             options.TcpCloseTimeoutSeconds, options.TcpSynSentTimeoutSeconds, options.TcpSynRecvTimeoutSeconds,
@@ -56,56 +71,29 @@ public sealed class PacketProcessor
     public EngineCounters Counters { get; }
     public ConnectionTable Connections => _connections;
     public NextHopCache NextHops => _nextHops;
+    public ServiceRegistry Registry => _registry;
+    public int Worker => _worker;
 
     /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
-    public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natAddresses;
+    public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _registry.NatAddresses;
 
-    public IReadOnlyList<ResolvedService> Services => _services;
+    public IReadOnlyList<ResolvedService> Services => _registry.Services;
 
     /// <summary>Adds a service (at start, or on reload); returns its index.</summary>
-    public int AddService(ResolvedService s)
-    {
-        if (_serviceIndex.ContainsKey(s.Key))
-            throw new InvalidOperationException($"service {s.Name}: {s.Key} is already served");
-        _services.Add(s);
-        _serviceIndex.Add(s.Key, _services.Count - 1);
-        foreach (var b in s.Backends)
-            EnsureNatPorts(s, b.Info);
-        return _services.Count - 1;
-    }
+    public int AddService(ResolvedService s) => _registry.Add(s);
 
     /// <summary>Stops a service from taking new flows; its connections drain.</summary>
-    public void RemoveService(int index)
-    {
-        var s = _services[index];
-        s.Removed = true;
-        _serviceIndex.Remove(s.Key);
-    }
+    public void RemoveService(int index) => _registry.Remove(index);
 
     /// <summary>Adds a backend to a service (or revives a removed one at the same address and port).</summary>
-    public int AddBackend(int serviceIndex, ResolvedBackend b)
-    {
-        var s = _services[serviceIndex];
-        int i = s.Find(b.Ip, b.Port);
-        if (i >= 0)
-        {
-            s.Backends[i].Info = b;
-            s.Backends[i].Removed = false;
-        }
-        else
-        {
-            s.Backends.Add(new BackendSlot(b));
-            i = s.Backends.Count - 1;
-        }
-        EnsureNatPorts(s, b);
-        s.Rebuild();
-        return i;
-    }
+    public int AddBackend(int serviceIndex, ResolvedBackend b) => _registry.AddBackend(serviceIndex, b);
 
-    private void EnsureNatPorts(ResolvedService s, ResolvedBackend b)
+    private PortAllocator NatPorts(ResolvedBackend b, IpProtocol protocol)
     {
-        _natPorts.TryAdd((b.SnatIp, b.Ip, b.Port, s.Protocol), new PortAllocator(_options.NatPortMin, _options.NatPortMax));
-        _natAddresses.Add((b.SnatIp, s.Protocol));
+        var key = (b.SnatIp, b.Ip, b.Port, protocol);
+        if (!_natPorts.TryGetValue(key, out var ports))
+            _natPorts[key] = ports = new PortAllocator(_options.NatPortMin, _options.NatPortMax, _registry.Workers, _worker);
+        return ports;
     }
 
     /// <summary>Forgets every connection (conntrack flush); returns how many.</summary>
@@ -132,6 +120,15 @@ public sealed class PacketProcessor
         var reason = PacketParser.Parse(frame, out var p);
         if (reason != DropReason.None)
             return Drop(reason);
+        return Process(frame, in p, now, out egressIfIndex, out nextHopKey);
+    }
+
+    /// <summary>Runs the pipeline on a frame already parsed into p.</summary>
+    public Verdict Process(Span<byte> frame, in ParsedPacket p, long now, out int egressIfIndex, out uint nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = 0;
+        DropReason reason;
         var ipHeader = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
         if (!InternetChecksum.IPv4HeaderIsValid(ipHeader))
             return Drop(DropReason.BadIpChecksum);
@@ -151,7 +148,7 @@ public sealed class PacketProcessor
         {
             toBackend = false;
         }
-        else if (!isEchoReply && _serviceIndex.TryGetValue(new ServiceKey(p.DstIp, p.Protocol, p.Protocol == IpProtocol.Icmp ? (ushort)0 : p.DstPort), out int svc))
+        else if (!isEchoReply && _registry.TryFind(new ServiceKey(p.DstIp, p.Protocol, p.Protocol == IpProtocol.Icmp ? (ushort)0 : p.DstPort), out int svc))
         {
             if (p.Protocol == IpProtocol.Tcp && (p.TcpFlags & Wire.TcpRst) != 0)
                 return Drop(DropReason.NoConnection);
@@ -162,12 +159,12 @@ public sealed class PacketProcessor
         }
         else
         {
-            return Drop(_natAddresses.Contains((p.DstIp, p.Protocol)) ? DropReason.NoConnection : DropReason.NoService);
+            return Drop(_registry.IsNatAddress(p.DstIp, p.Protocol) ? DropReason.NoConnection : DropReason.NoService);
         }
 
         ref var c = ref _connections[index];
         c.LastSeen = now;
-        var slot = _services[c.ServiceIndex].Backends[c.BackendIndex];
+        var slot = _registry.Services[c.ServiceIndex].Backends[c.BackendIndex].PerWorker[_worker];
         if (toBackend)
         {
             slot.PacketsToBackend++;
@@ -223,22 +220,23 @@ public sealed class PacketProcessor
 
     private int CreateConnection(int svcIndex, in ParsedPacket p, long now, out DropReason reason)
     {
-        var s = _services[svcIndex];
+        var s = _registry.Services[svcIndex];
+        var sc = s.PerWorker[_worker];
         // Maglev over a hash of the flow (ICMP: the echo id plays the client port) picks the backend.
         int bi = s.Table.Lookup(StableHash.Flow(p.SrcIp, p.SrcPort, (byte)p.Protocol, p.DstIp, p.DstPort));
         if (bi < 0)
         {
             reason = DropReason.NoBackend;
-            s.Drop(reason);
+            sc.Drops[(int)reason]++;
             return -1;
         }
         var slot = s.Backends[bi];
         var b = slot.Info;
-        var ports = _natPorts[(b.SnatIp, b.Ip, b.Port, s.Protocol)];
+        var ports = NatPorts(b, s.Protocol);
         if (!ports.TryAllocate(out ushort natPort))
         {
             reason = DropReason.NatPortsExhausted;
-            s.Drop(reason);
+            sc.Drops[(int)reason]++;
             return -1;
         }
         var c = new Connection
@@ -262,14 +260,15 @@ public sealed class PacketProcessor
         {
             ports.Release(natPort);
             reason = DropReason.ConnectionTableFull;
-            s.Drop(reason);
+            sc.Drops[(int)reason]++;
             return -1;
         }
         Counters.NewConnections++;
-        s.NewConnections++;
-        s.ActiveConnections++;
-        slot.NewConnections++;
-        slot.ActiveConnections++;
+        sc.NewConnections++;
+        sc.ActiveConnections++;
+        var bc = slot.PerWorker[_worker];
+        bc.NewConnections++;
+        bc.ActiveConnections++;
         reason = DropReason.None;
         return index;
     }
@@ -362,10 +361,9 @@ public sealed class PacketProcessor
     /// <summary>Releases what a connection held: its NAT port and its place in the active counts.</summary>
     private void OnRemoved(Connection c)
     {
-        var s = _services[c.ServiceIndex];
-        var slot = s.Backends[c.BackendIndex];
-        s.ActiveConnections--;
-        slot.ActiveConnections--;
+        var s = _registry.Services[c.ServiceIndex];
+        s.PerWorker[_worker].ActiveConnections--;
+        s.Backends[c.BackendIndex].PerWorker[_worker].ActiveConnections--;
         if (_natPorts.TryGetValue((c.SnatIp, c.BackendIp, c.BackendPort, c.Protocol), out var ports))
             ports.Release(c.NatPort);
     }

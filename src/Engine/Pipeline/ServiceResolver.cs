@@ -9,12 +9,12 @@ namespace ZonLb.Engine.Pipeline;
 /// <summary>Turns configured services into running ones: addresses as numbers and a SNAT address per backend.</summary>
 public static class ServiceResolver
 {
-    public static ResolvedService Resolve(ServiceConfig s, EngineOptions o, RtNetlink nl)
+    public static ResolvedService Resolve(ServiceConfig s, EngineOptions o, RtNetlink nl, int workers)
     {
         var backends = new List<ResolvedBackend>();
         foreach (var b in s.Backends)
             backends.Add(ResolveBackend(s, b, nl));
-        return new ResolvedService(s.Name, KernelRouteSource.FromAddress(s.Vip), s.Protocol, s.Port, backends.ToArray(), o.MaglevTableSize);
+        return new ResolvedService(s.Name, KernelRouteSource.FromAddress(s.Vip), s.Protocol, s.Port, backends.ToArray(), o.MaglevTableSize, workers);
     }
 
     /// <summary>The SNAT address toward a backend: the service's snat, else the kernel's preferred source toward

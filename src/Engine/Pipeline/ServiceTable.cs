@@ -21,7 +21,11 @@ public readonly record struct ServiceKey(uint Vip, IpProtocol Protocol, ushort P
 /// </summary>
 public sealed class BackendSlot
 {
-    public BackendSlot(ResolvedBackend info) => Info = info;
+    public BackendSlot(ResolvedBackend info, int workers = 1)
+    {
+        Info = info;
+        PerWorker = FlowCounters.For(workers);
+    }
 
     public ResolvedBackend Info { get; internal set; }
     /// <summary>Taken out by an operator (backend disable).</summary>
@@ -35,7 +39,36 @@ public sealed class BackendSlot
 
     public string State => Removed ? "removed" : Disabled ? "disabled" : Unhealthy ? "down" : Info.Weight == 0 ? "weight-0" : "up";
 
+    /// <summary>Counters, one block per worker (each written by its worker only); <see cref="Total"/> sums them.</summary>
+    public FlowCounters[] PerWorker { get; }
+
+    public FlowCounters Total => FlowCounters.Sum(PerWorker);
+}
+
+/// <summary>Traffic counters of a service or a backend, for one worker.</summary>
+public sealed class FlowCounters
+{
     public long PacketsToBackend, BytesToBackend, PacketsToClient, BytesToClient, NewConnections, ActiveConnections;
+    public readonly long[] Drops = new long[DropReasonNames.Count];
+
+    public static FlowCounters[] For(int workers) => Enumerable.Range(0, workers).Select(_ => new FlowCounters()).ToArray();
+
+    public static FlowCounters Sum(FlowCounters[] all)
+    {
+        var t = new FlowCounters();
+        foreach (var c in all)
+        {
+            t.PacketsToBackend += c.PacketsToBackend;
+            t.BytesToBackend += c.BytesToBackend;
+            t.PacketsToClient += c.PacketsToClient;
+            t.BytesToClient += c.BytesToClient;
+            t.NewConnections += c.NewConnections;
+            t.ActiveConnections += c.ActiveConnections;
+            for (int i = 0; i < t.Drops.Length; i++)
+                t.Drops[i] += c.Drops[i];
+        }
+        return t;
+    }
 }
 
 /// <summary>
@@ -46,20 +79,28 @@ public sealed class BackendSlot
 public sealed class ResolvedService
 {
     private readonly int _tableSize;
-    private readonly long[] _drops = new long[DropReasonNames.Count];
 
     public ResolvedService(string name, uint vip, IpProtocol protocol, ushort port, ResolvedBackend[] backends,
-        int maglevTableSize = MaglevTable.DefaultSize)
+        int maglevTableSize = MaglevTable.DefaultSize, int workers = 1)
     {
         Name = name;
         Vip = vip;
         Protocol = protocol;
         Port = port;
         _tableSize = maglevTableSize;
+        Workers = workers;
+        PerWorker = FlowCounters.For(workers);
         foreach (var b in backends)
-            Backends.Add(new BackendSlot(b));
+            Backends.Add(new BackendSlot(b, workers));
         Table = Build();
     }
+
+    /// <summary>How many workers write counters (one block each).</summary>
+    public int Workers { get; }
+
+    public FlowCounters[] PerWorker { get; }
+
+    public FlowCounters Total => FlowCounters.Sum(PerWorker);
 
     public string Name { get; }
     public uint Vip { get; }
@@ -74,11 +115,7 @@ public sealed class ResolvedService
 
     public ServiceKey Key => new(Vip, Protocol, Port);
 
-    public long NewConnections, ActiveConnections;
-
-    public void Drop(DropReason reason) => _drops[(int)reason]++;
-
-    public long Drops(DropReason reason) => _drops[(int)reason];
+    public long Drops(DropReason reason) => Total.Drops[(int)reason];
 
     /// <summary>Index of the backend at ip:port, or -1.</summary>
     public int Find(uint ip, ushort port)

@@ -81,6 +81,25 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int ioctl(int fd, ulong request, void* arg);
 
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
+
+    // int eventfd(unsigned int initval, int flags);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int eventfd(uint initval, int flags);
+
+    // ssize_t read(int fd, void *buf, size_t count);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial nint read(int fd, void* buf, nuint count);
+
+    // ssize_t write(int fd, const void *buf, size_t count);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial nint write(int fd, void* buf, nuint count);
+
+    // int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask);  (pid 0: the calling thread)
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
+
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd
     {

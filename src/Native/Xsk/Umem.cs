@@ -6,7 +6,8 @@ namespace ZonLb.Native.Xsk;
 /// The packet buffer area shared by all AF_XDP sockets of the process (one UMEM), cut into equal frames,
 /// with the pool of frames we currently own. The pool is a stack of frame base addresses; every frame is at
 /// all times either in the pool or lent out (fill ring, RX processing, TX ring, held), so
-/// <see cref="FreeFrames"/> + lent = <see cref="FrameCount"/>.
+/// <see cref="FreeFrames"/> + lent = <see cref="FrameCount"/>. Workers share the pool; it takes a lock per call,
+/// so the data path uses the batch calls (one lock per batch).
 /// </summary>
 public sealed unsafe class Umem : IDisposable
 {
@@ -38,26 +39,57 @@ public sealed unsafe class Umem : IDisposable
     public ulong Length { get; }
     internal nint Area => _area;
 
-    public int FreeFrames => _freeCount;
+    public int FreeFrames => Volatile.Read(ref _freeCount);
 
     /// <summary>Takes a frame from the pool; false when the pool is empty.</summary>
     public bool TryAllocate(out ulong addr)
     {
-        if (_freeCount == 0)
+        lock (_free)
         {
-            addr = 0;
-            return false;
+            if (_freeCount == 0)
+            {
+                addr = 0;
+                return false;
+            }
+            addr = _free[--_freeCount];
+            return true;
         }
-        addr = _free[--_freeCount];
-        return true;
+    }
+
+    /// <summary>Takes up to dst.Length frames; returns how many.</summary>
+    public int AllocateBatch(Span<ulong> dst)
+    {
+        lock (_free)
+        {
+            int n = Math.Min(dst.Length, _freeCount);
+            _free.AsSpan(_freeCount - n, n).CopyTo(dst);
+            _freeCount -= n;
+            return n;
+        }
     }
 
     /// <summary>Returns a frame (any address inside it) to the pool.</summary>
     public void Free(ulong addr)
     {
-        if (_freeCount == _free.Length)
-            throw new InvalidOperationException($"frame 0x{addr:x} freed twice: the pool already holds every frame");
-        _free[_freeCount++] = addr & ~(ulong)(FrameSize - 1);
+        lock (_free)
+        {
+            if (_freeCount == _free.Length)
+                throw new InvalidOperationException($"frame 0x{addr:x} freed twice: the pool already holds every frame");
+            _free[_freeCount++] = addr & ~(ulong)(FrameSize - 1);
+        }
+    }
+
+    /// <summary>Returns frames (any addresses inside them) to the pool.</summary>
+    public void FreeBatch(ReadOnlySpan<ulong> addrs)
+    {
+        ulong mask = ~(ulong)(FrameSize - 1);
+        lock (_free)
+        {
+            if (_freeCount + addrs.Length > _free.Length)
+                throw new InvalidOperationException("frames freed twice: the pool would hold more frames than the UMEM has");
+            foreach (ulong a in addrs)
+                _free[_freeCount++] = a & mask;
+        }
     }
 
     /// <summary>The bytes of a received or to-be-sent frame. addr + len must lie in one frame.</summary>

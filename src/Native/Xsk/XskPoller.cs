@@ -7,12 +7,17 @@ public sealed unsafe class XskPoller
 {
     private readonly Libc.PollFd[] _fds;
 
-    public XskPoller(IReadOnlyList<XskSocket> sockets)
+    public XskPoller(IReadOnlyList<XskSocket> sockets, Wakeup? wakeup = null)
     {
-        _fds = new Libc.PollFd[sockets.Count];
+        _fds = new Libc.PollFd[sockets.Count + (wakeup != null ? 1 : 0)];
         for (int i = 0; i < sockets.Count; i++)
             _fds[i] = new Libc.PollFd { Fd = sockets[i].Fd, Events = Libc.POLLIN };
+        if (wakeup != null)
+            _fds[^1] = new Libc.PollFd { Fd = wakeup.Fd, Events = Libc.POLLIN };
+        _wakeup = wakeup;
     }
+
+    private readonly Wakeup? _wakeup;
 
     /// <summary>Returns the number of ready sockets, 0 on timeout or interruption.</summary>
     public int Wait(int timeoutMs)
@@ -21,11 +26,63 @@ public sealed unsafe class XskPoller
         {
             int n = Libc.poll(p, (nuint)_fds.Length, timeoutMs);
             if (n >= 0)
+            {
+                if (_wakeup != null && (_fds[^1].Revents & Libc.POLLIN) != 0)
+                    _wakeup.Clear();
                 return n;
+            }
             int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
             if (errno == Errno.EINTR)
                 return 0;
             throw new NativeException("poll on AF_XDP sockets", errno);
         }
+    }
+}
+
+/// <summary>An eventfd another thread signals to wake a worker sleeping in <see cref="XskPoller.Wait"/>.</summary>
+public sealed unsafe class Wakeup : IDisposable
+{
+    public Wakeup()
+    {
+        Fd = Libc.eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC);
+        if (Fd < 0)
+            throw NativeException.FromLastError("eventfd");
+    }
+
+    public int Fd { get; private set; }
+
+    /// <summary>Wakes the sleeper (one write syscall).</summary>
+    public void Signal()
+    {
+        ulong one = 1;
+        Libc.write(Fd, &one, 8);
+    }
+
+    internal void Clear()
+    {
+        ulong v;
+        Libc.read(Fd, &v, 8);
+    }
+
+    public void Dispose()
+    {
+        if (Fd >= 0)
+        {
+            Libc.close(Fd);
+            Fd = -1;
+        }
+    }
+}
+
+/// <summary>Pins the calling thread to one CPU.</summary>
+public static unsafe class CpuAffinity
+{
+    public static void PinCurrentThread(int cpu)
+    {
+        if (cpu is < 0 or >= 64)
+            throw new ArgumentOutOfRangeException(nameof(cpu), cpu, "CPU numbers 0-63 are supported");
+        ulong mask = 1UL << cpu;
+        if (Libc.sched_setaffinity(0, 8, &mask) != 0)
+            throw NativeException.FromLastError($"sched_setaffinity(cpu {cpu})");
     }
 }

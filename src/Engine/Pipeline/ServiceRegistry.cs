@@ -1,0 +1,93 @@
+using ZonLb.Engine.Balancing;
+using ZonLb.Engine.Packets;
+
+namespace ZonLb.Engine.Pipeline;
+
+/// <summary>
+/// The running services, shared by all workers: read on every packet, changed only while every worker is
+/// paused (see Dataplane's control path), so the workers read it without locks. It also decides which worker
+/// owns a packet's connection.
+/// </summary>
+public sealed class ServiceRegistry
+{
+    private readonly Dictionary<ServiceKey, int> _index = new();
+    private readonly HashSet<(uint, IpProtocol)> _natAddresses = new();
+
+    public ServiceRegistry(int workers, ushort natPortMin, ushort natPortMax)
+    {
+        if (workers < 1)
+            throw new ArgumentOutOfRangeException(nameof(workers), workers, "at least one worker");
+        Workers = workers;
+        NatPortMin = natPortMin;
+        NatPortMax = natPortMax;
+    }
+
+    public int Workers { get; }
+    public ushort NatPortMin { get; }
+    public ushort NatPortMax { get; }
+    public List<ResolvedService> Services { get; } = new();
+
+    /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
+    public IReadOnlyCollection<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natAddresses;
+
+    public bool TryFind(in ServiceKey key, out int index) => _index.TryGetValue(key, out index);
+
+    public bool IsNatAddress(uint ip, IpProtocol protocol) => _natAddresses.Contains((ip, protocol));
+
+    public int Add(ResolvedService s)
+    {
+        if (s.Workers != Workers)
+            throw new ArgumentException($"service {s.Name} was built for {s.Workers} worker(s), the registry has {Workers}");
+        if (_index.ContainsKey(s.Key))
+            throw new InvalidOperationException($"service {s.Name}: {s.Key} is already served");
+        Services.Add(s);
+        _index.Add(s.Key, Services.Count - 1);
+        foreach (var b in s.Backends)
+            _natAddresses.Add((b.Info.SnatIp, s.Protocol));
+        return Services.Count - 1;
+    }
+
+    /// <summary>Stops a service from taking new flows; its connections drain.</summary>
+    public void Remove(int index)
+    {
+        var s = Services[index];
+        s.Removed = true;
+        _index.Remove(s.Key);
+    }
+
+    /// <summary>Adds a backend to a service (or revives a removed one at the same address and port).</summary>
+    public int AddBackend(int serviceIndex, ResolvedBackend b)
+    {
+        var s = Services[serviceIndex];
+        int i = s.Find(b.Ip, b.Port);
+        if (i >= 0)
+        {
+            s.Backends[i].Info = b;
+            s.Backends[i].Removed = false;
+        }
+        else
+        {
+            s.Backends.Add(new BackendSlot(b, Workers));
+            i = s.Backends.Count - 1;
+        }
+        _natAddresses.Add((b.SnatIp, s.Protocol));
+        s.Rebuild();
+        return i;
+    }
+
+    /// <summary>
+    /// The worker that owns a packet's connection. A reply to one of our NAT ports belongs to the worker that
+    /// allocated the port (NAT ports are split among workers by port modulo the worker count); any other
+    /// packet belongs to the worker chosen by the hash of its 5-tuple, which is the worker that creates its
+    /// connection. So both directions of a connection meet at one worker, whatever queue they arrive on.
+    /// </summary>
+    public int OwnerOf(in ParsedPacket p)
+    {
+        if (Workers == 1)
+            return 0;
+        bool reply = p.Protocol != IpProtocol.Icmp || p.IcmpType == Wire.IcmpEchoReply;
+        if (reply && p.DstPort >= NatPortMin && p.DstPort <= NatPortMax && _natAddresses.Contains((p.DstIp, p.Protocol)))
+            return p.DstPort % Workers;
+        return (int)(StableHash.Flow(p.SrcIp, p.SrcPort, (byte)p.Protocol, p.DstIp, p.DstPort) % (ulong)Workers);
+    }
+}

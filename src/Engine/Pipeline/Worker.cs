@@ -1,0 +1,337 @@
+using ZonLb.Engine.Counters;
+using ZonLb.Engine.Packets;
+using ZonLb.Native.Interop;
+using ZonLb.Native.Xsk;
+
+namespace ZonLb.Engine.Pipeline;
+
+/// <summary>
+/// One data-path thread. It owns the AF_XDP sockets of its queues (queue % workers == its index) on every
+/// interface, its pipeline (connection table shard, NAT ports, next-hop cache, counters), its held frames and
+/// the consuming end of one hand-off ring per other worker. A frame whose connection another worker owns
+/// (see <see cref="ServiceRegistry.OwnerOf"/>) is handed to that worker, which translates it and sends it on
+/// its own socket of the egress interface; the frame's completion then returns it to the shared pool.
+/// </summary>
+internal sealed class Worker
+{
+    private const int Batch = 64;
+
+    private readonly Dataplane _dp;
+    private readonly Umem _umem;
+    private readonly XskSocket[] _owned;
+    private readonly int[] _txSocketByPort; // port index -> index into _owned
+    private readonly int[] _portIfIndex;
+    private readonly uint[] _txPending;
+    private readonly long[] _txInFlight;
+    private readonly ulong[] _scratch = new ulong[Batch * 4];
+    private readonly Handoff[] _handoffScratch = new Handoff[Batch];
+    private HeldFrame[] _held = new HeldFrame[256];
+    private int _heldCount;
+
+    private struct HeldFrame
+    {
+        public ulong Addr;
+        public int Length;
+        public uint NextHop;
+        public long Deadline;
+    }
+
+    public Worker(int index, Dataplane dp, Umem umem, PacketProcessor processor, IReadOnlyList<Port> ports, int cpu)
+    {
+        Index = index;
+        _dp = dp;
+        _umem = umem;
+        Processor = processor;
+        Cpu = cpu;
+        int workers = processor.Registry.Workers;
+        var owned = new List<XskSocket>();
+        _txSocketByPort = new int[ports.Count];
+        _portIfIndex = new int[ports.Count];
+        for (int p = 0; p < ports.Count; p++)
+        {
+            _portIfIndex[p] = ports[p].IfIndex;
+            _txSocketByPort[p] = -1;
+            foreach (var s in ports[p].Sockets)
+            {
+                if (s.QueueId % workers != index)
+                    continue;
+                if (_txSocketByPort[p] < 0)
+                    _txSocketByPort[p] = owned.Count;
+                owned.Add(s);
+            }
+            if (_txSocketByPort[p] < 0)
+                throw new InvalidOperationException($"worker {index} has no queue of {ports[p].Name}");
+        }
+        _owned = owned.ToArray();
+        _txPending = new uint[_owned.Length];
+        _txInFlight = new long[_owned.Length];
+        Inbox = new HandoffRing[workers];
+        for (int w = 0; w < workers; w++)
+            Inbox[w] = new HandoffRing(4096);
+    }
+
+    public int Index { get; }
+    public int Cpu { get; }
+    public PacketProcessor Processor { get; }
+    public EngineCounters Counters => Processor.Counters;
+    public IReadOnlyList<XskSocket> Owned => _owned;
+    public Wakeup Wakeup { get; } = new();
+    /// <summary>Inbox[w]: frames handed over by worker w.</summary>
+    public HandoffRing[] Inbox { get; }
+    public int HeldFrames => _heldCount;
+    public Thread? Thread { get; set; }
+
+    /// <summary>Frames waiting in this worker's inboxes.</summary>
+    public long InboxFrames
+    {
+        get
+        {
+            long n = 0;
+            foreach (var r in Inbox)
+                n += r.Count;
+            return n;
+        }
+    }
+
+    /// <summary>Puts frames into every fill ring before the program is attached.</summary>
+    public void FillAll()
+    {
+        foreach (var s in _owned)
+            Refill(s);
+    }
+
+    public void Run(Func<bool> stopping)
+    {
+        if (Cpu >= 0)
+            CpuAffinity.PinCurrentThread(Cpu);
+        var poller = new XskPoller(_owned, Wakeup);
+        var workers = _dp.Workers;
+        var registry = Processor.Registry;
+        long nextSweep = 0;
+        while (!stopping())
+        {
+            _dp.ParkIfAsked();
+            long now = Environment.TickCount64;
+            int work = 0;
+            for (int si = 0; si < _owned.Length; si++)
+            {
+                var s = _owned[si];
+                ReapCompletions(si);
+                uint n = s.Rx.Peek(Batch, out uint idx);
+                for (uint i = 0; i < n; i++)
+                {
+                    var d = s.Rx.DescAt(idx + i);
+                    Counters.RxPackets++;
+                    Counters.RxBytes += d.Len;
+                    var frame = _umem.GetFrame(d.Addr, (int)d.Len);
+                    var reason = PacketParser.Parse(frame, out var p);
+                    int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
+                    if (owner != Index)
+                    {
+                        if (workers[owner].Inbox[Index].TryPush(d.Addr, (int)d.Len))
+                        {
+                            Counters.HandedOff++;
+                        }
+                        else
+                        {
+                            Counters.Drop(DropReason.HandoffFull);
+                            _umem.Free(d.Addr);
+                        }
+                        continue;
+                    }
+                    Verdict v;
+                    int egress;
+                    uint hop;
+                    if (reason != DropReason.None)
+                    {
+                        Counters.Drop(reason);
+                        v = Verdict.Drop;
+                        egress = 0;
+                        hop = 0;
+                    }
+                    else
+                    {
+                        v = Processor.Process(frame, in p, now, out egress, out hop);
+                    }
+                    Complete(v, d.Addr, (int)d.Len, egress, hop, now);
+                }
+                if (n > 0)
+                {
+                    s.Rx.Release(n);
+                    work += (int)n;
+                }
+                Refill(s);
+            }
+            // publish hand-offs and wake their owners (one syscall per owner with new frames)
+            for (int w = 0; w < workers.Length; w++)
+                if (w != Index && workers[w].Inbox[Index].Publish())
+                    workers[w].Wakeup.Signal();
+            for (int w = 0; w < Inbox.Length; w++)
+                work += DrainInbox(Inbox[w], now);
+            if (_heldCount > 0)
+                RetryHeld(now);
+            work += Flush();
+            if (now >= nextSweep)
+            {
+                // a bounded slice per tick: the whole table is walked about every 5 s, whatever its size
+                Processor.ExpireConnections(now, Math.Max(4096, Processor.Connections.Capacity / 50));
+                nextSweep = now + 100;
+            }
+            if (work == 0 && _heldCount == 0 && !TxInFlight())
+                poller.Wait(50);
+            else if (work == 0)
+                Thread.Yield();
+        }
+    }
+
+    private int DrainInbox(HandoffRing ring, long now)
+    {
+        int total = 0;
+        int n;
+        while ((n = ring.Drain(_handoffScratch)) > 0)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                var h = _handoffScratch[i];
+                var frame = _umem.GetFrame(h.Addr, h.Length);
+                var v = Processor.Process(frame, now, out int egress, out uint hop);
+                Complete(v, h.Addr, h.Length, egress, hop, now);
+            }
+            total += n;
+        }
+        return total;
+    }
+
+    private void Complete(Verdict v, ulong addr, int len, int egress, uint hop, long now)
+    {
+        if (v == Verdict.Transmit)
+            Transmit(egress, addr, len);
+        else if (v == Verdict.Hold)
+            Hold(addr, len, hop, now);
+        else
+            _umem.Free(addr);
+    }
+
+    private void ReapCompletions(int si)
+    {
+        var s = _owned[si];
+        uint n = s.Completion.Peek((uint)_scratch.Length, out uint idx);
+        if (n == 0)
+            return;
+        for (uint i = 0; i < n; i++)
+            _scratch[i] = s.Completion.AddrAt(idx + i);
+        _umem.FreeBatch(_scratch.AsSpan(0, (int)n));
+        s.Completion.Release(n);
+        _txInFlight[si] -= n;
+    }
+
+    private void Refill(XskSocket s)
+    {
+        uint want = Math.Min(s.Fill.FreeEntries(s.Fill.Size), (uint)_scratch.Length);
+        if (want == 0)
+            return;
+        int got = _umem.AllocateBatch(_scratch.AsSpan(0, (int)want));
+        if (got == 0 || !s.Fill.Reserve((uint)got, out uint idx))
+        {
+            _umem.FreeBatch(_scratch.AsSpan(0, got));
+            return;
+        }
+        for (int i = 0; i < got; i++)
+            s.Fill.AddrAt(idx + (uint)i) = _scratch[i];
+        s.Fill.Submit((uint)got);
+        if (s.Fill.NeedsWakeup)
+            s.WakeRx();
+    }
+
+    private void Transmit(int egressIfIndex, ulong addr, int len)
+    {
+        int port = Array.IndexOf(_portIfIndex, egressIfIndex);
+        int si = _txSocketByPort[port];
+        var tx = _owned[si];
+        if (!tx.Tx.Reserve(1, out uint idx))
+        {
+            Counters.Drop(DropReason.TxRingFull);
+            _umem.Free(addr);
+            return;
+        }
+        ref var d = ref tx.Tx.DescAt(idx);
+        d.Addr = addr;
+        d.Len = (uint)len;
+        d.Options = 0;
+        _txPending[si]++;
+        Counters.TxPackets++;
+        Counters.TxBytes += len;
+    }
+
+    /// <summary>Publishes this round's TX descriptors and kicks every socket whose TX ring still holds frames
+    /// (copy mode sends at most 32 frames per kick).</summary>
+    private int Flush()
+    {
+        int kicked = 0;
+        for (int i = 0; i < _owned.Length; i++)
+        {
+            var s = _owned[i];
+            if (_txPending[i] > 0)
+            {
+                s.Tx.Submit(_txPending[i]);
+                _txInFlight[i] += _txPending[i];
+                _txPending[i] = 0;
+            }
+            if (s.Tx.Outstanding > 0)
+            {
+                int err = s.KickTx();
+                Counters.TxKicks++;
+                if (err != 0 && err != Errno.EAGAIN && err != Errno.EBUSY && err != Errno.ENOBUFS)
+                    Counters.TxKickErrors++;
+                kicked++;
+            }
+        }
+        return kicked;
+    }
+
+    private bool TxInFlight()
+    {
+        foreach (long n in _txInFlight)
+            if (n > 0)
+                return true;
+        return false;
+    }
+
+    private void Hold(ulong addr, int len, uint hop, long now)
+    {
+        if (_heldCount == _held.Length)
+        {
+            Counters.Drop(DropReason.HoldQueueFull);
+            _umem.Free(addr);
+            return;
+        }
+        _held[_heldCount++] = new HeldFrame { Addr = addr, Length = len, NextHop = hop, Deadline = now + _dp.Config.Engine.NeighborWaitMilliseconds };
+        Counters.Held++;
+    }
+
+    private void RetryHeld(long now)
+    {
+        int kept = 0;
+        for (int i = 0; i < _heldCount; i++)
+        {
+            var h = _held[i];
+            var frame = _umem.GetFrame(h.Addr, h.Length);
+            var v = Processor.RetryHeld(frame, h.NextHop, now, out int egress);
+            if (v == Verdict.Transmit)
+            {
+                Transmit(egress, h.Addr, h.Length);
+            }
+            else if (v == Verdict.Hold && now < h.Deadline)
+            {
+                _held[kept++] = h;
+            }
+            else
+            {
+                if (v == Verdict.Hold)
+                    Counters.Drop(DropReason.NeighborUnresolved);
+                _umem.Free(h.Addr);
+            }
+        }
+        _heldCount = kept;
+    }
+}
