@@ -1,0 +1,57 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using ZonLb.Testing;
+
+namespace ZonLb.IntegrationTests;
+
+/// <summary>
+/// Two workers on veths with two queues: request and reply of a connection may arrive on different queues
+/// (and so at different workers) and must still be translated by the worker that owns the connection.
+/// </summary>
+[Collection("dataplane")]
+public class WorkerTests
+{
+    private static string TwoWorkers(string affinity = "") => Topology.DefaultConfig($"""
+
+        [engine]
+        workers = 2
+        {affinity}
+        """);
+
+    [Fact]
+    public async Task Two_workers_serve_many_flows_arriving_on_either_queue()
+    {
+        using var t = Topology.Create(queues: 2);
+        using var servers = new Backends(t.Backend, Topology.BackendIp, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, TwoWorkers("cpu_affinity = [0, 1]")).WaitUntilRunning();
+        Assert.Contains("2 worker(s) pinned to CPU(s) 0,1", lb.Output);
+
+        var bodies = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => Clients.HttpGet(t.Client, Topology.Vip, 80, "/bytes/100000")));
+        Assert.All(bodies, b => Assert.Equal(100_000, b.Count(c => c == 'x')));
+        for (int i = 0; i < 10; i++)
+            Assert.StartsWith("echo:u", await Clients.UdpRequest(t.Client, Topology.Vip, 5353, $"u{i}"));
+        var ping = t.Client.Exec(TimeSpan.FromSeconds(20), "ping", "-c", "5", "-i", "0.2", "-W", "2", Topology.Vip);
+        Assert.True(ping.ExitCode == 0, ping.Output);
+
+        var stats = JsonNode.Parse(lb.Control("stats", "--json").Stdout)!;
+        var workers = stats["workers"]!.AsArray();
+        Assert.Equal(2, workers.Count);
+        Assert.All(workers, w => Assert.True(w!["rx_packets"]!.GetValue<long>() > 0, "every worker received frames"));
+        Assert.True(stats["handed_off"]!.GetValue<long>() > 0, "some frames arrived at the worker that does not own their connection");
+        Assert.Equal(51, stats["new_connections"]!.GetValue<long>());
+
+        Assert.Equal(0, lb.Stop());
+        Assert.Matches(@"frames_unaccounted=0\b", lb.Output);
+        Assert.DoesNotMatch(new Regex(@"drops: .*(no_connection|no_service)"), lb.Output);
+    }
+
+    [Fact]
+    public void More_workers_than_queues_is_refused_naming_the_interface()
+    {
+        using var t = Topology.Create();
+        using var lb = ZonLbProcess.Start(t.Lb, TwoWorkers());
+        Assert.Equal(2, lb.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Contains("interface lbc has 1 RX queue(s) but engine.workers = 2", lb.Output);
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+    }
+}
