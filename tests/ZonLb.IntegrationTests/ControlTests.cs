@@ -229,6 +229,29 @@ public class ControlTests
     }
 
     [Fact]
+    public async Task A_full_connection_table_refuses_new_flows_and_keeps_established_ones()
+    {
+        using var s = new Setup(TwoBackends() + "\n[engine]\nconnection_capacity = 3\n");
+        var open = new List<EchoConnection>();
+        try
+        {
+            for (int i = 0; i < 3; i++)
+                open.Add(await EchoConnection.Open(s.T.Client, Topology.Vip, 80));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Clients.HttpGet(s.T.Client, Topology.Vip, 80, timeoutMs: 1500));
+            foreach (var e in open)
+                Assert.Equal("kept", await e.RoundTrip("kept"));
+            var stats = s.Json("stats");
+            Assert.True(stats["drops"]!["connection_table_full"]!.GetValue<long>() >= 1);
+            Assert.Equal(3, stats["active_connections"]!.GetValue<int>());
+        }
+        finally
+        {
+            foreach (var e in open)
+                e.Dispose();
+        }
+    }
+
+    [Fact]
     public void A_control_command_without_a_running_instance_says_so()
     {
         var r = Command.Run("dotnet", new[] { ZonLbProcess.CliPath, "status", "--socket", "/tmp/zonlb-no-such.sock" }, TimeSpan.FromSeconds(60));

@@ -77,6 +77,36 @@ public class MaglevTests
     }
 
     [Fact]
+    public void Two_engine_instances_with_the_same_config_choose_the_same_backend_for_every_flow()
+    {
+        PacketProcessor Instance()
+        {
+            var backends = Enumerable.Range(0, 5).Select(i => new ResolvedBackend(0x0A140002u + (uint)i, 8080, 0x0A140001, 1 + i % 2)).ToArray();
+            var routes = new FixedRoutes().Subnet("10.20.0.0", 3);
+            for (int i = 0; i < 5; i++)
+                routes.Neighbor($"10.20.0.{2 + i}", new byte[6]);
+            return new PacketProcessor(new[] { new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, backends) },
+                new[] { (2, new byte[6]), (3, new byte[6]) }, routes, new EngineOptions(), new EngineCounters());
+        }
+        var a = Instance();
+        var b = Instance();
+        var seen = new HashSet<string>();
+        for (int i = 0; i < 2000; i++)
+        {
+            string client = $"192.0.2.{i % 200 + 1}";
+            ushort port = (ushort)(20000 + i);
+            var fa = Tcp(client, port, "10.10.0.1", 80).Build();
+            var fb = Tcp(client, port, "10.10.0.1", 80).Build();
+            a.Process(fa, 0, out _, out _);
+            b.Process(fb, 0, out _, out _);
+            string backend = ParseIPv4(fa).DestinationAddress.ToString();
+            Assert.Equal(backend, ParseIPv4(fb).DestinationAddress.ToString());
+            seen.Add(backend);
+        }
+        Assert.Equal(5, seen.Count);
+    }
+
+    [Fact]
     public void The_flow_hash_is_the_same_in_every_process()
     {
         // Frozen: instances behind ECMP must agree, so this value must never change between versions.
