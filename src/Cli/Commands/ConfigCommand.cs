@@ -12,16 +12,17 @@ public static class ConfigCommand
 
         var socket = new Option<string?>("--socket", "-s") { Description = "Control socket of the running instance." };
         var file = new Option<string?>("--config", "-c") { Description = "Read control_socket from this configuration file." };
+        var json = new Option<bool>("--json") { Description = "Print {\"toml\": \"...\"} as JSON." };
         var show = new Command("show", "Print the configuration the running instance applies (after reloads and backend changes), in TOML.")
         {
-            socket, file,
+            socket, file, json,
         };
         show.SetAction(r =>
         {
             try
             {
                 var result = ControlClient.Call(ControlClient.ResolveSocket(r.GetValue(socket), r.GetValue(file)), "config.show");
-                Console.Write(result?["toml"]?.GetValue<string>());
+                Console.Write(r.GetValue(json) ? result?.ToJsonString() + "\n" : result?["toml"]?.GetValue<string>());
                 return ExitCodes.Ok;
             }
             catch (Exception e) when (e is ControlException or ConfigException)
