@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* zonlb_trace: reports packets the kernel drops (skb:kfree_skb, with its drop reason) whose IPv4 source or
+ * destination is one of the addresses we serve (VIPs, SNAT addresses, backends), through a ring buffer. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "zonlb_trace_abi.h"
+
+#define ETH_P_IP 0x0800
+
+/* addresses to watch (network byte order) -> 1 */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} watch_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} drops SEC(".maps");
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(zonlb_trace_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	/* SKB_NOT_DROPPED_YET and SKB_CONSUMED are not drops */
+	if (reason < SKB_DROP_REASON_NOT_SPECIFIED)
+		return 0;
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return 0;
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header;
+	struct iphdr iph;
+	if (bpf_probe_read_kernel(&iph, sizeof(iph), head + nh))
+		return 0;
+	if (iph.version != 4)
+		return 0;
+	if (!bpf_map_lookup_elem(&watch_addrs, &iph.saddr) && !bpf_map_lookup_elem(&watch_addrs, &iph.daddr))
+		return 0;
+
+	struct zonlb_drop_event *e = bpf_ringbuf_reserve(&drops, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->location = (__u64)location;
+	e->reason = reason;
+	e->saddr = iph.saddr;
+	e->daddr = iph.daddr;
+	e->protocol = iph.protocol;
+	if (iph.protocol == IPPROTO_TCP || iph.protocol == IPPROTO_UDP) {
+		__u16 ports[2];
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), head + nh + iph.ihl * 4)) {
+			e->sport = ports[0];
+			e->dport = ports[1];
+		}
+	}
+	struct net_device *dev = skb->dev;
+	if (dev) {
+		e->ifindex = dev->ifindex;
+		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
+		e->netns_inode = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+char _license[] SEC("license") = "GPL";
