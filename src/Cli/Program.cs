@@ -15,6 +15,7 @@ public static class Program
             RunCommand.Create(),
             CheckCommand.Create(),
             ConfigCommand.Create(),
+            TraceCommand.Create(),
         };
         foreach (var c in ControlCommands.Create())
             root.Subcommands.Add(c);

@@ -25,7 +25,7 @@ public static class ConfigLoader
         "workers", "cpu_affinity", "frame_count", "frame_size", "ring_size", "connection_capacity", "maglev_table_size", "nat_port_min", "nat_port_max",
         "tcp_syn_sent_timeout", "tcp_syn_recv_timeout", "tcp_established_timeout", "tcp_fin_wait_timeout",
         "tcp_close_wait_timeout", "tcp_last_ack_timeout", "tcp_time_wait_timeout", "tcp_close_timeout",
-        "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds",
+        "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds", "repair_partial_checksums",
     };
 
     public static LoadBalancerConfig LoadFile(string path)
@@ -244,6 +244,8 @@ public static class ConfigLoader
         o.UdpStreamTimeoutSeconds = r.OptionalInt(t, at, "udp_stream_timeout", o.UdpStreamTimeoutSeconds, 1, Week);
         o.IcmpTimeoutSeconds = r.OptionalInt(t, at, "icmp_timeout", o.IcmpTimeoutSeconds, 1, Week);
         o.NeighborWaitMilliseconds = r.OptionalInt(t, at, "neighbor_wait_ms", o.NeighborWaitMilliseconds, 1, 60000);
+        if (t.TryGetValue("repair_partial_checksums", out var rp))
+            o.RepairPartialChecksums = rp as bool? ?? throw r.Error(at, "repair_partial_checksums", rp, "must be true or false");
         o.NeighborCacheSeconds = r.OptionalInt(t, at, "neighbor_cache_seconds", o.NeighborCacheSeconds, 1, 3600);
         return o;
     }

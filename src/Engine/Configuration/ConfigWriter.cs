@@ -57,6 +57,8 @@ public static class ConfigWriter
             if (!Equals(now, def))
                 engine.Append(CultureInfo.InvariantCulture, $"{key} = {now}\n");
         }
+        if (!c.Engine.RepairPartialChecksums)
+            engine.Append("repair_partial_checksums = false\n");
         if (c.Engine.CpuAffinity.Count > 0)
             engine.Append(CultureInfo.InvariantCulture, $"cpu_affinity = [{string.Join(", ", c.Engine.CpuAffinity)}]\n");
         if (engine.Length > 0)

@@ -113,6 +113,8 @@ public sealed class EngineOptions
     public int IcmpTimeoutSeconds { get; set; } = 30;
     /// <summary>How long a frame waits for its next hop's MAC before it is dropped.</summary>
     public int NeighborWaitMilliseconds { get; set; } = 1000;
+    /// <summary>Debug: false leaves CHECKSUM_PARTIAL frames unrepaired (reproduces the dropped SYN of the seed notes).</summary>
+    public bool RepairPartialChecksums { get; set; } = true;
     /// <summary>How long a learnt next hop is used before the kernel is asked again.</summary>
     public int NeighborCacheSeconds { get; set; } = 5;
 }

@@ -288,7 +288,7 @@ public sealed class PacketProcessor
                 int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
                 bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
-                bool partial = !udpNoChecksum &&
+                bool partial = !udpNoChecksum && _options.RepairPartialChecksums &&
                     check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, (byte)p.Protocol, l4.Length);
                 BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);

@@ -59,6 +59,30 @@ internal static unsafe partial class LibBpf
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int bpf_xdp_query_id(int ifindex, int flags, uint* progId);
 
+    // struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+    [LibraryImport(NativeLibraries.LibBpf, SetLastError = true)]
+    public static partial nint bpf_program__attach(nint prog);
+
+    // int bpf_link__destroy(struct bpf_link *link);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_link__destroy(nint link);
+
+    // struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx, const struct ring_buffer_opts *opts);
+    [LibraryImport(NativeLibraries.LibBpf, SetLastError = true)]
+    public static partial nint ring_buffer__new(int mapFd, delegate* unmanaged<void*, void*, nuint, int> sampleCb, void* ctx, nint opts);
+
+    // int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int ring_buffer__poll(nint rb, int timeoutMs);
+
+    // void ring_buffer__free(struct ring_buffer *rb);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial void ring_buffer__free(nint rb);
+
+    // const char *libbpf_version_string(void);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial nint libbpf_version_string();
+
     // int libbpf_num_possible_cpus(void);
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int libbpf_num_possible_cpus();
