@@ -16,6 +16,7 @@ public static class Program
             CheckCommand.Create(),
             ConfigCommand.Create(),
             TraceCommand.Create(),
+            DoctorCommand.Create(),
         };
         foreach (var c in ControlCommands.Create())
             root.Subcommands.Add(c);

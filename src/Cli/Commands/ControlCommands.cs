@@ -142,6 +142,18 @@ public static class ControlCommands
             sb.Append(CultureInfo.InvariantCulture,
                 $"worker {S(w!["index"])}{(w["cpu"]!.GetValue<int>() >= 0 ? $" (cpu {S(w["cpu"])})" : "")} [{string.Join(' ', w["queues"]!.AsArray().Select(S))}]: " +
                 $"rx {S(w["rx_packets"])}, tx {S(w["tx_packets"])}, handed off {S(w["handed_off"])}, connections {S(w["active_connections"])}\n");
+        foreach (var k in n["sockets"]!.AsArray())
+        {
+            sb.Append(CultureInfo.InvariantCulture,
+                $"socket {S(k!["interface"])}:{S(k["queue"])} (worker {S(k["worker"])}): rx_dropped {S(k["rx_dropped"])}, rx_ring_full {S(k["rx_ring_full"])}, " +
+                $"rx_fill_ring_empty_descs {S(k["rx_fill_ring_empty_descs"])}, rx_invalid_descs {S(k["rx_invalid_descs"])}, tx_invalid_descs {S(k["tx_invalid_descs"])}, " +
+                $"tx_ring_empty_descs {S(k["tx_ring_empty_descs"])}\n");
+            foreach (var h in k["hints"]!.AsArray())
+                sb.Append(CultureInfo.InvariantCulture, $"  likely cause: {S(h)}\n");
+        }
+        foreach (var i in n["interfaces"]!.AsArray())
+            if (i!["xdp_counters"]!.AsObject().Count > 0)
+                sb.Append(CultureInfo.InvariantCulture, $"interface {S(i["interface"])}: {string.Join(' ', i["xdp_counters"]!.AsObject().Select(kv => $"{kv.Key}={kv.Value}"))}\n");
         foreach (var s in n["services"]!.AsArray())
         {
             sb.Append(CultureInfo.InvariantCulture,

@@ -123,6 +123,8 @@ public static class RunCommand
                 }
                 if (statusInterval > 0)
                     Console.WriteLine(status.Line());
+                foreach (var hint in status.SocketWarnings())
+                    Log($"warning: {hint}");
             }
             dp.Stop();
             Console.WriteLine(StatusPrinter.Totals(dp));
@@ -144,7 +146,24 @@ internal sealed class StatusPrinter
     private long _rx, _tx, _drops;
     private DateTime _at = DateTime.UtcNow;
 
+    private readonly Dictionary<(string, int), ZonLb.Native.Abi.XdpStatistics> _sockets = new();
+
     public StatusPrinter(Dataplane dp) => _dp = dp;
+
+    /// <summary>One line per socket counter (XDP_STATISTICS) that grew since the last call, with its likely cause.</summary>
+    public List<string> SocketWarnings()
+    {
+        var list = new List<string>();
+        foreach (var (socket, _, stats) in _dp.SocketStatistics())
+        {
+            var key = (socket.InterfaceName, socket.QueueId);
+            if (_sockets.TryGetValue(key, out var before))
+                foreach (var h in ZonLb.Engine.Diagnostics.SocketHints.Grown(before, stats))
+                    list.Add($"socket {socket.InterfaceName}:{socket.QueueId}: {h}");
+            _sockets[key] = stats;
+        }
+        return list;
+    }
 
     public string Line()
     {

@@ -106,6 +106,16 @@ public sealed class MetricsServer : IDisposable
         foreach (var (action, n) in s.XdpProgram)
             w.Sample("zonlb_xdp_frames_total", (long)n, ("action", action));
 
+        foreach (var (name, read) in new (string, Func<SocketReport, ulong>)[]
+                 {
+                     ("rx_dropped", k => k.RxDropped), ("rx_ring_full", k => k.RxRingFull), ("rx_fill_ring_empty_descs", k => k.RxFillRingEmptyDescs),
+                     ("rx_invalid_descs", k => k.RxInvalidDescs), ("tx_invalid_descs", k => k.TxInvalidDescs), ("tx_ring_empty_descs", k => k.TxRingEmptyDescs),
+                 })
+        {
+            w.Header($"zonlb_xsk_{name}_total", "counter", $"The kernel's XDP_STATISTICS {name}, per AF_XDP socket.");
+            foreach (var k in s.Sockets)
+                w.Sample($"zonlb_xsk_{name}_total", (long)read(k), ("interface", k.Interface), ("queue", k.Queue.ToString(CultureInfo.InvariantCulture)));
+        }
         w.Header("zonlb_service_new_connections_total", "counter", "Connections created, per service.");
         foreach (var v in s.Services)
             w.Sample("zonlb_service_new_connections_total", v.NewConnections, ("service", v.Name));

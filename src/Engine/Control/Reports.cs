@@ -20,12 +20,19 @@ public sealed record ServiceReport(
 
 public sealed record WorkerReport(int Index, int Cpu, IReadOnlyList<string> Queues, long RxPackets, long TxPackets, long HandedOff, int ActiveConnections);
 
+public sealed record SocketReport(
+    string Interface, int Queue, int Worker, ulong RxDropped, ulong RxInvalidDescs, ulong TxInvalidDescs,
+    ulong RxRingFull, ulong RxFillRingEmptyDescs, ulong TxRingEmptyDescs, IReadOnlyList<string> Hints);
+
+public sealed record InterfaceCountersReport(string Interface, IReadOnlyDictionary<string, ulong> XdpCounters);
+
 public sealed record StatsReport(
     long RxPackets, long RxBytes, long TxPackets, long TxBytes, long ToBackend, long ToClient,
     long NewConnections, long ActiveConnections, long ExpiredConnections, long PartialChecksumsRepaired,
     long HeldForNeighbor, long HandedOff, long TxKicks, long TxKickErrors,
     IReadOnlyDictionary<string, long> Drops, IReadOnlyDictionary<string, ulong> XdpProgram,
-    IReadOnlyList<WorkerReport> Workers, IReadOnlyList<ServiceReport> Services);
+    IReadOnlyList<WorkerReport> Workers, IReadOnlyList<SocketReport> Sockets, IReadOnlyList<InterfaceCountersReport> Interfaces,
+    IReadOnlyList<ServiceReport> Services);
 
 public sealed record ConnectionReport(
     string Service, string Protocol, string Client, string Vip, string Backend, string Snat, string State, long IdleMs);

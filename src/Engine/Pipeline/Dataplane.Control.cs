@@ -5,7 +5,9 @@ using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Flows;
 using ZonLb.Engine.Routing;
+using ZonLb.Native.Abi;
 using ZonLb.Native.Bpf;
+using ZonLb.Native.Xsk;
 using ZonLb.Native.Netlink;
 
 namespace ZonLb.Engine.Pipeline;
@@ -120,10 +122,26 @@ public sealed partial class Dataplane
         var workers = _workers.Select(w => new WorkerReport(w.Index, w.Cpu,
             w.Owned.Select(s => $"{s.InterfaceName}:{s.QueueId}").ToList(), w.Counters.RxPackets, w.Counters.TxPackets,
             w.Counters.HandedOff, w.Processor.Connections.Count)).ToList();
+        var sockets = SocketStatistics().Select(x => new SocketReport(x.Socket.InterfaceName, x.Socket.QueueId, x.Worker,
+            x.Stats.RxDropped, x.Stats.RxInvalidDescs, x.Stats.TxInvalidDescs, x.Stats.RxRingFull, x.Stats.RxFillRingEmptyDescs,
+            x.Stats.TxRingEmptyDescs, Diagnostics.SocketHints.NonZero(x.Stats))).ToList();
+        var interfaces = _ports.Select(p => new InterfaceCountersReport(p.Name,
+            Native.Ethtool.EthtoolStats.Read(p.Name).Where(kv => kv.Key.Contains("xdp", StringComparison.Ordinal) || kv.Key.Contains("drop", StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key, kv => kv.Value))).ToList();
         return new StatsReport(c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.ToBackend, c.ToClient, c.NewConnections,
             ActiveConnections, c.ExpiredConnections, c.PartialChecksumsRepaired, c.Held, c.HandedOff, c.TxKicks, c.TxKickErrors,
-            DropTable(c.Drops), xdp, workers, services);
+            DropTable(c.Drops), xdp, workers, sockets, interfaces, services);
     });
+
+    /// <summary>The kernel's XDP_STATISTICS of every socket (safe from any thread).</summary>
+    public List<(XskSocket Socket, int Worker, XdpStatistics Stats)> SocketStatistics()
+    {
+        var list = new List<(XskSocket, int, XdpStatistics)>();
+        foreach (var w in _workers)
+            foreach (var s in w.Owned)
+                list.Add((s, w.Index, s.GetStatistics()));
+        return list;
+    }
 
     private static Dictionary<string, long> DropTable(Func<DropReason, long> count)
     {

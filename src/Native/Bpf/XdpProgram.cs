@@ -118,6 +118,31 @@ public sealed unsafe class XdpProgram : IDisposable
         return LibBpf.bpf_xdp_query_id(ifIndex, 0, &id) == 0 ? id : 0;
     }
 
+    /// <summary>The name of a loaded BPF program (bpf_prog_info.name), or null.</summary>
+    public static string? ProgramName(uint id)
+    {
+        int fd = LibBpf.bpf_prog_get_fd_by_id(id);
+        if (fd < 0)
+            return null;
+        try
+        {
+            // struct bpf_prog_info: ... char name[BPF_OBJ_NAME_LEN] at offset 64
+            var info = stackalloc byte[256];
+            new Span<byte>(info, 256).Clear();
+            uint len = 256;
+            if (LibBpf.bpf_obj_get_info_by_fd(fd, info, &len) != 0)
+                return null;
+            return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(info + 64));
+        }
+        finally
+        {
+            Libc.close(fd);
+        }
+    }
+
+    /// <summary>The libbpf version this process runs on ("v1.1").</summary>
+    public static string LibBpfVersion => System.Runtime.InteropServices.Marshal.PtrToStringUTF8(LibBpf.libbpf_version_string()) ?? "unknown";
+
     public void Detach(int ifIndex)
     {
         if (_attached.Remove(ifIndex, out var a))

@@ -83,6 +83,14 @@ internal static unsafe partial class LibBpf
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial nint libbpf_version_string();
 
+    // int bpf_prog_get_fd_by_id(__u32 id);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_prog_get_fd_by_id(uint id);
+
+    // int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_obj_get_info_by_fd(int fd, void* info, uint* infoLen);
+
     // int libbpf_num_possible_cpus(void);
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int libbpf_num_possible_cpus();
