@@ -152,6 +152,18 @@ public class DiagnosticsTests
         var r = Doctor(t, Config("\n[engine]\nrepair_partial_checksums = false\n"));
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("TCP_CSUM", Line(r, "checksum lbc"));
+        Assert.Contains($"the peer eth0 (netns {t.Client.Name}) sends with TX checksum offload on", Line(r, "checksum lbc"));
+    }
+
+    [Fact]
+    public void Doctor_sees_that_peers_without_tx_offload_need_no_repair()
+    {
+        using var t = Healthy();
+        t.Client.Exec(TimeSpan.FromSeconds(10), "ethtool", "-K", "eth0", "tx", "off");
+        t.Backend.Exec(TimeSpan.FromSeconds(10), "ethtool", "-K", "eth0", "tx", "off");
+        var r = Doctor(t, Config("\n[engine]\nrepair_partial_checksums = false\n"));
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Contains($"the peer eth0 (netns {t.Backend.Name}) sends with TX checksum offload off", Line(r, "checksum lbs"));
     }
 
     [Fact]

@@ -86,11 +86,18 @@ public static class Doctor
             checks.Add(new($"peer {name}", CheckStatus.Ok,
                 "veth: frames leave by AF_XDP transmit (an skb), so the peer needs neither an XDP program nor GRO (that is only needed for XDP_REDIRECT into a veth)"));
 
-        bool? txCsum = EthtoolStats.TxChecksumOffload(name);
-        string state = txCsum switch { true => "on", false => "off", _ => "unknown" };
-        checks.Add(cfg.Engine.RepairPartialChecksums
-            ? new($"checksum {name}", CheckStatus.Ok, $"TX checksum offload here is {state}; frames from senders with offload on (the veth default) arrive with CHECKSUM_PARTIAL and the engine completes their checksums")
-            : new($"checksum {name}", CheckStatus.Warning, $"TX checksum offload here is {state}, and engine.repair_partial_checksums = false: TCP and UDP from senders with offload on (the veth default) will be dropped by the receiver (TCP_CSUM); 'zonlb-afxdp trace' shows them. Remove the setting"));
+        string sender = $"TX checksum offload here is {OnOff(EthtoolStats.TxChecksumOffload(name))}";
+        bool? peerOffload = null;
+        if (driver == "veth" && VethPeer(name, link.Index) is { } peer)
+        {
+            sender = $"the peer {peer.Name} (netns {peer.Namespace}) sends with TX checksum offload {OnOff(peer.TxChecksum)}";
+            peerOffload = peer.TxChecksum;
+        }
+        checks.Add(!cfg.Engine.RepairPartialChecksums && peerOffload == false
+            ? new($"checksum {name}", CheckStatus.Ok, $"{sender}: its frames carry full checksums, so nothing needs the (switched off) partial-checksum repair")
+            : cfg.Engine.RepairPartialChecksums
+            ? new($"checksum {name}", CheckStatus.Ok, $"{sender}; frames sent with offload on (the veth default) arrive with CHECKSUM_PARTIAL and the engine completes their checksums")
+            : new($"checksum {name}", CheckStatus.Warning, $"{sender}, and engine.repair_partial_checksums = false: TCP and UDP from senders with offload on (the veth default) will be dropped by the receiver (TCP_CSUM); 'zonlb-afxdp trace' shows them. Remove the setting"));
 
         int frame = link.Mtu + 14 + 4;
         int room = cfg.Engine.FrameSize - XdpPacketHeadroom;
@@ -103,6 +110,48 @@ public static class Doctor
             ? new($"rp_filter {name}", CheckStatus.Warning, "strict reverse-path filtering: packets the XDP program passes to the kernel from sources it would not route back out this interface are dropped (IP_RPFILTER); loose mode (2) is safer here")
             : new($"rp_filter {name}", CheckStatus.Ok, $"rp_filter = {(rp.Length == 0 ? "unknown" : rp)}"));
     }
+
+    private static string OnOff(bool? v) => v switch { true => "on", false => "off", _ => "unknown" };
+
+    private sealed record Peer(string Name, string Namespace, bool? TxChecksum);
+
+    /// <summary>Finds the other end of a veth among the named namespaces: the one this namespace numbers with
+    /// the veth's link-netnsid, holding the interface at the veth's peer_ifindex.</summary>
+    private static Peer? VethPeer(string name, int ifIndex)
+    {
+        if (!EthtoolStats.Read(name).TryGetValue("peer_ifindex", out ulong peerIndex))
+            return null;
+        using var nl = new RtNetlink();
+        int nsid = nl.GetLink(ifIndex)?.LinkNetnsId ?? -1;
+        if (nsid < 0)
+            return null; // the peer is in this namespace, or in one we do not number
+        foreach (var ns in NetworkNamespaces.Named())
+        {
+            try
+            {
+                using (var handle = File.OpenHandle(ns))
+                    if (nl.GetNamespaceId((int)handle.DangerousGetHandle()) != nsid)
+                        continue;
+                return NetworkNamespaces.Run(ns, () =>
+                {
+                    string? peerName = InterfaceName((int)peerIndex);
+                    return peerName == null ? null : new Peer(peerName, Path.GetFileName(ns), EthtoolStats.TxChecksumOffload(peerName));
+                });
+            }
+            catch (Exception e) when (e is Native.Interop.NativeException or IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The name of an interface of the calling thread's namespace (netlink: /sys shows the mounter's).</summary>
+    private static string? InterfaceName(int ifIndex)
+    {
+        using var nl = new RtNetlink();
+        return nl.GetLink(ifIndex)?.Name;
+    }
+
 
     private static void CheckControlSocket(List<HostCheck> checks, LoadBalancerConfig cfg)
     {

@@ -100,6 +100,12 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
 
+    public const int CLONE_NEWNET = 0x40000000;
+
+    // int setns(int fd, int nstype);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int setns(int fd, int nstype);
+
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd
     {

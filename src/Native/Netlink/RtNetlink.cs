@@ -6,7 +6,9 @@ using ZonLb.Native.Interop;
 namespace ZonLb.Native.Netlink;
 
 /// <summary>An interface as rtnetlink reports it.</summary>
-public sealed record LinkInfo(int Index, string Name, PhysicalAddress Mac, int Mtu, bool IsUp);
+/// <param name="LinkNetnsId">For a veth or other link whose other end lives in another namespace: that
+/// namespace's id as this namespace numbers it (IFLA_LINK_NETNSID); -1 otherwise.</param>
+public sealed record LinkInfo(int Index, string Name, PhysicalAddress Mac, int Mtu, bool IsUp, int LinkNetnsId = -1);
 
 /// <summary>The kernel's answer to "how do I reach this address": egress interface, gateway (if any), preferred source.</summary>
 public sealed record RouteInfo(int OutIfIndex, IPAddress? Gateway, IPAddress? PreferredSource);
@@ -33,7 +35,8 @@ public sealed unsafe class RtNetlink : IDisposable
         NLM_F_REPLACE = 0x100, NLM_F_CREATE = 0x400, NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
     private const ushort RTM_NEWLINK = 16, RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_GETADDR = 22,
         RTM_NEWROUTE = 24, RTM_GETROUTE = 26, RTM_NEWNEIGH = 28, RTM_GETNEIGH = 30;
-    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4;
+    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_LINK_NETNSID = 37;
+    private const ushort RTM_NEWNSID = 88, RTM_GETNSID = 90, NETNSA_NSID = 1, NETNSA_FD = 3;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2;
     private const ushort RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PREFSRC = 7;
     private const ushort NDA_DST = 1, NDA_LLADDR = 2;
@@ -76,23 +79,64 @@ public sealed unsafe class RtNetlink : IDisposable
         return found;
     }
 
+    /// <summary>The interface with this index, or null when there is none.</summary>
+    public LinkInfo? GetLink(int ifIndex)
+    {
+        var w = Begin(RTM_GETLINK, NLM_F_REQUEST);
+        w.Bytes(4); // family, pad, type
+        w.Int32(ifIndex);
+        w.Bytes(8); // flags, change
+        LinkInfo? found = null;
+        int err = Transact(w, (type, msg) =>
+        {
+            if (type == RTM_NEWLINK)
+                found = ParseLink(msg);
+        });
+        if (err == Errno.ENODEV)
+            return null;
+        if (err != 0)
+            throw new NativeException($"rtnetlink RTM_GETLINK ifindex {ifIndex}", err);
+        return found;
+    }
+
     private static LinkInfo ParseLink(ReadOnlySpan<byte> msg)
     {
         int index = BinaryPrimitives.ReadInt32LittleEndian(msg.Slice(4));
         uint flags = BinaryPrimitives.ReadUInt32LittleEndian(msg.Slice(8));
         string name = "";
         var mac = PhysicalAddress.None;
-        int mtu = 0;
+        int mtu = 0, netnsId = -1;
         for (var a = new AttrReader(msg.Slice(16)); a.MoveNext();)
         {
             switch (a.Type)
             {
+                case IFLA_LINK_NETNSID: netnsId = BinaryPrimitives.ReadInt32LittleEndian(a.Value); break;
                 case IFLA_IFNAME: name = System.Text.Encoding.ASCII.GetString(a.Value.TrimEnd((byte)0)); break;
                 case IFLA_ADDRESS: mac = new PhysicalAddress(a.Value.ToArray()); break;
                 case IFLA_MTU: mtu = BinaryPrimitives.ReadInt32LittleEndian(a.Value); break;
             }
         }
-        return new LinkInfo(index, name, mac, mtu, (flags & IFF_UP) != 0);
+        return new LinkInfo(index, name, mac, mtu, (flags & IFF_UP) != 0, netnsId);
+    }
+
+    /// <summary>The id this namespace gives the namespace open at fd (RTM_GETNSID), or -1 when it has none.</summary>
+    public int GetNamespaceId(int fd)
+    {
+        var w = Begin(RTM_GETNSID, NLM_F_REQUEST);
+        w.Bytes(4); // struct rtgenmsg { u8 family; } padded
+        Span<byte> v = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(v, (uint)fd);
+        w.Attr(NETNSA_FD, v);
+        int id = -1;
+        int err = Transact(w, (type, msg) =>
+        {
+            if (type != RTM_NEWNSID || msg.Length < 4)
+                return;
+            for (var a = new AttrReader(msg.Slice(4)); a.MoveNext();)
+                if (a.Type == NETNSA_NSID && a.Value.Length >= 4)
+                    id = BinaryPrimitives.ReadInt32LittleEndian(a.Value);
+        });
+        return err == 0 ? id : -1;
     }
 
     // ---- addresses ----
