@@ -252,7 +252,7 @@ public static class Doctor
         var hop = route.Gateway ?? b.Address;
         var n = nl.GetNeighbor(route.OutIfIndex, hop);
         if (n is { IsUsable: true } u)
-            checks.Add(new(name, CheckStatus.Ok, $"next hop {hop} is {u.Mac} (ARP entry present)"));
+            checks.Add(new(name, CheckStatus.Ok, $"next hop {hop} is {string.Join(':', u.Mac!.GetAddressBytes().Select(x => x.ToString("x2", CultureInfo.InvariantCulture)))} (ARP entry present)"));
         else if (n is { } f && (f.State & NeighborInfo.NUD_FAILED) != 0)
             checks.Add(new(name, CheckStatus.Error, $"ARP for next hop {hop} failed: the backend does not answer on its link; check it is up ('ping {hop}')"));
         else
