@@ -40,6 +40,15 @@ struct {
 	__type(value, struct zonlb_nat_range);
 } nat_addrs SEC(".maps");
 
+/* owner[0]: PID of the zonlb-afxdp process that attached this program, so that a later run can tell a
+ * live instance from one left behind by a killed process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} owner SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ZONLB_XDP_COUNTERS);

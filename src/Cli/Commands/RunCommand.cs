@@ -61,6 +61,13 @@ public static class RunCommand
             return ExitCodes.ConfigError;
         }
 
+        // An exception nobody catches ends the process; detach and close first, so nothing stays attached.
+        AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+        {
+            Console.Error.WriteLine($"error: unhandled exception, detaching before exit: {e.ExceptionObject}");
+            dp.Dispose();
+            Console.Error.WriteLine($"detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
+        };
         int exit = ExitCodes.Ok;
         ControlServer control;
         try
@@ -118,6 +125,7 @@ public static class RunCommand
             {
                 if (dp.Fault != null)
                 {
+                    Log($"error: the data path failed: {dp.Fault.Message}; stopping");
                     exit = ExitCodes.RuntimeError;
                     break;
                 }

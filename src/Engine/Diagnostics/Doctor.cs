@@ -65,21 +65,19 @@ public static class Doctor
             : new($"queues {name}", CheckStatus.Error, $"{queues} RX queue(s) for {workers} worker(s): raise the queues ('ethtool -L {name} rx {workers} tx {workers}'; veth: numrxqueues) or lower engine.workers"));
 
         string driver = EthtoolStats.Driver(name) ?? "unknown";
-        uint id = XdpProgram.QueryAttachedId(link.Index);
+        var (id, progName, ownerPid, ownerAlive) = XdpProgram.Inspect(link.Index);
         if (id == 0)
         {
             checks.Add(new($"xdp {name}", CheckStatus.Ok, $"no XDP program attached; driver {driver}: {(driver == "veth" ? "native XDP, AF_XDP copy mode (veth has no zero-copy)" : "native XDP where the driver offers it, else generic")}"));
         }
         else
         {
-            string prog = XdpProgram.ProgramName(id) ?? "?";
-            bool ours = prog == "zonlb_xdp";
-            bool running = ours && ControlSocketAnswers(cfg.ControlSocket);
-            checks.Add(running
-                ? new($"xdp {name}", CheckStatus.Ok, $"zonlb_xdp (id {id}) attached by the running zonlb-afxdp")
+            bool ours = progName == "zonlb_xdp";
+            checks.Add(ours && ownerAlive
+                ? new($"xdp {name}", CheckStatus.Ok, $"zonlb_xdp (id {id}) attached by the running zonlb-afxdp (pid {ownerPid})")
                 : ours
-                    ? new($"xdp {name}", CheckStatus.Error, $"a stale zonlb_xdp (id {id}) with no running zonlb-afxdp behind it (left by a killed run): 'ip link set dev {name} xdp off'")
-                    : new($"xdp {name}", CheckStatus.Error, $"someone else's XDP program '{prog}' (id {id}) is attached: zonlb-afxdp will refuse to replace it"));
+                    ? new($"xdp {name}", CheckStatus.Warning, $"a stale zonlb_xdp (id {id}) left by a killed run{(ownerPid != 0 ? $" (pid {ownerPid}, gone)" : "")}: the next 'zonlb-afxdp run' replaces it ('ip link set dev {name} xdp off' removes it now)")
+                    : new($"xdp {name}", CheckStatus.Error, $"someone else's XDP program '{progName ?? "?"}' (id {id}) is attached: zonlb-afxdp will refuse to replace it"));
         }
 
         if (driver == "veth")

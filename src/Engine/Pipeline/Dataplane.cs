@@ -26,13 +26,17 @@ public readonly record struct FrameAccount(int Total, int Free, long Fill, long 
 public sealed class Port
 {
     public required string Name { get; init; }
-    public required int IfIndex { get; init; }
-    public required byte[] Mac { get; init; }
+    /// <summary>Changes when the interface is deleted and created again.</summary>
+    public required int IfIndex { get; set; }
+    public required byte[] Mac { get; set; }
     public required XdpAttachMode AttachedMode { get; set; }
-    /// <summary>Index of this port's first socket in the dataplane's socket list; its sockets are contiguous.</summary>
-    public required int FirstSocket { get; init; }
     /// <summary>Sockets by queue number.</summary>
     public List<XskSocket> Sockets { get; } = new();
+    /// <summary>First XSKMAP slot of this port's sockets.</summary>
+    public uint FirstSlot { get; set; }
+    /// <summary>The interface is gone (deleted); its sockets are dead until it comes back.</summary>
+    public bool Missing { get; set; }
+    public bool Down { get; set; }
 }
 
 /// <summary>
@@ -54,6 +58,8 @@ public sealed partial class Dataplane : IDisposable
     private ServiceRegistry? _registry;
     private Worker[] _workers = Array.Empty<Worker>();
     private volatile bool _stop;
+    private uint _nextSlot;
+    private Thread? _linkWatcher;
     private int _alive;
     private int _disposed;
 
@@ -112,11 +118,20 @@ public sealed partial class Dataplane : IDisposable
                 throw new InvalidOperationException($"interface {ic.Name} is not an Ethernet interface");
             if (!link.IsUp)
                 _log($"warning: interface {ic.Name} is down");
-            uint attached = XdpProgram.QueryAttachedId(link.Index);
+            var (attached, progName, ownerPid, ownerAlive) = XdpProgram.Inspect(link.Index);
             if (attached != 0)
-                throw new InvalidOperationException(
-                    $"interface {ic.Name} already has an XDP program attached (id {attached}): another zonlb-afxdp, " +
-                    $"someone else's program, or a stale one of ours; 'ip link set dev {ic.Name} xdp off' removes it");
+            {
+                if (progName != "zonlb_xdp")
+                    throw new InvalidOperationException(
+                        $"interface {ic.Name} already has an XDP program attached: '{progName}' (id {attached}), someone else's; " +
+                        $"zonlb-afxdp does not replace it ('ip link set dev {ic.Name} xdp off' removes it)");
+                if (ownerAlive)
+                    throw new InvalidOperationException(
+                        $"interface {ic.Name} already has an XDP program attached: zonlb_xdp (id {attached}) of the running zonlb-afxdp pid {ownerPid}; stop that one first");
+                // Left by a run that was killed (SIGKILL, OOM): its owner process is gone, so take the interface back.
+                XdpProgram.DetachAny(ic.Name, link.Index);
+                _log($"replaced a stale zonlb_xdp (id {attached}) on {ic.Name}, left by pid {ownerPid} which is gone");
+            }
             int queues = EthtoolChannels.GetRxQueueCount(ic.Name);
             if (queues < workers)
                 throw new InvalidOperationException(
@@ -138,7 +153,7 @@ public sealed partial class Dataplane : IDisposable
         uint slot = 0;
         foreach (var (ic, link, queues) in links)
         {
-            var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSocket = _sockets.Count };
+            var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot };
             _program.SetInterfaceSlots(link.Index, slot);
             for (int q = 0; q < queues; q++)
             {
@@ -181,6 +196,7 @@ public sealed partial class Dataplane : IDisposable
                 _log($"service {s.Name}: {KernelRouteSource.ToAddress(s.Vip)} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
                      $"{KernelRouteSource.ToAddress(b.Info.Ip)}:{b.Info.Port} (snat {KernelRouteSource.ToAddress(b.Info.SnatIp)}, weight {b.Info.Weight})");
 
+        _nextSlot = slot;
         _alive = workers;
         foreach (var w in _workers)
         {
@@ -189,6 +205,8 @@ public sealed partial class Dataplane : IDisposable
             w.Thread.Start();
         }
         _log($"{workers} worker(s){(o.CpuAffinity.Count > 0 ? $" pinned to CPU(s) {string.Join(",", o.CpuAffinity)}" : "")}");
+        _linkWatcher = new Thread(WatchLinks) { Name = "zonlb-links", IsBackground = true };
+        _linkWatcher.Start();
     }
 
     private void WorkerMain(Worker w)
@@ -221,6 +239,8 @@ public sealed partial class Dataplane : IDisposable
             if (w.Thread != null && w.Thread.IsAlive && Thread.CurrentThread != w.Thread)
                 w.Thread.Join();
         }
+        if (_linkWatcher != null && _linkWatcher.IsAlive && Thread.CurrentThread != _linkWatcher)
+            _linkWatcher.Join();
     }
 
     /// <summary>Counts where every frame is. Only valid once the workers have stopped; waits briefly for the

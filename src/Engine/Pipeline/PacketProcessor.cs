@@ -22,8 +22,8 @@ public sealed class PacketProcessor
     private readonly Dictionary<(uint Snat, uint Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
     private readonly ConnectionTable _connections;
     private readonly NextHopCache _nextHops;
-    private readonly int[] _portIfIndex;
-    private readonly byte[][] _portMac;
+    private int[] _portIfIndex;
+    private byte[][] _portMac;
     private readonly EngineOptions _options;
     private readonly long[] _tcpTimeouts; // by TcpState
     private readonly Func<Connection, long> _timeoutOf;
@@ -66,6 +66,14 @@ public sealed class PacketProcessor
         _timeoutOf = TimeoutOf;
         _releasePort = OnRemoved;
         _nextHops = new NextHopCache(routes, options.NeighborCacheSeconds * 1000L, 5);
+    }
+
+    /// <summary>Takes new interface identities (an interface deleted and created again) and forgets next hops.</summary>
+    public void UpdatePorts(IReadOnlyList<(int IfIndex, byte[] Mac)> ports)
+    {
+        _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
+        _portMac = ports.Select(p => p.Mac).ToArray();
+        _nextHops.Clear();
     }
 
     public EngineCounters Counters { get; }

@@ -18,11 +18,12 @@ internal sealed class Worker
 
     private readonly Dataplane _dp;
     private readonly Umem _umem;
-    private readonly XskSocket[] _owned;
-    private readonly int[] _txSocketByPort; // port index -> index into _owned
-    private readonly int[] _portIfIndex;
-    private readonly uint[] _txPending;
-    private readonly long[] _txInFlight;
+    private XskSocket[] _owned = Array.Empty<XskSocket>();
+    private int[] _txSocketByPort = Array.Empty<int>(); // port index -> index into _owned, -1 when the port has none now
+    private int[] _portIfIndex = Array.Empty<int>();
+    private uint[] _txPending = Array.Empty<uint>();
+    private long[] _txInFlight = Array.Empty<long>();
+    private volatile bool _rebound;
     private readonly ulong[] _scratch = new ulong[Batch * 4];
     private readonly Handoff[] _handoffScratch = new Handoff[Batch];
     private HeldFrame[] _held = new HeldFrame[256];
@@ -44,30 +45,41 @@ internal sealed class Worker
         Processor = processor;
         Cpu = cpu;
         int workers = processor.Registry.Workers;
-        var owned = new List<XskSocket>();
-        _txSocketByPort = new int[ports.Count];
-        _portIfIndex = new int[ports.Count];
-        for (int p = 0; p < ports.Count; p++)
-        {
-            _portIfIndex[p] = ports[p].IfIndex;
-            _txSocketByPort[p] = -1;
-            foreach (var s in ports[p].Sockets)
-            {
-                if (s.QueueId % workers != index)
-                    continue;
-                if (_txSocketByPort[p] < 0)
-                    _txSocketByPort[p] = owned.Count;
-                owned.Add(s);
-            }
-            if (_txSocketByPort[p] < 0)
-                throw new InvalidOperationException($"worker {index} has no queue of {ports[p].Name}");
-        }
-        _owned = owned.ToArray();
-        _txPending = new uint[_owned.Length];
-        _txInFlight = new long[_owned.Length];
+        Bind(ports);
         Inbox = new HandoffRing[workers];
         for (int w = 0; w < workers; w++)
             Inbox[w] = new HandoffRing(4096);
+    }
+
+    /// <summary>Takes the sockets of its queues from the ports. Called at start, and with the workers parked when
+    /// an interface came back with new sockets.</summary>
+    public void Bind(IReadOnlyList<Port> ports)
+    {
+        int workers = Processor.Registry.Workers;
+        var owned = new List<XskSocket>();
+        var txSocketByPort = new int[ports.Count];
+        var portIfIndex = new int[ports.Count];
+        for (int p = 0; p < ports.Count; p++)
+        {
+            portIfIndex[p] = ports[p].IfIndex;
+            txSocketByPort[p] = -1;
+            foreach (var s in ports[p].Sockets)
+            {
+                if (s.QueueId % workers != Index)
+                    continue;
+                if (txSocketByPort[p] < 0)
+                    txSocketByPort[p] = owned.Count;
+                owned.Add(s);
+            }
+            if (txSocketByPort[p] < 0 && !ports[p].Missing)
+                throw new InvalidOperationException($"worker {Index} has no queue of {ports[p].Name}");
+        }
+        _owned = owned.ToArray();
+        _txSocketByPort = txSocketByPort;
+        _portIfIndex = portIfIndex;
+        _txPending = new uint[_owned.Length];
+        _txInFlight = new long[_owned.Length];
+        _rebound = true;
     }
 
     public int Index { get; }
@@ -105,12 +117,18 @@ internal sealed class Worker
         if (Cpu >= 0)
             CpuAffinity.PinCurrentThread(Cpu);
         var poller = new XskPoller(_owned, Wakeup);
+        _rebound = false;
         var workers = _dp.Workers;
         var registry = Processor.Registry;
         long nextSweep = 0;
         while (!stopping())
         {
             _dp.ParkIfAsked();
+            if (_rebound)
+            {
+                poller = new XskPoller(_owned, Wakeup);
+                _rebound = false;
+            }
             long now = Environment.TickCount64;
             int work = 0;
             for (int si = 0; si < _owned.Length; si++)
@@ -159,6 +177,8 @@ internal sealed class Worker
                 {
                     s.Rx.Release(n);
                     work += (int)n;
+                    if (Diagnostics.FaultInjection.Mode != null)
+                        InjectFault();
                 }
                 Refill(s);
             }
@@ -182,6 +202,14 @@ internal sealed class Worker
             else if (work == 0)
                 Thread.Yield();
         }
+    }
+
+    private static void InjectFault()
+    {
+        if (Diagnostics.FaultInjection.Worker)
+            throw new InvalidOperationException("injected worker fault (ZONLB_INJECT_FAULT=worker)");
+        if (Diagnostics.FaultInjection.Unhandled)
+            new Thread(() => throw new InvalidOperationException("injected unhandled exception (ZONLB_INJECT_FAULT=unhandled)")).Start();
     }
 
     private int DrainInbox(HandoffRing ring, long now)
@@ -246,7 +274,13 @@ internal sealed class Worker
     private void Transmit(int egressIfIndex, ulong addr, int len)
     {
         int port = Array.IndexOf(_portIfIndex, egressIfIndex);
-        int si = _txSocketByPort[port];
+        int si = port < 0 ? -1 : _txSocketByPort[port];
+        if (si < 0)
+        {
+            Counters.Drop(DropReason.EgressNotAttached);
+            _umem.Free(addr);
+            return;
+        }
         var tx = _owned[si];
         if (!tx.Tx.Reserve(1, out uint idx))
         {

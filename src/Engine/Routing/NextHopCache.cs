@@ -50,6 +50,8 @@ public sealed class NextHopCache
 
     public int Count => _entries.Count;
 
+    public void Clear() => _entries.Clear();
+
     public IEnumerable<KeyValuePair<uint, NextHop>> Entries => _entries;
 
     public NextHopState Lookup(uint destination, long now, out NextHop hop)

@@ -22,7 +22,7 @@ public sealed unsafe class XdpProgram : IDisposable
 {
     private nint _obj;
     private readonly int _progFd;
-    private readonly int _xsksMap, _ifSlotsMap, _servicesMap, _natMap, _statsMap;
+    private readonly int _xsksMap, _ifSlotsMap, _servicesMap, _natMap, _statsMap, _ownerMap;
     private readonly Dictionary<int, (string Name, uint Flags)> _attached = new();
 
     static XdpProgram()
@@ -31,8 +31,9 @@ public sealed unsafe class XdpProgram : IDisposable
         LibBpf.libbpf_set_print(0);
     }
 
-    private XdpProgram(nint obj, int progFd, int xsks, int ifSlots, int services, int nat, int stats)
+    private XdpProgram(nint obj, int progFd, int xsks, int ifSlots, int services, int nat, int stats, int owner)
     {
+        _ownerMap = owner;
         _obj = obj;
         _progFd = progFd;
         _xsksMap = xsks;
@@ -61,8 +62,11 @@ public sealed unsafe class XdpProgram : IDisposable
             nint prog = LibBpf.bpf_object__find_program_by_name(obj, SteeringAbi.ProgramName);
             if (prog == 0)
                 throw new InvalidOperationException($"{path} has no program named {SteeringAbi.ProgramName}");
-            return new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
-                MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"));
+            var p = new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
+                MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"), MapFd(obj, "owner"));
+            uint key = 0, pid = (uint)Environment.ProcessId;
+            Update(p._ownerMap, &key, &pid, "owner");
+            return p;
         }
         catch
         {
@@ -140,8 +144,86 @@ public sealed unsafe class XdpProgram : IDisposable
         }
     }
 
+    /// <summary>What is attached to an interface, as zonlb-afxdp sees it.</summary>
+    public static (uint Id, string? Name, uint OwnerPid, bool OwnerAlive) Inspect(int ifIndex)
+    {
+        uint id = QueryAttachedId(ifIndex);
+        if (id == 0)
+            return (0, null, 0, false);
+        string? name = ProgramName(id);
+        uint pid = name == SteeringAbi.ProgramName ? OwnerPid(id) : 0;
+        bool alive = pid != 0 && Directory.Exists($"/proc/{pid}");
+        return (id, name, pid, alive);
+    }
+
+    /// <summary>The PID recorded in the owner map of an attached zonlb_xdp program (by program id), or 0 when
+    /// the program has none (not ours, or from a version without it).</summary>
+    public static uint OwnerPid(uint progId)
+    {
+        int fd = LibBpf.bpf_prog_get_fd_by_id(progId);
+        if (fd < 0)
+            return 0;
+        try
+        {
+            var ids = stackalloc uint[16];
+            var info = stackalloc byte[256];
+            new Span<byte>(info, 256).Clear();
+            *(uint*)(info + 52) = 16;          // nr_map_ids
+            *(ulong*)(info + 56) = (ulong)ids; // map_ids
+            uint len = 256;
+            if (LibBpf.bpf_obj_get_info_by_fd(fd, info, &len) != 0)
+                return 0;
+            uint n = Math.Min(*(uint*)(info + 52), 16);
+            for (uint i = 0; i < n; i++)
+            {
+                int mfd = LibBpf.bpf_map_get_fd_by_id(ids[i]);
+                if (mfd < 0)
+                    continue;
+                try
+                {
+                    // struct bpf_map_info { u32 type, id, key_size, value_size, max_entries, map_flags; char name[16]; ... }
+                    var minfo = stackalloc byte[128];
+                    new Span<byte>(minfo, 128).Clear();
+                    uint mlen = 128;
+                    if (LibBpf.bpf_obj_get_info_by_fd(mfd, minfo, &mlen) != 0)
+                        continue;
+                    if (System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(minfo + 24)) != "owner")
+                        continue;
+                    uint key = 0, pid = 0;
+                    return LibBpf.bpf_map_lookup_elem(mfd, &key, &pid) == 0 ? pid : 0;
+                }
+                finally
+                {
+                    Libc.close(mfd);
+                }
+            }
+            return 0;
+        }
+        finally
+        {
+            Libc.close(fd);
+        }
+    }
+
+    /// <summary>Detaches whatever XDP program is attached to an interface (used to clear a stale one of ours).</summary>
+    public static void DetachAny(string ifName, int ifIndex)
+    {
+        // a program is attached in one mode; detaching in the other is a no-op
+        foreach (uint mode in new[] { LibBpf.XDP_FLAGS_DRV_MODE, LibBpf.XDP_FLAGS_SKB_MODE })
+        {
+            int err = LibBpf.bpf_xdp_detach(ifIndex, mode, 0);
+            if (err != 0 && -err != Errno.EINVAL && -err != Errno.EOPNOTSUPP)
+                throw new NativeException($"detach the XDP program of {ifName}", -err);
+        }
+        if (QueryAttachedId(ifIndex) != 0)
+            throw new InvalidOperationException($"the XDP program of {ifName} could not be detached");
+    }
+
     /// <summary>The libbpf version this process runs on ("v1.1").</summary>
     public static string LibBpfVersion => System.Runtime.InteropServices.Marshal.PtrToStringUTF8(LibBpf.libbpf_version_string()) ?? "unknown";
+
+    /// <summary>Forgets an interface that was deleted (its program went with it).</summary>
+    public void Forget(int ifIndex) => _attached.Remove(ifIndex);
 
     public void Detach(int ifIndex)
     {

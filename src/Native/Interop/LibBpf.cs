@@ -87,6 +87,10 @@ internal static unsafe partial class LibBpf
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int bpf_prog_get_fd_by_id(uint id);
 
+    // int bpf_map_get_fd_by_id(__u32 id);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_map_get_fd_by_id(uint id);
+
     // int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len);
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int bpf_obj_get_info_by_fd(int fd, void* info, uint* infoLen);

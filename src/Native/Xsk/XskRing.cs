@@ -94,6 +94,17 @@ public sealed unsafe class XskRing
     /// <summary>Returns n peeked entries to the kernel with one release store.</summary>
     public void Release(uint n) => Volatile.Write(ref *_consumer, *_consumer + n);
 
+    /// <summary>The frame addresses of the entries between the consumer and producer indices: frames the other
+    /// side has not taken yet. Used to take frames back from a socket that is being closed.</summary>
+    public List<ulong> PendingAddresses(bool descriptors)
+    {
+        var list = new List<ulong>();
+        uint cons = Volatile.Read(ref *_consumer), prod = Volatile.Read(ref *_producer);
+        for (uint i = cons; i != prod; i++)
+            list.Add(descriptors ? DescAt(i).Addr : AddrAt(i));
+        return list;
+    }
+
     // ---- entries ----
 
     /// <summary>Address entry of a fill or completion ring.</summary>

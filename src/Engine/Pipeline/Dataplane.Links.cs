@@ -1,0 +1,135 @@
+using ZonLb.Engine.Configuration;
+using ZonLb.Native.Bpf;
+using ZonLb.Native.Ethtool;
+using ZonLb.Native.Netlink;
+using ZonLb.Native.Xsk;
+
+namespace ZonLb.Engine.Pipeline;
+
+/// <summary>
+/// Interfaces that change under a running data path: one going down or up is reported; one deleted has its
+/// sockets closed (their frames taken back into the pool) while the others keep forwarding; when an interface
+/// of that name exists again (a new ifindex), sockets are bound to it again and the XDP program re-attached.
+/// </summary>
+public sealed partial class Dataplane
+{
+    private void WatchLinks()
+    {
+        using var nl = new RtNetlink();
+        var complained = new Dictionary<string, long>();
+        while (!_stop)
+        {
+            for (int i = 0; i < 10 && !_stop; i++)
+                Thread.Sleep(50);
+            if (_stop)
+                return;
+            foreach (var port in _ports)
+            {
+                try
+                {
+                    var link = nl.GetLink(port.Name);
+                    if (link == null)
+                    {
+                        if (!port.Missing)
+                        {
+                            _log($"warning: interface {port.Name} was deleted; its sockets are closed, the other interfaces keep forwarding; waiting for it to come back");
+                            Invoke(() => { DropPort(port); return 0; }).GetAwaiter().GetResult();
+                        }
+                        continue;
+                    }
+                    if (port.Missing || link.Index != port.IfIndex)
+                    {
+                        if (!port.Missing)
+                            Invoke(() => { DropPort(port); return 0; }).GetAwaiter().GetResult();
+                        Reattach(port, link);
+                        complained.Remove(port.Name);
+                        continue;
+                    }
+                    if (!link.IsUp && !port.Down)
+                        _log($"warning: interface {port.Name} is down");
+                    else if (link.IsUp && port.Down)
+                        _log($"interface {port.Name} is up again");
+                    port.Down = !link.IsUp;
+                }
+                catch (Exception e) when (e is Native.Interop.NativeException or InvalidOperationException)
+                {
+                    long now = Environment.TickCount64;
+                    if (!complained.TryGetValue(port.Name, out long last) || now - last > 10_000)
+                    {
+                        _log($"warning: interface {port.Name}: {e.Message}; trying again");
+                        complained[port.Name] = now;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>With the workers parked: closes a deleted interface's sockets and takes their frames back.</summary>
+    private void DropPort(Port port)
+    {
+        foreach (var s in port.Sockets)
+        {
+            var frames = new List<ulong>();
+            frames.AddRange(s.Fill.PendingAddresses(false));
+            frames.AddRange(s.Rx.PendingAddresses(true));
+            frames.AddRange(s.Tx.PendingAddresses(true));
+            frames.AddRange(s.Completion.PendingAddresses(false));
+            _umem!.FreeBatch(frames.ToArray());
+            _sockets.Remove(s);
+            s.Dispose(); // the UMEM lives on while any other socket shares it
+        }
+        port.Sockets.Clear();
+        port.Missing = true;
+        _program!.Forget(port.IfIndex);
+        foreach (var w in _workers)
+            w.Bind(_ports);
+    }
+
+    /// <summary>Binds sockets to an interface that exists again and attaches the program to it.</summary>
+    private void Reattach(Port port, LinkInfo link)
+    {
+        int queues = EthtoolChannels.GetRxQueueCount(port.Name);
+        if (queues < _workers.Length)
+            throw new InvalidOperationException($"it is back with {queues} RX queue(s), fewer than the {_workers.Length} worker(s)");
+        var ic = _config.Interfaces.First(i => i.Name == port.Name);
+        Invoke(() =>
+        {
+            uint first = _nextSlot;
+            var created = new List<XskSocket>();
+            try
+            {
+                // any bound socket shares the UMEM; with none left, the first new socket registers it again
+                var umemOwner = _sockets.FirstOrDefault();
+                for (int q = 0; q < queues; q++)
+                    created.Add(XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode));
+            }
+            catch
+            {
+                foreach (var c in created)
+                    c.Dispose();
+                throw;
+            }
+            _program!.SetInterfaceSlots(link.Index, first);
+            foreach (var s in created)
+            {
+                _program.SetSocket(_nextSlot++, s.Fd);
+                _sockets.Add(s);
+                port.Sockets.Add(s);
+            }
+            port.IfIndex = link.Index;
+            port.Mac = link.Mac.GetAddressBytes();
+            port.FirstSlot = first;
+            port.Missing = false;
+            var portList = _ports.Select(p => (p.IfIndex, p.Mac)).ToList();
+            foreach (var w in _workers)
+            {
+                w.Bind(_ports);
+                w.Processor.UpdatePorts(portList);
+                w.FillAll();
+            }
+            port.AttachedMode = _program.Attach(port.Name, link.Index, ic.XdpMode);
+            return 0;
+        }).GetAwaiter().GetResult();
+        _log($"re-attached to {port.Name} (ifindex {link.Index}, {port.AttachedMode} XDP, {queues} queue(s))");
+    }
+}
