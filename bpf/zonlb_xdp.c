@@ -146,8 +146,13 @@ int zonlb_xdp(struct xdp_md *ctx)
 	if (!base)
 		return pass();
 	__u32 slot = *base + ctx->rx_queue_index;
-	if (slot >= ZONLB_MAX_XSKS)
+	if (slot >= ZONLB_MAX_XSKS) {
+		/* never taken in practice; referencing owner here makes it one of the program's maps, so a
+		 * later run can find the owner PID from the attached program's id */
+		__u32 zero = 0;
+		bpf_map_lookup_elem(&owner, &zero);
 		return pass();
+	}
 	int action = bpf_redirect_map(&xsks_map, slot, XDP_PASS);
 	count(action == XDP_REDIRECT ? ZONLB_XDP_REDIRECTED : ZONLB_XDP_NO_SOCKET);
 	return action;

@@ -98,10 +98,12 @@ public sealed class Backends : IDisposable
                     return;
                 }
                 string greeting = $"hello from backend {_name}, you are {peer.Address}:{peer.Port}\n";
-                var body = Encoding.ASCII.GetBytes(greeting + new string('x', size));
-                var head = Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n");
+                var head = Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {greeting.Length + size}\r\nConnection: close\r\n\r\n{greeting}");
                 await s.SendAsync(head, SocketFlags.None, _stop.Token);
-                await s.SendAsync(body, SocketFlags.None, _stop.Token);
+                var chunk = new byte[65536];
+                Array.Fill(chunk, (byte)'x');
+                for (int left = size; left > 0; left -= chunk.Length)
+                    await s.SendAsync(chunk.AsMemory(0, Math.Min(left, chunk.Length)), SocketFlags.None, _stop.Token);
                 s.Shutdown(SocketShutdown.Both);
             }
             catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)

@@ -27,6 +27,21 @@ public static class Clients
         return text.Substring(body + 4);
     }
 
+    /// <summary>A GET of an N-byte body that counts the bytes instead of keeping them; returns the count.</summary>
+    public static async Task<long> Download(NetworkNamespace ns, string address, int port, long bytes, int timeoutMs)
+    {
+        using var cts = new CancellationTokenSource(timeoutMs);
+        using var s = ns.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        await s.ConnectAsync(IPAddress.Parse(address), port, cts.Token);
+        await s.SendAsync(Encoding.ASCII.GetBytes($"GET /bytes/{bytes} HTTP/1.0\r\n\r\n"), SocketFlags.None, cts.Token);
+        var buf = new byte[65536];
+        long total = 0;
+        int n;
+        while ((n = await s.ReceiveAsync(buf, SocketFlags.None, cts.Token)) > 0)
+            total += n;
+        return total;
+    }
+
     /// <summary>Sends one datagram and waits for one answer.</summary>
     public static async Task<string> UdpRequest(NetworkNamespace ns, string address, int port, string message, int timeoutMs = 5000)
     {

@@ -41,7 +41,8 @@ public sealed class ZonLbProcess : IDisposable
     /// <param name="defaultSigint">Start the program with SIGINT at its default disposition (through perl, which
     /// is in every Debian), so that a SIGINT test works even when this test process inherited an ignored SIGINT
     /// from a script that started it in the background.</param>
-    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false)
+    /// <param name="injectFault">Sets ZONLB_INJECT_FAULT for the program (worker | unhandled).</param>
+    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false, string? injectFault = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{id}.toml");
@@ -55,6 +56,8 @@ public sealed class ZonLbProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (injectFault != null)
+            psi.Environment["ZONLB_INJECT_FAULT"] = injectFault;
         var command = new List<string> { "netns", "exec", ns.Name };
         if (defaultSigint)
             command.AddRange(new[] { "perl", "-e", "$SIG{INT} = 'DEFAULT'; exec @ARGV or die \"exec: $!\"", "--" });
@@ -134,6 +137,13 @@ public sealed class ZonLbProcess : IDisposable
         if (code == null)
             throw new InvalidOperationException($"zonlb-afxdp did not stop on signal {signal}:\n{Output}");
         return code.Value;
+    }
+
+    /// <summary>SIGKILL: the process gets no chance to clean up.</summary>
+    public void Kill()
+    {
+        kill(_process.Id, 9);
+        _process.WaitForExit(10000);
     }
 
     public void Dispose()

@@ -118,7 +118,7 @@ public static class ControlCommands
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"zonlb-afxdp {S(n["version"])}, up {S(n["uptime_seconds"])} s, config {S(n["config_source"])}\n");
         foreach (var i in n["interfaces"]!.AsArray())
-            sb.Append(CultureInfo.InvariantCulture, $"  interface {S(i!["name"])} (ifindex {S(i["if_index"])}): {S(i["xdp_mode"])} XDP, {S(i["queues"])} queue(s), {(i["zero_copy"]!.GetValue<bool>() ? "zero-copy" : "copy")}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"  interface {S(i!["name"])} (ifindex {S(i["if_index"])}) {S(i["state"])}: {S(i["xdp_mode"])} XDP, {S(i["queues"])} queue(s), {(i["zero_copy"]!.GetValue<bool>() ? "zero-copy" : "copy")}\n");
         sb.Append(CultureInfo.InvariantCulture, $"  services {S(n["services"])}, connections {S(n["active_connections"])}/{S(n["connection_capacity"])}, frames free {S(n["frames_free"])}/{S(n["frames_total"])}\n");
         return sb.ToString();
     }

@@ -62,11 +62,13 @@ public static class RunCommand
         }
 
         // An exception nobody catches ends the process; detach and close first, so nothing stays attached.
+        int reported = 0;
         AppDomain.CurrentDomain.UnhandledException += (_, e) =>
         {
             Console.Error.WriteLine($"error: unhandled exception, detaching before exit: {e.ExceptionObject}");
-            dp.Dispose();
-            Console.Error.WriteLine($"detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
+            dp.Dispose(); // a second caller waits here until the first has detached
+            if (Interlocked.Exchange(ref reported, 1) == 0)
+                Console.Error.WriteLine($"detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
         };
         int exit = ExitCodes.Ok;
         ControlServer control;

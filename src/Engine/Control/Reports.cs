@@ -3,7 +3,7 @@ namespace ZonLb.Engine.Control;
 // What the running engine reports through the control socket, the status line and the metrics endpoint.
 // Snapshots are taken on the worker thread between batches, so each one is consistent.
 
-public sealed record InterfaceReport(string Name, int IfIndex, string XdpMode, int Queues, bool ZeroCopy);
+public sealed record InterfaceReport(string Name, int IfIndex, string XdpMode, int Queues, bool ZeroCopy, string State);
 
 public sealed record StatusReport(
     string Version, long UptimeSeconds, string ConfigSource, IReadOnlyList<InterfaceReport> Interfaces,

@@ -279,8 +279,20 @@ public sealed partial class Dataplane : IDisposable
 
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-            return;
+        // Concurrent callers (an unhandled-exception handler on two threads) wait until the first has detached.
+        lock (_disposeLock)
+        {
+            if (_disposed != 0)
+                return;
+            _disposed = 1;
+            DisposeCore();
+        }
+    }
+
+    private readonly object _disposeLock = new();
+
+    private void DisposeCore()
+    {
         Stop();
         // Detach first so the kernel stops steering frames to sockets that are about to close.
         _program?.Dispose();
