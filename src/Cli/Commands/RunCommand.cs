@@ -62,13 +62,16 @@ public static class RunCommand
         }
 
         // An exception nobody catches ends the process; detach and close first, so nothing stays attached.
-        int reported = 0;
+        int unhandled = 0;
         AppDomain.CurrentDomain.UnhandledException += (_, e) =>
         {
+            // The process ends when the first handler returns: only the first one cleans up and returns; any
+            // other thread failing meanwhile waits here for the end.
+            if (Interlocked.Exchange(ref unhandled, 1) != 0)
+                Thread.Sleep(Timeout.Infinite);
             Console.Error.WriteLine($"error: unhandled exception, detaching before exit: {e.ExceptionObject}");
-            dp.Dispose(); // a second caller waits here until the first has detached
-            if (Interlocked.Exchange(ref reported, 1) == 0)
-                Console.Error.WriteLine($"detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
+            dp.Dispose();
+            Console.Error.WriteLine($"detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
         };
         int exit = ExitCodes.Ok;
         ControlServer control;
