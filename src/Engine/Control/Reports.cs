@@ -7,7 +7,8 @@ public sealed record InterfaceReport(string Name, int IfIndex, string XdpMode, i
 
 public sealed record StatusReport(
     string Version, long UptimeSeconds, string ConfigSource, IReadOnlyList<InterfaceReport> Interfaces,
-    int Services, int ActiveConnections, int ConnectionCapacity, int FramesTotal, int FramesFree);
+    int Services, int ActiveConnections, int ConnectionCapacity, int FramesTotal, int FramesFree,
+    long ManagedHeapBytes, long WorkingSetBytes, int Gen2Collections);
 
 public sealed record BackendReport(
     string Address, int Port, string Snat, int Weight, string State, string? HealthReason,

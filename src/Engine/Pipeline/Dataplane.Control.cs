@@ -94,7 +94,10 @@ public sealed partial class Dataplane
         ActiveConnections,
         Processors.Sum(p => p.Connections.Capacity),
         TotalFrames,
-        FreeFrames));
+        FreeFrames,
+        GC.GetTotalMemory(false),
+        Environment.WorkingSet,
+        GC.CollectionCount(2)));
 
     public Task<StatsReport> GetStats() => Invoke(() =>
     {
