@@ -138,6 +138,8 @@ public static class RunCommand
                     Console.WriteLine(status.Line());
                 foreach (var hint in status.SocketWarnings())
                     Log($"warning: {hint}");
+                foreach (var hint in status.ExhaustionWarnings())
+                    Log($"warning: {hint}");
             }
             dp.Stop();
             Console.WriteLine(StatusPrinter.Totals(dp));
@@ -162,6 +164,23 @@ internal sealed class StatusPrinter
     private readonly Dictionary<(string, int), ZonLb.Native.Abi.XdpStatistics> _sockets = new();
 
     public StatusPrinter(Dataplane dp) => _dp = dp;
+
+    private readonly long[] _dropsByReason = new long[ZonLb.Engine.Counters.DropReasonNames.Count];
+
+    /// <summary>One line per resource-exhaustion drop reason that grew since the last call (not one per packet).</summary>
+    public List<string> ExhaustionWarnings()
+    {
+        var list = new List<string>();
+        var c = _dp.Counters;
+        foreach (var (reason, hint) in ZonLb.Engine.Diagnostics.ExhaustionHints.Rules)
+        {
+            long now = c.Drops(reason), grew = now - _dropsByReason[(int)reason];
+            _dropsByReason[(int)reason] = now;
+            if (grew > 0)
+                list.Add($"{grew} frame(s) dropped as {reason.ToLabel()} in the last interval: {hint}");
+        }
+        return list;
+    }
 
     /// <summary>One line per socket counter (XDP_STATISTICS) that grew since the last call, with its likely cause.</summary>
     public List<string> SocketWarnings()

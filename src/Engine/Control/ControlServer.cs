@@ -73,8 +73,39 @@ public sealed class ControlServer : IDisposable
         }
     }
 
+    /// <summary>The uid of the process at the other end of a Unix socket (SO_PEERCRED), or -1.</summary>
+    private static int PeerUid(Socket s)
+    {
+        Span<byte> cred = stackalloc byte[12]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        try
+        {
+            int n = s.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, cred);
+            return n >= 8 ? System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(cred.Slice(4)) : -1;
+        }
+        catch (SocketException)
+        {
+            return -1;
+        }
+    }
+
     private async Task Serve(Socket client)
     {
+        // The file mode already keeps others out; the peer's credentials are checked as well, in case the
+        // socket's mode or directory was opened up.
+        int uid = PeerUid(client);
+        if (uid != 0)
+        {
+            try
+            {
+                await client.SendAsync(Encoding.UTF8.GetBytes(ControlProtocol.Error($"the control socket serves root only (peer uid {uid})") + "\n"), SocketFlags.None);
+            }
+            catch (SocketException)
+            {
+            }
+            client.Dispose();
+            _log($"control: refused a connection from uid {uid}");
+            return;
+        }
         using var stream = new NetworkStream(client, ownsSocket: true);
         var reader = PipeReader.Create(stream);
         try
@@ -83,6 +114,11 @@ public sealed class ControlServer : IDisposable
             {
                 var read = await reader.ReadAsync(_stop.Token);
                 var buffer = read.Buffer;
+                if (buffer.Length > 1 << 20 && buffer.PositionOf((byte)'\n') == null)
+                {
+                    await stream.WriteAsync(Encoding.UTF8.GetBytes(ControlProtocol.Error("request line longer than 1 MiB") + "\n"), _stop.Token);
+                    break;
+                }
                 while (TryReadLine(ref buffer, out var line))
                 {
                     string response = await Handle(Encoding.UTF8.GetString(line));
@@ -140,7 +176,7 @@ public sealed class ControlServer : IDisposable
                 },
                 "reload" => new { message = OnReload != null ? await OnReload() : await _dp.Reload(ConfigLoader.LoadFile(_dp.Config.Source)) },
                 "config.show" => new { toml = ConfigWriter.Write(_dp.Config) },
-                _ => throw new InvalidOperationException($"unknown command '{command}'"),
+                _ => throw new InvalidOperationException($"unknown command '{(command.Length > 40 ? command[..40] + "..." : command)}'"),
             };
             return ControlProtocol.Ok(result);
         }

@@ -35,3 +35,19 @@ public static class SocketHints
     /// <summary>The causes of every non-zero counter.</summary>
     public static List<string> NonZero(in XdpStatistics s) => Grown(default, s);
 }
+
+/// <summary>What to do when frames are dropped for lack of a resource (logged once per status interval).</summary>
+public static class ExhaustionHints
+{
+    public static readonly (Counters.DropReason Reason, string Hint)[] Rules =
+    {
+        (Counters.DropReason.ConnectionTableFull, "the connection table is full: new flows are refused, established ones kept; raise engine.connection_capacity or shorten the timeouts"),
+        (Counters.DropReason.NatPortsExhausted, "a (SNAT address, backend) pair has no free NAT port: widen engine.nat_port_min..nat_port_max, add backends or SNAT addresses"),
+        (Counters.DropReason.TxRingFull, "a TX ring is full: the kernel sends slower than frames arrive (copy mode sends 32 per kick); raise engine.ring_size or add workers"),
+        (Counters.DropReason.NeighborUnresolved, "a next hop did not answer ARP within neighbor_wait_ms: is the backend up and on its link? ('zonlb-afxdp neighbors list')"),
+        (Counters.DropReason.HoldQueueFull, "too many frames wait for ARP at once: a next hop is slow or dead"),
+        (Counters.DropReason.HandoffFull, "a worker's hand-off ring is full: the owning worker is overloaded"),
+        (Counters.DropReason.FramePoolEmpty, "the UMEM frame pool is empty: raise engine.frame_count"),
+        (Counters.DropReason.NoBackend, "a service has no backend taking new flows (all down, disabled or weight 0)"),
+    };
+}

@@ -20,6 +20,8 @@ public struct NextHop
     public NextHopState State;
     /// <summary>When (in engine ticks) to ask the kernel again.</summary>
     public long RefreshAt;
+    /// <summary>When the kernel was last asked to resolve this neighbour (pending entries).</summary>
+    public long AskedAt;
 
     public readonly void WriteMac(Span<byte> dst)
     {
@@ -58,7 +60,13 @@ public sealed class NextHopCache
     {
         if (_entries.TryGetValue(destination, out hop) && now < hop.RefreshAt)
             return hop.State;
-        hop = Refresh(destination, now, hop.State == NextHopState.Pending);
+        // Ask the kernel to resolve once, and again every second while it stays unresolved (an entry that
+        // went FAILED is only retried when someone asks).
+        bool askAgain = hop.State != NextHopState.Pending || now - hop.AskedAt >= 1000;
+        long askedAt = hop.AskedAt;
+        hop = Refresh(destination, now, !askAgain);
+        if (hop.State == NextHopState.Pending)
+            hop.AskedAt = askAgain ? now : askedAt;
         _entries[destination] = hop;
         return hop.State;
     }
