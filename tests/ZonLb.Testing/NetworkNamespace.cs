@@ -67,17 +67,19 @@ public sealed class NetworkNamespace : IDisposable
         Command.Run("ip", "netns", "del", Name);
     }
 
-    /// <summary>Deletes namespaces of ours whose creating process no longer exists.</summary>
+    /// <summary>Deletes namespaces of ours (the tests' zlbt&lt;pid&gt;-..., the soak script's zsoak&lt;pid&gt;-...)
+    /// whose creating process no longer exists.</summary>
     public static void ReapOrphans()
     {
         var r = Command.Run("ip", "netns", "list");
         foreach (var line in r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             string name = line.Split(' ')[0];
-            if (!name.StartsWith(Prefix, StringComparison.Ordinal))
+            string? prefix = new[] { Prefix, "zsoak" }.FirstOrDefault(p => name.StartsWith(p, StringComparison.Ordinal));
+            if (prefix == null)
                 continue;
             int dash = name.IndexOf('-');
-            if (dash < 0 || !int.TryParse(name.AsSpan(Prefix.Length, dash - Prefix.Length), out int pid))
+            if (dash < 0 || !int.TryParse(name.AsSpan(prefix.Length, dash - prefix.Length), out int pid))
                 continue;
             if (pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
                 Command.Run("ip", "netns", "del", name);
