@@ -121,6 +121,11 @@ public sealed partial class Dataplane : IDisposable
             var (attached, progName, ownerPid, ownerAlive) = XdpProgram.Inspect(link.Index);
             if (attached != 0)
             {
+                if (string.IsNullOrEmpty(progName))
+                    throw new InvalidOperationException(
+                        $"interface {ic.Name} already has an XDP program attached (id {attached}) that this process may not inspect " +
+                        $"(reading another program's name needs CAP_SYS_ADMIN): grant CAP_SYS_ADMIN so that zonlb-afxdp can replace a stale one " +
+                        $"of its own, or remove it with 'ip link set dev {ic.Name} xdp off'");
                 if (progName != "zonlb_xdp")
                     throw new InvalidOperationException(
                         $"interface {ic.Name} already has an XDP program attached: '{progName}' (id {attached}), someone else's; " +
