@@ -20,9 +20,34 @@ public static class Program
         };
         foreach (var c in ControlCommands.Create())
             root.Subcommands.Add(c);
+        if (args is ["--version"])
+        {
+            Console.WriteLine(VersionText());
+            return ExitCodes.Ok;
+        }
         var parsed = root.Parse(args);
         int exit = parsed.Invoke();
         // Usage errors (unknown option, missing --config) are configuration errors too.
         return parsed.Errors.Count > 0 ? ExitCodes.ConfigError : exit;
+    }
+
+    /// <summary>The version, and the libraries and kernel it runs on.</summary>
+    private static string VersionText()
+    {
+        string version = typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+        string kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : "unknown";
+        string libbpf, libxdp;
+        try
+        {
+            libbpf = ZonLb.Native.Bpf.XdpProgram.LibBpfVersion;
+        }
+        catch (DllNotFoundException)
+        {
+            libbpf = "not found";
+        }
+        libxdp = System.Runtime.InteropServices.NativeLibrary.TryLoad("libxdp.so.1", out var h) ? "libxdp.so.1 present" : "libxdp not found (not needed)";
+        if (h != 0)
+            System.Runtime.InteropServices.NativeLibrary.Free(h);
+        return $"zonlb-afxdp {version} (.NET {Environment.Version}); libbpf {libbpf}; {libxdp}; kernel {kernel}";
     }
 }

@@ -11,18 +11,10 @@ public class SoakTests
 
     public SoakTests(ITestOutputHelper output) => _out = output;
 
-    private static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "tests", "soak", "soak.sh")))
-                return d.FullName;
-        throw new InvalidOperationException("tests/soak/soak.sh not found above " + AppContext.BaseDirectory);
-    }
-
     [Fact]
     public async Task Sixty_seconds_of_mixed_traffic_lose_nothing_and_leak_nothing()
     {
-        string root = RepoRoot();
+        string root = ExampleTests.RepoRoot();
         var psi = new System.Diagnostics.ProcessStartInfo("bash", new[] { Path.Combine(root, "tests", "soak", "soak.sh"), "60" })
         {
             RedirectStandardOutput = true,
