@@ -11,22 +11,17 @@ secs=${1:-5}
 repeats=${2:-3}
 dll=src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
 [ -f "$dll" ] || ./scripts/setup.sh
+. scripts/lib/topology.sh
 id="zbw$$"; C="$id-c"; L="$id-l"; S="$id-s"
 LB_PID=""; SRV_PID=""
 cleanup() {
     [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
     [ -n "$SRV_PID" ] && kill -TERM "$SRV_PID" 2>/dev/null || true
-    for ns in "$C" "$L" "$S"; do ip netns del "$ns" 2>/dev/null || true; done
+    zlb_topology_delete "$C" "$L" "$S"
     rm -f "/tmp/$id".*
 }
 trap cleanup EXIT
-for ns in "$C" "$L" "$S"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-Q="numtxqueues 2 numrxqueues 2"
-ip -n "$L" link add name lbc $Q type veth peer name eth0 netns "$C" $Q
-ip -n "$L" link add name lbs $Q type veth peer name eth0 netns "$S" $Q
-ip -n "$L" addr add 10.10.0.1/24 dev lbc; ip -n "$L" addr add 10.20.0.1/24 dev lbs
-ip -n "$C" addr add 10.10.0.2/24 dev eth0; ip -n "$S" addr add 10.20.0.2/24 dev eth0
-ip -n "$L" link set lbc up; ip -n "$L" link set lbs up; ip -n "$C" link set eth0 up; ip -n "$S" link set eth0 up
+zlb_topology "$C" "$L" "$S" 2
 ip netns exec "$S" iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
 SRV_PID=$!
 

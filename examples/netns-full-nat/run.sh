@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dll=${ZONLB_DLL:-src/Cli/bin/Release/net10.0/zonlb-afxdp.dll}
+. scripts/lib/topology.sh
 
 id="zdemo$$"
 C="$id-client"; L="$id-lb"; S="$id-backend"
@@ -17,20 +18,12 @@ LB_PID=""; SRV_PIDS=()
 cleanup() {
     [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
     for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for ns in "$C" "$L" "$S"; do ip netns del "$ns" 2>/dev/null || true; done
+    zlb_topology_delete "$C" "$L" "$S"
 }
 trap cleanup EXIT
 
 echo "== topology: namespaces $C, $L, $S (veths keep their defaults: tx checksum offload on)"
-for ns in "$C" "$L" "$S"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$L" link add name lbc type veth peer name eth0 netns "$C"
-ip -n "$L" link add name lbs type veth peer name eth0 netns "$S"
-ip -n "$L" addr add 10.10.0.1/24 dev lbc
-ip -n "$L" addr add 10.20.0.1/24 dev lbs
-ip -n "$C" addr add 10.10.0.2/24 dev eth0
-ip -n "$S" addr add 10.20.0.2/24 dev eth0
-ip -n "$L" link set lbc up; ip -n "$L" link set lbs up
-ip -n "$C" link set eth0 up; ip -n "$S" link set eth0 up
+zlb_topology "$C" "$L" "$S"
 
 echo "== backend: HTTP on 10.20.0.2:8080, UDP echo on 10.20.0.2:5353 (socat)"
 ip netns exec "$S" socat -T5 TCP4-LISTEN:8080,bind=10.20.0.2,reuseaddr,fork EXEC:examples/netns-full-nat/http-responder.sh &

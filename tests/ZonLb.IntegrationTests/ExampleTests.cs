@@ -11,16 +11,8 @@ public class ExampleTests
 
     public ExampleTests(ITestOutputHelper output) => _out = output;
 
-    internal static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            if (Directory.Exists(Path.Combine(d.FullName, "examples")) && File.Exists(Path.Combine(d.FullName, "ZonLb.sln")))
-                return d.FullName;
-        throw new InvalidOperationException("the repository root was not found above " + AppContext.BaseDirectory);
-    }
-
     public static IEnumerable<object[]> Examples() =>
-        Directory.GetDirectories(Path.Combine(RepoRoot(), "examples"))
+        Directory.GetDirectories(Path.Combine(Command.RepoRoot(), "examples"))
             .Where(d => File.Exists(Path.Combine(d, "run.sh")))
             .Select(d => new object[] { Path.GetFileName(d) });
 
@@ -28,31 +20,11 @@ public class ExampleTests
     [MemberData(nameof(Examples))]
     public async Task The_example_runs_and_checks_its_own_traffic(string example)
     {
-        string root = RepoRoot();
+        string root = Command.RepoRoot();
         Assert.True(File.Exists(Path.Combine(root, "examples", example, "README.md")), $"examples/{example} has no README.md");
-        var psi = new System.Diagnostics.ProcessStartInfo("bash", new[] { Path.Combine(root, "examples", example, "run.sh") })
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = root,
-        };
-        psi.Environment["ZONLB_DLL"] = ZonLbProcess.CliPath;
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            await p.WaitForExitAsync(limit.Token);
-        }
-        finally
-        {
-            if (!p.HasExited)
-                p.Kill(entireProcessTree: true);
-        }
-        string output = await stdout + await stderr;
-        _out.WriteLine(output);
-        Assert.True(p.ExitCode == 0, output);
-        Assert.DoesNotContain("FAILED", output);
+        var r = await Command.RunScriptAsync(root, Path.Combine("examples", example, "run.sh"), TimeSpan.FromMinutes(2));
+        _out.WriteLine(r.Output);
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.DoesNotContain("FAILED", r.Output);
     }
 }

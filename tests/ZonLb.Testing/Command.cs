@@ -47,6 +47,45 @@ public static class Command
 
     public static CommandResult Run(string file, params string[] args) => Run(file, (IEnumerable<string>)args);
 
+    /// <summary>Runs a bash script of the repository with zonlb-afxdp.dll from beside the tests (ZONLB_DLL); kills
+    /// the whole process tree if it outlives the limit.</summary>
+    public static async Task<CommandResult> RunScriptAsync(string root, string script, TimeSpan limit, params string[] args)
+    {
+        var psi = new ProcessStartInfo("bash")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = root,
+        };
+        psi.ArgumentList.Add(Path.Combine(root, script));
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        psi.Environment["ZONLB_DLL"] = ZonLbProcess.CliPath;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {script}");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(limit);
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        finally
+        {
+            if (!p.HasExited)
+                p.Kill(entireProcessTree: true); // a killed script cannot clean up; Topology.Create reaps its namespaces later
+        }
+        return new CommandResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>The repository's root (the folder holding ZonLb.sln) above the test assembly.</summary>
+    public static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "ZonLb.sln")))
+                return d.FullName;
+        throw new InvalidOperationException("the repository root was not found above " + AppContext.BaseDirectory);
+    }
+
     /// <summary>Runs and throws with the whole output when the exit code is not 0.</summary>
     public static string Check(string file, params string[] args)
     {

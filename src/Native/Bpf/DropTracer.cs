@@ -59,26 +59,17 @@ public sealed unsafe class DropTracer : IDisposable
             throw NativeException.FromLastError("ring_buffer__new(drops)");
     }
 
-    public static string DefaultObjectPath => Path.Combine(AppContext.BaseDirectory, "bpf", "zonlb_trace.o");
+    public static string DefaultObjectPath => BpfObjectFile.PathOf("zonlb_trace.o");
 
     public static DropTracer Start(IEnumerable<IPAddress> watch, string? objectPath = null)
     {
         string path = objectPath ?? DefaultObjectPath;
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"trace object {path} not found (built from bpf/zonlb_trace.bpf.c)", path);
-        nint obj = LibBpf.bpf_object__open_file(path, 0);
-        if (obj == 0)
-            throw NativeException.FromLastError($"bpf_object__open_file({path})");
+        nint obj = BpfObjectFile.OpenAndLoad(path, "bpf/zonlb_trace.bpf.c", "does the kernel have BTF and the skb:kfree_skb tracepoint?");
         try
         {
-            int err = LibBpf.bpf_object__load(obj);
-            if (err != 0)
-                throw new NativeException($"bpf_object__load({path}) (does the kernel have BTF and the skb:kfree_skb tracepoint?)", -err);
-            int watchMap = LibBpf.bpf_object__find_map_fd_by_name(obj, "watch_addrs");
-            int ringMap = LibBpf.bpf_object__find_map_fd_by_name(obj, "drops");
-            nint prog = LibBpf.bpf_object__find_program_by_name(obj, "zonlb_trace_kfree_skb");
-            if (watchMap < 0 || ringMap < 0 || prog == 0)
-                throw new InvalidOperationException($"{path} is not the drop tracer (maps watch_addrs, drops; program zonlb_trace_kfree_skb)");
+            int watchMap = BpfObjectFile.MapFd(obj, "watch_addrs");
+            int ringMap = BpfObjectFile.MapFd(obj, "drops");
+            nint prog = BpfObjectFile.Program(obj, "zonlb_trace_kfree_skb");
             foreach (var a in watch)
             {
                 if (a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)

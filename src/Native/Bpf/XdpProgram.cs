@@ -44,24 +44,16 @@ public sealed unsafe class XdpProgram : IDisposable
     }
 
     /// <summary>The compiled object shipped beside the assembly (bpf/zonlb_xdp.o).</summary>
-    public static string DefaultObjectPath => Path.Combine(AppContext.BaseDirectory, "bpf", "zonlb_xdp.o");
+    public static string DefaultObjectPath => BpfObjectFile.PathOf("zonlb_xdp.o");
 
     public static XdpProgram Load(string? objectPath = null)
     {
         string path = objectPath ?? DefaultObjectPath;
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"XDP object {path} not found (built from bpf/zonlb_xdp.c by the ZonLb.Native project)", path);
-        nint obj = LibBpf.bpf_object__open_file(path, 0);
-        if (obj == 0)
-            throw NativeException.FromLastError($"bpf_object__open_file({path})");
+        nint obj = BpfObjectFile.OpenAndLoad(path, "bpf/zonlb_xdp.c",
+            "is the kernel's BPF verifier refusing it, or is CAP_BPF/CAP_PERFMON or RLIMIT_MEMLOCK missing?");
         try
         {
-            int err = LibBpf.bpf_object__load(obj);
-            if (err != 0)
-                throw new NativeException($"bpf_object__load({path}) (is the kernel's BPF verifier refusing it, or is RLIMIT_MEMLOCK too low?)", -err);
-            nint prog = LibBpf.bpf_object__find_program_by_name(obj, SteeringAbi.ProgramName);
-            if (prog == 0)
-                throw new InvalidOperationException($"{path} has no program named {SteeringAbi.ProgramName}");
+            nint prog = BpfObjectFile.Program(obj, SteeringAbi.ProgramName);
             var p = new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
                 MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"), MapFd(obj, "owner"));
             uint key = 0, pid = (uint)Environment.ProcessId;
@@ -75,13 +67,7 @@ public sealed unsafe class XdpProgram : IDisposable
         }
     }
 
-    private static int MapFd(nint obj, string name)
-    {
-        int fd = LibBpf.bpf_object__find_map_fd_by_name(obj, name);
-        if (fd < 0)
-            throw new InvalidOperationException($"the XDP object has no map named {name}");
-        return fd;
-    }
+    private static int MapFd(nint obj, string name) => BpfObjectFile.MapFd(obj, name);
 
     /// <summary>Attaches to an interface; fails (and attaches nothing) if another XDP program is already there.
     /// Returns the mode actually used.</summary>

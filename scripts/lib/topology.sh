@@ -1,0 +1,26 @@
+# Sourced by the examples, the soak and the benchmarks: the three-namespace test topology.
+#
+#   CLIENT ns                 LB ns                                       BACKEND ns
+#  [eth0 10.10.0.2] --veth-- [lbc 10.10.0.1 | lbs 10.20.0.1] --veth-- [eth0 10.20.0.2]
+#
+# zlb_topology CLIENT LB BACKEND [QUEUES]  creates them (veths made inside the namespaces, never in the root
+#                                          one; QUEUES RX/TX queues per veth, default the kernel's);
+# zlb_topology_delete CLIENT LB BACKEND    deletes them (and every interface inside).
+zlb_topology() {
+    local c=$1 l=$2 s=$3 q=()
+    [ -n "${4:-}" ] && q=(numtxqueues "$4" numrxqueues "$4")
+    for ns in "$c" "$l" "$s"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+    ip -n "$l" link add name lbc "${q[@]}" type veth peer name eth0 netns "$c" "${q[@]}"
+    ip -n "$l" link add name lbs "${q[@]}" type veth peer name eth0 netns "$s" "${q[@]}"
+    ip -n "$l" addr add 10.10.0.1/24 dev lbc
+    ip -n "$l" addr add 10.20.0.1/24 dev lbs
+    ip -n "$c" addr add 10.10.0.2/24 dev eth0
+    ip -n "$s" addr add 10.20.0.2/24 dev eth0
+    ip -n "$l" link set lbc up; ip -n "$l" link set lbs up
+    ip -n "$c" link set eth0 up; ip -n "$s" link set eth0 up
+}
+
+zlb_topology_delete() {
+    local ns
+    for ns in "$@"; do ip netns del "$ns" 2>/dev/null || true; done
+}
