@@ -16,6 +16,9 @@ public struct Connection
     public IpProtocol Protocol;
     public int ServiceIndex;
     public int BackendIndex;
+    /// <summary>Next-hop cache slots last used toward the backend and toward the client (hints, checked on use).</summary>
+    public int HopToBackend;
+    public int HopToClient;
     public long LastSeen;
     public TcpState TcpState;
     /// <summary>TCP: the first FIN came from the client.</summary>

@@ -21,6 +21,8 @@ public sealed class PacketProcessor
     private readonly int _worker;
     private readonly Dictionary<(uint Snat, uint Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
     private readonly ConnectionTable _connections;
+    /// <summary>The backend counters of each connection slot: one load per packet instead of four.</summary>
+    private readonly FlowCounters[] _countersOf;
     private readonly NextHopCache _nextHops;
     private int[] _portIfIndex;
     private byte[][] _portMac;
@@ -57,6 +59,7 @@ public sealed class PacketProcessor
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
         _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / registry.Workers));
+        _countersOf = new FlowCounters[_connections.Capacity];
         _tcpTimeouts = new long[]
         {
             options.TcpCloseTimeoutSeconds, options.TcpSynSentTimeoutSeconds, options.TcpSynRecvTimeoutSeconds,
@@ -148,11 +151,18 @@ public sealed class PacketProcessor
         int index;
         bool isEchoRequest = p.Protocol == IpProtocol.Icmp && p.IcmpType == Wire.IcmpEchoRequest;
         bool isEchoReply = p.Protocol == IpProtocol.Icmp && p.IcmpType == Wire.IcmpEchoReply;
-        if (!isEchoReply && _connections.TryGetByClient(key, out index))
+        // A destination port in the NAT range is almost surely a reply: look in the backend index first then,
+        // so that a reply costs one lookup, not two.
+        bool replyLikely = !isEchoRequest && p.DstPort >= _options.NatPortMin && p.DstPort <= _options.NatPortMax;
+        if (replyLikely && _connections.TryGetByBackend(key, out index))
+        {
+            toBackend = false;
+        }
+        else if (!isEchoReply && _connections.TryGetByClient(key, out index))
         {
             toBackend = true;
         }
-        else if (!isEchoRequest && _connections.TryGetByBackend(key, out index))
+        else if (!replyLikely && !isEchoRequest && _connections.TryGetByBackend(key, out index))
         {
             toBackend = false;
         }
@@ -172,7 +182,7 @@ public sealed class PacketProcessor
 
         ref var c = ref _connections[index];
         c.LastSeen = now;
-        var slot = _registry.Services[c.ServiceIndex].Backends[c.BackendIndex].PerWorker[_worker];
+        var slot = _countersOf[index];
         if (toBackend)
         {
             slot.PacketsToBackend++;
@@ -203,16 +213,19 @@ public sealed class PacketProcessor
 
         Translate(frame, in p, newSrc, newDst, newSport, newDport, toBackend);
         nextHopKey = newDst;
-        return Route(frame, newDst, now, out egressIfIndex);
+        return Route(frame, newDst, now, out egressIfIndex, ref toBackend ? ref c.HopToBackend : ref c.HopToClient);
     }
 
     /// <summary>Retries the next hop of a held (already translated) frame.</summary>
-    public Verdict RetryHeld(Span<byte> frame, uint nextHopKey, long now, out int egressIfIndex) =>
-        Route(frame, nextHopKey, now, out egressIfIndex);
-
-    private Verdict Route(Span<byte> frame, uint destination, long now, out int egressIfIndex)
+    public Verdict RetryHeld(Span<byte> frame, uint nextHopKey, long now, out int egressIfIndex)
     {
-        var state = _nextHops.Lookup(destination, now, out var hop);
+        int noHint = -1;
+        return Route(frame, nextHopKey, now, out egressIfIndex, ref noHint);
+    }
+
+    private Verdict Route(Span<byte> frame, uint destination, long now, out int egressIfIndex, ref int slotHint)
+    {
+        var state = _nextHops.Lookup(destination, now, ref slotHint, out var hop);
         egressIfIndex = hop.IfIndex;
         if (state == NextHopState.NoRoute)
             return Drop(DropReason.NoRoute);
@@ -277,6 +290,7 @@ public sealed class PacketProcessor
         var bc = slot.PerWorker[_worker];
         bc.NewConnections++;
         bc.ActiveConnections++;
+        _countersOf[index] = bc;
         reason = DropReason.None;
         return index;
     }

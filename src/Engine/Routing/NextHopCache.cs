@@ -14,6 +14,8 @@ public enum NextHopState
 /// <summary>A cached next hop for one destination address.</summary>
 public struct NextHop
 {
+    /// <summary>The destination this entry is for (a slot hint must match it).</summary>
+    public uint Destination;
     public int IfIndex;
     public uint Gateway;
     public byte Mac0, Mac1, Mac2, Mac3, Mac4, Mac5;
@@ -37,7 +39,9 @@ public struct NextHop
 public sealed class NextHopCache
 {
     private readonly IRouteSource _source;
-    private readonly Dictionary<uint, NextHop> _entries = new(1024);
+    private readonly Dictionary<uint, int> _index = new(1024);
+    private NextHop[] _slots = new NextHop[64];
+    private int _used;
     private readonly long _resolvedTtl;
     private readonly long _pendingRetry;
 
@@ -50,24 +54,66 @@ public sealed class NextHopCache
         _pendingRetry = pendingRetry;
     }
 
-    public int Count => _entries.Count;
+    public int Count => _index.Count;
 
-    public void Clear() => _entries.Clear();
+    /// <summary>Forgets every entry; slot hints held by connections stop matching.</summary>
+    public void Clear()
+    {
+        _index.Clear();
+        Array.Clear(_slots);
+        _used = 0;
+    }
 
-    public IEnumerable<KeyValuePair<uint, NextHop>> Entries => _entries;
+    public IEnumerable<KeyValuePair<uint, NextHop>> Entries => _index.Select(kv => new KeyValuePair<uint, NextHop>(kv.Key, _slots[kv.Value]));
+
+    /// <summary>Like <see cref="Lookup(uint, long, out NextHop)"/>, but first tries the slot the caller remembered
+    /// for this destination (a connection's), which saves the dictionary probe on the per-packet path.</summary>
+    public NextHopState Lookup(uint destination, long now, ref int slotHint, out NextHop hop)
+    {
+        int i = slotHint;
+        if ((uint)i < (uint)_used)
+        {
+            ref var h = ref _slots[i];
+            if (h.Destination == destination && now < h.RefreshAt)
+            {
+                hop = h;
+                return h.State;
+            }
+        }
+        var state = Lookup(destination, now, out hop);
+        slotHint = _index[destination];
+        return state;
+    }
 
     public NextHopState Lookup(uint destination, long now, out NextHop hop)
     {
-        if (_entries.TryGetValue(destination, out hop) && now < hop.RefreshAt)
-            return hop.State;
+        hop = default;
+        if (_index.TryGetValue(destination, out int slot))
+        {
+            hop = _slots[slot];
+            if (now < hop.RefreshAt)
+                return hop.State;
+        }
+        else
+        {
+            slot = -1;
+        }
         // Ask the kernel to resolve once, and again every second while it stays unresolved (an entry that
         // went FAILED is only retried when someone asks).
         bool askAgain = hop.State != NextHopState.Pending || now - hop.AskedAt >= 1000;
         long askedAt = hop.AskedAt;
         hop = Refresh(destination, now, !askAgain);
+        hop.Destination = destination;
         if (hop.State == NextHopState.Pending)
             hop.AskedAt = askAgain ? now : askedAt;
-        _entries[destination] = hop;
+        if (slot < 0)
+        {
+            if (_used == _slots.Length)
+                Array.Resize(ref _slots, _slots.Length * 2);
+            slot = _used++;
+            _index[destination] = slot;
+        }
+        _slots[slot] = hop;
         return hop.State;
     }
 
