@@ -31,6 +31,9 @@ public class ChecksumBenchmarks
     [Benchmark]
     public ushort Vector256() => InternetChecksum.SumVector256(_data);
 
+    [Benchmark]
+    public ushort Vector512() => InternetChecksum.SumVector512(_data);
+
     private ushort _check = 0x1234;
     private uint _oldAddr = 0x0A0A0002, _newAddr = 0x0A140001;
 

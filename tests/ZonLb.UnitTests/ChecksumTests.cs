@@ -25,6 +25,7 @@ public class ChecksumTests
             Assert.Equal(expected, InternetChecksum.SumScalar64(data));
             Assert.Equal(expected, InternetChecksum.SumVector128(data));
             Assert.Equal(expected, InternetChecksum.SumVector256(data));
+            Assert.Equal(expected, InternetChecksum.SumVector512(data));
             Assert.Equal(expected, InternetChecksum.Sum(data));
         }
     }

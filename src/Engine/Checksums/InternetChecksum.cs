@@ -37,6 +37,8 @@ public static class InternetChecksum
     /// <summary>Folded sum of data, using the widest vector unit the CPU accelerates.</summary>
     public static ushort Sum(ReadOnlySpan<byte> data)
     {
+        if (Vector512.IsHardwareAccelerated && data.Length >= 128)
+            return SumVector512(data);
         if (Vector256.IsHardwareAccelerated && data.Length >= 64)
             return SumVector256(data);
         if (Vector128.IsHardwareAccelerated && data.Length >= 32)
@@ -105,6 +107,23 @@ public static class InternetChecksum
             acc1 += b;
         }
         ulong sum = Vector256.Sum(acc0) + Vector256.Sum(acc1);
+        return Tail(data, i, Fold(sum));
+    }
+
+    public static ushort SumVector512(ReadOnlySpan<byte> data)
+    {
+        ref byte start = ref MemoryMarshal.GetReference(data);
+        var acc0 = Vector512<ulong>.Zero;
+        var acc1 = Vector512<ulong>.Zero;
+        int i = 0;
+        for (; i + 128 <= data.Length; i += 128)
+        {
+            var (a, b) = Vector512.Widen(Vector512.LoadUnsafe(ref start, (nuint)i).AsUInt32());
+            var (c, d) = Vector512.Widen(Vector512.LoadUnsafe(ref start, (nuint)(i + 64)).AsUInt32());
+            acc0 += a + c;
+            acc1 += b + d;
+        }
+        ulong sum = Vector512.Sum(acc0) + Vector512.Sum(acc1);
         return Tail(data, i, Fold(sum));
     }
 
