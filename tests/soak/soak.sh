@@ -12,24 +12,20 @@ cd "$(dirname "$0")/../.."
 secs=${1:-60}
 dll=${ZONLB_DLL:-src/Cli/bin/Release/net10.0/zonlb-afxdp.dll}
 [ -f "$dll" ] || ./scripts/setup.sh >/dev/null
+. scripts/lib/topology.sh
 id="zsoak$$"; C="$id-c"; L="$id-l"; S="$id-s"; dir=$(mktemp -d)
 pids=(); LB_PID=""
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null
-    for ns in "$C" "$L" "$S"; do ip netns del "$ns" 2>/dev/null; done
+    zlb_topology_delete "$C" "$L" "$S"
     rm -rf "$dir"
 }
 trap cleanup EXIT
 Z() { dotnet "$dll" "$@" --socket "$dir/lb.sock"; }
 json() { sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p" | head -1; }
 
-for ns in "$C" "$L" "$S"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$L" link add name lbc type veth peer name eth0 netns "$C"
-ip -n "$L" link add name lbs type veth peer name eth0 netns "$S"
-ip -n "$L" addr add 10.10.0.1/24 dev lbc; ip -n "$L" addr add 10.20.0.1/24 dev lbs
-ip -n "$C" addr add 10.10.0.2/24 dev eth0; ip -n "$S" addr add 10.20.0.2/24 dev eth0
-ip -n "$L" link set lbc up; ip -n "$L" link set lbs up; ip -n "$C" link set eth0 up; ip -n "$S" link set eth0 up
+zlb_topology "$C" "$L" "$S"
 
 ip netns exec "$S" socat -T5 TCP4-LISTEN:8080,bind=10.20.0.2,reuseaddr,fork,backlog=256 EXEC:examples/netns-full-nat/http-responder.sh & pids+=($!)
 ip netns exec "$S" socat -T1 UDP4-RECVFROM:5353,bind=10.20.0.2,fork EXEC:examples/netns-full-nat/udp-echo.sh & pids+=($!)
