@@ -134,12 +134,19 @@ public static class RunCommand
                     exit = ExitCodes.RuntimeError;
                     break;
                 }
-                if (statusInterval > 0)
-                    Console.WriteLine(status.Line());
-                foreach (var hint in status.SocketWarnings())
-                    Log($"warning: {hint}");
-                foreach (var hint in status.ExhaustionWarnings())
-                    Log($"warning: {hint}");
+                try
+                {
+                    if (statusInterval > 0)
+                        Console.WriteLine(status.Line());
+                    foreach (var hint in status.SocketWarnings())
+                        Log($"warning: {hint}");
+                    foreach (var hint in status.ExhaustionWarnings())
+                        Log($"warning: {hint}");
+                }
+                catch (Exception e) when (e is NativeException or InvalidOperationException)
+                {
+                    Log($"warning: status not available this interval: {e.Message}"); // never a reason to stop forwarding
+                }
             }
             dp.Stop();
             Console.WriteLine(StatusPrinter.Totals(dp));
@@ -186,7 +193,8 @@ internal sealed class StatusPrinter
     public List<string> SocketWarnings()
     {
         var list = new List<string>();
-        foreach (var (socket, _, stats) in _dp.SocketStatistics())
+        // with the workers parked: sockets are replaced under the same pause when an interface comes and goes
+        foreach (var (socket, _, stats) in _dp.Invoke(_dp.SocketStatistics).GetAwaiter().GetResult())
         {
             var key = (socket.InterfaceName, socket.QueueId);
             if (_sockets.TryGetValue(key, out var before))

@@ -137,7 +137,8 @@ public sealed partial class Dataplane
             DropTable(c.Drops), xdp, workers, sockets, interfaces, services);
     });
 
-    /// <summary>The kernel's XDP_STATISTICS of every socket (safe from any thread).</summary>
+    /// <summary>The kernel's XDP_STATISTICS of every socket. Call it inside <see cref="Invoke{T}"/>: sockets are
+    /// closed and replaced under the same pause when an interface is deleted or comes back.</summary>
     public List<(XskSocket Socket, int Worker, XdpStatistics Stats)> SocketStatistics()
     {
         var list = new List<(XskSocket, int, XdpStatistics)>();
