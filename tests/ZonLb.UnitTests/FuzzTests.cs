@@ -19,6 +19,17 @@ namespace ZonLb.UnitTests;
 /// </summary>
 public class FuzzTests
 {
+    private readonly Xunit.Abstractions.ITestOutputHelper _out;
+
+    public FuzzTests(Xunit.Abstractions.ITestOutputHelper output) => _out = output;
+
+    private void Report(string fuzzer, PacketProcessor p)
+    {
+        var c = p.Counters;
+        _out.WriteLine($"{fuzzer}: {c.TotalDrops + c.ToBackend + c.ToClient} frames; new connections {c.NewConnections}, " +
+                       $"to backend {c.ToBackend}, to client {c.ToClient}, partial checksums repaired {c.PartialChecksumsRepaired}; drops: {c.FormatDrops()}");
+    }
+
     private static readonly int? Seconds = int.TryParse(Environment.GetEnvironmentVariable("ZONLB_FUZZ_SECONDS"), out int s) ? s : null;
     private static readonly uint[] Addresses = { 0x0A0A0002, 0x0A0A0001, 0x0A140002, 0x0A140001, 0xC0000201, 0x00000000, 0xFFFFFFFF };
     private static readonly ushort[] Ports = { 80, 53, 8080, 5353, 61000, 61001, 65535, 0, 1, 40000 };
@@ -130,6 +141,7 @@ public class FuzzTests
         else
             StructuredFrames.Sample(f => RunGuarded(p, f), iter: 200_000, threads: 1);
         AssertDeepCoverage(p);
+        Report("structured", p);
     }
 
     /// <summary>The generators must reach past the parser: connections made, frames translated, many reasons seen.</summary>
@@ -183,6 +195,7 @@ public class FuzzTests
         }
         AssertDeepCoverage(p);
         Assert.True(p.Counters.ToClient > 0, "no mutated reply was translated back");
+        Report("mutation", p);
     }
 
     public static IEnumerable<object[]> Regressions() =>
