@@ -37,6 +37,13 @@ public class DataPathTests
     }
 
     [Fact]
+    public void A_packet_whose_ttl_runs_out_at_the_load_balancer_gets_time_exceeded_from_it()
+    {
+        var r = T.Client.Exec(TimeSpan.FromSeconds(20), "ping", "-c", "1", "-t", "1", "-W", "2", Topology.Vip);
+        Assert.Contains($"From {Topology.Vip} icmp_seq=1 Time to live exceeded", r.Stdout);
+    }
+
+    [Fact]
     public void Curl_through_the_vip_gets_the_backends_answer()
     {
         var r = T.Client.Exec(TimeSpan.FromSeconds(20), "curl", "-sS", "-m", "10", $"http://{Topology.Vip}/");

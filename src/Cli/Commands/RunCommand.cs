@@ -227,6 +227,7 @@ internal sealed class StatusPrinter
         return $"totals: rx_packets={c.RxPackets} tx_packets={c.TxPackets} to_backend={c.ToBackend} to_client={c.ToClient} " +
                $"new_connections={c.NewConnections} active_connections={dp.ActiveConnections} " +
                $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} handed_off={c.HandedOff} " +
+               $"icmp_time_exceeded_sent={c.IcmpTimeExceededSent} icmp_rate_limited={c.IcmpRateLimited} " +
                $"xdp_redirected={dp.XdpCounter(XdpProgramCounter.Redirected)} xdp_passed={dp.XdpCounter(XdpProgramCounter.Passed)} " +
                $"drops: {c.FormatDrops()}";
     }

@@ -24,6 +24,9 @@ public sealed class EngineCounters
     public long Held;
     /// <summary>Frames passed to the worker that owns their connection.</summary>
     public long HandedOff;
+    /// <summary>ICMP time-exceeded messages sent for frames whose TTL ran out, and those the rate limit held back.</summary>
+    public long IcmpTimeExceededSent;
+    public long IcmpRateLimited;
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;
 
@@ -37,6 +40,7 @@ public sealed class EngineCounters
             t.ToBackend += c.ToBackend; t.ToClient += c.ToClient; t.NewConnections += c.NewConnections;
             t.ExpiredConnections += c.ExpiredConnections; t.PartialChecksumsRepaired += c.PartialChecksumsRepaired;
             t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;
+            t.IcmpTimeExceededSent += c.IcmpTimeExceededSent; t.IcmpRateLimited += c.IcmpRateLimited;
             for (int i = 0; i < t._drops.Length; i++)
                 t._drops[i] += Volatile.Read(ref c._drops[i]);
         }

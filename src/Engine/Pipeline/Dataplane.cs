@@ -32,6 +32,8 @@ public sealed class Port
     public required XdpAttachMode AttachedMode { get; set; }
     /// <summary>Sockets by queue number.</summary>
     public List<XskSocket> Sockets { get; } = new();
+    /// <summary>The interface's first IPv4 address (host order), the source of the ICMP errors we send; 0: none.</summary>
+    public uint Address { get; set; }
     /// <summary>First XSKMAP slot of this port's sockets.</summary>
     public uint FirstSlot { get; set; }
     /// <summary>The interface is gone (deleted); its sockets are dead until it comes back.</summary>
@@ -159,6 +161,8 @@ public sealed partial class Dataplane : IDisposable
         foreach (var (ic, link, queues) in links)
         {
             var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot };
+            var addresses = nl.GetIPv4Addresses(link.Index);
+            port.Address = addresses.Count > 0 ? KernelRouteSource.FromAddress(addresses[0]) : 0;
             _program.SetInterfaceSlots(link.Index, slot);
             for (int q = 0; q < queues; q++)
             {

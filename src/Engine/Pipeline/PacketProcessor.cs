@@ -361,8 +361,12 @@ public sealed class PacketProcessor
     private Verdict Drop(DropReason reason)
     {
         Counters.Drop(reason);
+        LastDropReason = reason;
         return Verdict.Drop;
     }
+
+    /// <summary>Why the last dropped frame was dropped (the worker answers TTL expiry with ICMP).</summary>
+    public DropReason LastDropReason { get; private set; }
 
     /// <summary>Removes idle connections (bounded work per call) and releases their NAT ports.</summary>
     public int ExpireConnections(long now, int budget)

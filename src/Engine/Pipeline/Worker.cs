@@ -19,6 +19,10 @@ internal sealed class Worker
     private readonly Dataplane _dp;
     private readonly Umem _umem;
     private XskSocket[] _owned = Array.Empty<XskSocket>();
+    private Port[] _portOfOwned = Array.Empty<Port>();
+    private long _icmpTokens = IcmpBurst, _icmpRefilledAt;
+    /// <summary>ICMP errors per worker: a burst of 20, then 100 per second (routers rate-limit theirs too).</summary>
+    private const long IcmpBurst = 20, IcmpPerSecond = 100;
     private int[] _txSocketByPort = Array.Empty<int>(); // port index -> index into _owned, -1 when the port has none now
     private int[] _portIfIndex = Array.Empty<int>();
     private uint[] _txPending = Array.Empty<uint>();
@@ -57,6 +61,7 @@ internal sealed class Worker
     {
         int workers = Processor.Registry.Workers;
         var owned = new List<XskSocket>();
+        var ownedPorts = new List<Port>();
         var txSocketByPort = new int[ports.Count];
         var portIfIndex = new int[ports.Count];
         for (int p = 0; p < ports.Count; p++)
@@ -70,11 +75,13 @@ internal sealed class Worker
                 if (txSocketByPort[p] < 0)
                     txSocketByPort[p] = owned.Count;
                 owned.Add(s);
+                ownedPorts.Add(ports[p]);
             }
             if (txSocketByPort[p] < 0 && !ports[p].Missing)
                 throw new InvalidOperationException($"worker {Index} has no queue of {ports[p].Name}");
         }
         _owned = owned.ToArray();
+        _portOfOwned = ownedPorts.ToArray();
         _txSocketByPort = txSocketByPort;
         _portIfIndex = portIfIndex;
         _txPending = new uint[_owned.Length];
@@ -170,6 +177,9 @@ internal sealed class Worker
                     else
                     {
                         v = Processor.Process(frame, in p, now, out egress, out hop);
+                        if (v == Verdict.Drop && Processor.LastDropReason == DropReason.TtlExceeded &&
+                            AnswerTimeExceeded(_portOfOwned[si], d.Addr, (int)d.Len, now))
+                            continue;
                     }
                     Complete(v, d.Addr, (int)d.Len, egress, hop, now);
                 }
@@ -202,6 +212,33 @@ internal sealed class Worker
             else if (work == 0)
                 Thread.Yield();
         }
+    }
+
+    /// <summary>Turns a frame whose TTL ran out into ICMP time-exceeded back out of the port it came in on,
+    /// within the rate limit; false when the frame should just be freed.</summary>
+    private bool AnswerTimeExceeded(Port ingress, ulong addr, int len, long now)
+    {
+        if (ingress.Address == 0)
+            return false;
+        long refill = (now - _icmpRefilledAt) * IcmpPerSecond / 1000;
+        if (refill > 0)
+        {
+            _icmpTokens = Math.Min(IcmpBurst, _icmpTokens + refill);
+            _icmpRefilledAt = now;
+        }
+        if (_icmpTokens == 0)
+        {
+            Counters.IcmpRateLimited++;
+            return false;
+        }
+        var whole = _umem.GetWholeFrame(addr, out int offset);
+        int n = IcmpErrors.BuildTimeExceeded(whole.Slice(offset), len, ingress.Address, ingress.Mac);
+        if (n == 0)
+            return false;
+        _icmpTokens--;
+        Counters.IcmpTimeExceededSent++;
+        Transmit(ingress.IfIndex, addr, n);
+        return true;
     }
 
     private static void InjectFault()

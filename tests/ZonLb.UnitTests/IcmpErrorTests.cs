@@ -1,0 +1,55 @@
+using PacketDotNet;
+using ZonLb.Engine.Packets;
+using static ZonLb.Testing.PacketBuilder;
+
+namespace ZonLb.UnitTests;
+
+public class IcmpErrorTests
+{
+    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
+
+    [Fact]
+    public void A_frame_whose_ttl_ran_out_becomes_a_valid_time_exceeded_message_to_its_sender()
+    {
+        var original = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Ttl(1).Payload(100).Build();
+        var buffer = new byte[256];
+        original.CopyTo(buffer, 0);
+
+        int n = IcmpErrors.BuildTimeExceeded(buffer, original.Length, 0x0A0A0001, LbcMac);
+
+        Assert.Equal(14 + 20 + 8 + 28, n);
+        var ip = ParseIPv4(buffer[..n]);
+        Assert.Equal("10.10.0.1", ip.SourceAddress.ToString());
+        Assert.Equal("10.10.0.2", ip.DestinationAddress.ToString());
+        Assert.True(ip.ValidIPChecksum);
+        var icmp = ip.Extract<IcmpV4Packet>();
+        Assert.Equal(11, buffer[14 + 20]); // type: time exceeded
+        Assert.Equal(0, buffer[14 + 21]);  // code: TTL exceeded in transit
+        Assert.True(icmp.ValidIcmpChecksum);
+        // the quote is the original IP header and the first 8 bytes of its payload
+        Assert.Equal(original[14..(14 + 28)], buffer[(14 + 20 + 8)..n]);
+        Assert.Equal(DefaultSrcMac.GetAddressBytes(), buffer[0..6]);
+        Assert.Equal(LbcMac, buffer[6..12]);
+    }
+
+    [Fact]
+    public void A_vlan_tag_is_kept_on_the_answer()
+    {
+        var original = Udp("10.10.0.2", 1, "10.10.0.1", 53).Ttl(1).Vlan(42).Build();
+        var buffer = new byte[256];
+        original.CopyTo(buffer, 0);
+        int n = IcmpErrors.BuildTimeExceeded(buffer, original.Length, 0x0A0A0001, LbcMac);
+        Assert.Equal(18 + 20 + 8 + 28, n);
+        Assert.Equal(original[12..16], buffer[12..16]);
+        Assert.Equal(11, buffer[18 + 20]);
+    }
+
+    [Fact]
+    public void Something_that_is_not_ipv4_gets_no_answer()
+    {
+        var buffer = new byte[256];
+        buffer[12] = 0x86;
+        buffer[13] = 0xDD;
+        Assert.Equal(0, IcmpErrors.BuildTimeExceeded(buffer, 80, 1, LbcMac));
+    }
+}
