@@ -9,29 +9,29 @@ internal static class Frames
     /// <summary>An Ethernet/IPv4/TCP ACK frame of the given total length with valid checksums.</summary>
     public static byte[] Tcp(uint src, ushort sport, uint dst, ushort dport, int frameLength)
     {
-        var f = new byte[frameLength];
-        f[12] = 0x08;
-        var ip = f.AsSpan(14);
-        ip[0] = 0x45;
-        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(2), (ushort)(frameLength - 14));
-        ip[8] = 64;
-        ip[9] = 6;
-        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(12), src);
-        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(16), dst);
-        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(10), InternetChecksum.IPv4Header(ip.Slice(0, 20)));
-        var tcp = ip.Slice(20, frameLength - 34);
+        var f = IPv4(src, dst, 6, frameLength, out var tcp);
         BinaryPrimitives.WriteUInt16BigEndian(tcp, sport);
         BinaryPrimitives.WriteUInt16BigEndian(tcp.Slice(2), dport);
         tcp[12] = 0x50;
         tcp[13] = 0x10;
         BinaryPrimitives.WriteUInt16BigEndian(tcp.Slice(14), 64240);
-        ushort sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, 6, tcp.Length), InternetChecksum.Sum(tcp));
-        BinaryPrimitives.WriteUInt16BigEndian(tcp.Slice(16), InternetChecksum.Finish(sum));
+        WriteL4Checksum(tcp, src, dst, 6, 16);
         return f;
     }
 
     /// <summary>An Ethernet/IPv4/UDP frame of the given total length with valid checksums.</summary>
     public static byte[] Udp(uint src, ushort sport, uint dst, ushort dport, int frameLength)
+    {
+        var f = IPv4(src, dst, 17, frameLength, out var udp);
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(2), dport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(4), (ushort)udp.Length);
+        WriteL4Checksum(udp, src, dst, 17, 6);
+        return f;
+    }
+
+    /// <summary>A zeroed frame with its Ethernet type and a valid 20-byte IPv4 header; l4 is the rest.</summary>
+    private static byte[] IPv4(uint src, uint dst, byte protocol, int frameLength, out Span<byte> l4)
     {
         var f = new byte[frameLength];
         f[12] = 0x08;
@@ -39,16 +39,17 @@ internal static class Frames
         ip[0] = 0x45;
         BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(2), (ushort)(frameLength - 14));
         ip[8] = 64;
-        ip[9] = 17;
+        ip[9] = protocol;
         BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(12), src);
         BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(16), dst);
         BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(10), InternetChecksum.IPv4Header(ip.Slice(0, 20)));
-        var udp = ip.Slice(20, frameLength - 34);
-        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
-        BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(2), dport);
-        BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(4), (ushort)udp.Length);
-        ushort sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, 17, udp.Length), InternetChecksum.Sum(udp));
-        BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(6), InternetChecksum.Finish(sum));
+        l4 = ip.Slice(20, frameLength - 34);
         return f;
+    }
+
+    private static void WriteL4Checksum(Span<byte> l4, uint src, uint dst, byte protocol, int offset)
+    {
+        ushort sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, protocol, l4.Length), InternetChecksum.Sum(l4));
+        BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(offset), InternetChecksum.Finish(sum));
     }
 }
