@@ -9,9 +9,12 @@
 /* XSKMAP slots: slot = interface base + rx queue index. */
 #define ZONLB_MAX_XSKS 256
 
-/* services: frames to (vip, proto, port) are steered. ICMP echo services use port 0. */
+/* Addresses are 16 bytes: IPv6 as is, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
+
+/* services: frames to (vip, proto, port) are steered. ICMP echo services use port 0; proto is the
+ * packet's own (1 for ICMP, 58 for ICMPv6). */
 struct zonlb_service_key {
-	__be32 addr;
+	__u8 addr[16];
 	__be16 port;
 	__u8 proto;
 	__u8 pad;
@@ -20,7 +23,7 @@ struct zonlb_service_key {
 /* nat_addrs: frames to (snat address, proto) whose destination port (ICMP: echo identifier)
  * lies in [port_min, port_max] are replies to our translated connections. */
 struct zonlb_nat_key {
-	__be32 addr;
+	__u8 addr[16];
 	__u8 proto;
 	__u8 pad[3];
 };

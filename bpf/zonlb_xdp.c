@@ -3,8 +3,11 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/icmp.h>
+#include <linux/icmpv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
@@ -69,28 +72,91 @@ static __always_inline int pass(void)
 	return XDP_PASS;
 }
 
+/* Where the transport header starts and what it is: IPv4 after its options; IPv6 after the extension
+ * headers the engine walks too (hop-by-hop, routing, destination options, authentication, fragment).
+ * Returns 0 when the frame is not one the engine serves (the caller passes it). */
+static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], __u8 *proto, void **l4)
+{
+	struct ethhdr *eth = data;
+	__u16 h_proto;
+	void *l3 = eth + 1;
+
+	if (l3 > data_end)
+		return 0;
+	h_proto = eth->h_proto;
+	if (h_proto == bpf_htons(ETH_P_8021Q)) {
+		struct vlan { __be16 tci; __be16 proto; } *tag = l3;
+		if ((void *)(tag + 1) > data_end)
+			return 0;
+		h_proto = tag->proto;
+		l3 = tag + 1;
+	}
+	if (h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+			return 0;
+		/* Non-first fragments carry no ports: left to the kernel until fragments are handled. */
+		if (ip->frag_off & bpf_htons(0x1FFF))
+			return 0;
+		__builtin_memset(addr, 0, 10);
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		__builtin_memcpy(addr + 12, &ip->daddr, 4);
+		*proto = ip->protocol;
+		*l4 = (void *)ip + ip->ihl * 4;
+		return 1;
+	}
+	if (h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		__builtin_memcpy(addr, &ip6->daddr, 16);
+		__u8 next = ip6->nexthdr;
+		void *p = ip6 + 1;
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
+			    next != IPPROTO_FRAGMENT && next != IPPROTO_AH)
+				break;
+			__u8 *h = p;
+			if ((void *)(h + 8) > data_end)
+				return 0;
+			int len;
+			if (next == IPPROTO_FRAGMENT) {
+				/* offset non-zero or more fragments: not whole, left to the kernel for now */
+				if ((h[2] << 8 | h[3]) & 0xFFF9)
+					return 0;
+				len = 8;
+			} else if (next == IPPROTO_AH) {
+				len = (h[1] + 2) * 4;
+			} else {
+				len = (h[1] + 1) * 8;
+			}
+			next = h[0];
+			p += len;
+		}
+		*proto = next;
+		*l4 = p;
+		return 1;
+	}
+	return 0;
+}
+
 SEC("xdp")
 int zonlb_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip;
+	void *l4;
+	__u8 daddr[16], proto;
 	__u16 dport = 0, icmp_id = 0;
-	__u8 icmp_type = 0;
+	int echo_request = 0, echo_reply = 0;
 
 	count(ZONLB_XDP_SEEN);
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return pass();
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
-		return pass();
-	/* Non-first fragments carry no ports: left to the kernel until fragments are handled. */
-	if (ip->frag_off & bpf_htons(0x1FFF))
+	if (!l3_parse(data, data_end, daddr, &proto, &l4))
 		return pass();
 
-	void *l4 = (void *)ip + ip->ihl * 4;
-	switch (ip->protocol) {
+	switch (proto) {
 	case IPPROTO_TCP: {
 		struct tcphdr *th = l4;
 		if ((void *)(th + 1) > data_end)
@@ -109,31 +175,41 @@ int zonlb_xdp(struct xdp_md *ctx)
 		struct icmphdr *ih = l4;
 		if ((void *)(ih + 1) > data_end)
 			return pass();
-		icmp_type = ih->type;
 		icmp_id = ih->un.echo.id;
-		if (icmp_type != ICMP_ECHO && icmp_type != ICMP_ECHOREPLY)
+		echo_request = ih->type == ICMP_ECHO;
+		echo_reply = ih->type == ICMP_ECHOREPLY;
+		break;
+	}
+	case IPPROTO_ICMPV6: {
+		/* Only echo: neighbour discovery, router and multicast listener messages stay with the kernel. */
+		struct icmp6hdr *ih = l4;
+		if ((void *)(ih + 1) > data_end)
 			return pass();
+		icmp_id = ih->icmp6_dataun.u_echo.identifier;
+		echo_request = ih->icmp6_type == ICMPV6_ECHO_REQUEST;
+		echo_reply = ih->icmp6_type == ICMPV6_ECHO_REPLY;
 		break;
 	}
 	default:
 		return pass();
 	}
+	int icmp = proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+	if (icmp && !echo_request && !echo_reply)
+		return pass();
 
 	int steer = 0;
-	if (ip->protocol != IPPROTO_ICMP || icmp_type == ICMP_ECHO) {
-		struct zonlb_service_key sk = {
-			.addr = ip->daddr,
-			.port = ip->protocol == IPPROTO_ICMP ? 0 : dport,
-			.proto = ip->protocol,
-		};
+	if (!icmp || echo_request) {
+		struct zonlb_service_key sk = { .port = icmp ? 0 : dport, .proto = proto };
+		__builtin_memcpy(sk.addr, daddr, 16);
 		if (bpf_map_lookup_elem(&services, &sk))
 			steer = 1;
 	}
-	if (!steer && (ip->protocol != IPPROTO_ICMP || icmp_type == ICMP_ECHOREPLY)) {
-		struct zonlb_nat_key nk = { .addr = ip->daddr, .proto = ip->protocol };
+	if (!steer && (!icmp || echo_reply)) {
+		struct zonlb_nat_key nk = { .proto = proto };
+		__builtin_memcpy(nk.addr, daddr, 16);
 		struct zonlb_nat_range *r = bpf_map_lookup_elem(&nat_addrs, &nk);
 		if (r) {
-			__u16 p = bpf_ntohs(ip->protocol == IPPROTO_ICMP ? icmp_id : dport);
+			__u16 p = bpf_ntohs(icmp ? icmp_id : dport);
 			if (p >= r->port_min && p <= r->port_max)
 				steer = 1;
 		}

@@ -23,8 +23,8 @@ public class ConnectionTableBenchmarks
 
     private static Connection Make(int i) => new()
     {
-        ClientIp = 0x0A000000u + (uint)(i >> 16), ClientPort = (ushort)i, VipIp = 0x0A0A0001, VipPort = 80,
-        BackendIp = 0x0A140002u + (uint)(i >> 16), BackendPort = 8080, SnatIp = 0x0A140001, NatPort = (ushort)i,
+        ClientIp = IpAddr.FromV4(0x0A000000u + (uint)(i >> 16)), ClientPort = (ushort)i, VipIp = IpAddr.FromV4(0x0A0A0001), VipPort = 80,
+        BackendIp = IpAddr.FromV4(0x0A140002u + (uint)(i >> 16)), BackendPort = 8080, SnatIp = IpAddr.FromV4(0x0A140001), NatPort = (ushort)i,
         Protocol = IpProtocol.Tcp,
     };
 

@@ -36,17 +36,17 @@ public class PipelineBenchmarks
 
     private sealed class StaticRoutes : IRouteSource
     {
-        public RouteAnswer Lookup(uint destination) =>
-            new(true, (destination >> 8) == 0x0A1400 ? 3 : 2, destination, 0);
-        public byte[]? Neighbor(int ifIndex, uint address) => new byte[] { 2, 0, 0, 0, 0, (byte)ifIndex };
-        public void Resolve(int ifIndex, uint address) { }
+        public RouteAnswer Lookup(IpAddr destination) =>
+            new(true, (destination.V4 >> 8) == 0x0A1400 ? 3 : 2, destination, default);
+        public byte[]? Neighbor(int ifIndex, IpAddr address) => new byte[] { 2, 0, 0, 0, 0, (byte)ifIndex };
+        public void Resolve(int ifIndex, IpAddr address) { }
     }
 
     [GlobalSetup]
     public void Setup()
     {
         var proto = Protocol == "tcp" ? IpProtocol.Tcp : IpProtocol.Udp;
-        var services = new[] { new ResolvedService("web", 0x0A0A0001, proto, 80, new[] { new ResolvedBackend(0x0A140002, 8080, 0x0A140001) }) };
+        var services = new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), proto, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) }) };
         _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
             new StaticRoutes(), new EngineOptions(), new EngineCounters());
         _umem = new byte[Batch * FrameSize];

@@ -6,9 +6,10 @@ using PacketDotNet;
 namespace ZonLb.Testing;
 
 /// <summary>
-/// Builds Ethernet/IPv4 test frames with PacketDotNet (an independent implementation of the headers and
-/// checksums), optionally with the L4 checksum left as CHECKSUM_PARTIAL (pseudo-header sum only), a wrong
-/// checksum, a VLAN tag or a given TTL.
+/// Builds Ethernet/IPv4 and Ethernet/IPv6 test frames with PacketDotNet (an independent implementation of the
+/// headers and checksums), optionally with the L4 checksum left as CHECKSUM_PARTIAL (pseudo-header sum only), a
+/// wrong checksum, a VLAN tag, a given TTL (hop limit) or IPv6 extension headers. The addresses' family decides
+/// the IP version; ICMP echo becomes ICMPv6 echo over IPv6.
 /// </summary>
 public sealed class PacketBuilder
 {
@@ -27,6 +28,7 @@ public sealed class PacketBuilder
     private ushort? _vlan;
     private bool _udpZeroChecksum;
     private PhysicalAddress _srcMac = DefaultSrcMac, _dstMac = DefaultDstMac;
+    private readonly List<byte> _extensionHeaders = new();
 
     public enum ChecksumKind { Valid, Partial, Wrong }
 
@@ -51,8 +53,96 @@ public sealed class PacketBuilder
     public PacketBuilder UdpWithoutChecksum() { _udpZeroChecksum = true; return this; }
     public PacketBuilder Vlan(ushort id) { _vlan = id; return this; }
     public PacketBuilder Macs(PhysicalAddress src, PhysicalAddress dst) { _srcMac = src; _dstMac = dst; return this; }
+    /// <summary>IPv6: adds an 8-byte extension header of this type (0 hop-by-hop, 43 routing, 60 destination
+    /// options, 44 an atomic fragment) before the transport header, in the order added.</summary>
+    public PacketBuilder ExtensionHeader(byte type) { _extensionHeaders.Add(type); return this; }
 
-    public byte[] Build()
+    private bool IsV6 => _src.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+
+    public byte[] Build() => IsV6 ? BuildV6() : BuildV4();
+
+    private byte[] BuildV6()
+    {
+        var ip = new IPv6Packet(_src, _dst) { HopLimit = _ttl };
+        byte[] l4;
+        int csOff;
+        byte next;
+        switch (_proto)
+        {
+            case ProtocolType.Tcp:
+            {
+                var tcp = new TcpPacket(_sport, _dport)
+                {
+                    Flags = _tcpFlags, SequenceNumber = 1000, AcknowledgmentNumber = (_tcpFlags & 0x10) != 0 ? 1u : 0u,
+                    WindowSize = 64240, PayloadData = _payload,
+                };
+                ip.PayloadPacket = tcp;
+                ip.UpdateCalculatedValues();
+                tcp.UpdateTcpChecksum();
+                l4 = tcp.Bytes;
+                csOff = 16;
+                next = 6;
+                break;
+            }
+            case ProtocolType.Udp:
+            {
+                var udp = new UdpPacket(_sport, _dport) { PayloadData = _payload };
+                ip.PayloadPacket = udp;
+                ip.UpdateCalculatedValues();
+                udp.UpdateCalculatedValues();
+                udp.UpdateUdpChecksum();
+                l4 = udp.Bytes;
+                csOff = 6;
+                next = 17;
+                break;
+            }
+            default:
+            {
+                l4 = new byte[8 + _payload.Length];
+                l4[0] = _icmpType == 8 ? (byte)128 : _icmpType == 0 ? (byte)129 : _icmpType;
+                BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(4), _icmpId);
+                BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(6), _icmpSeq);
+                _payload.CopyTo(l4, 8);
+                csOff = 2;
+                next = 58;
+                break;
+            }
+        }
+        var src = _src.GetAddressBytes();
+        var dst = _dst.GetAddressBytes();
+        ushort pseudo = ReferenceChecksum.PseudoHeaderSumV6(src, dst, next, l4.Length);
+        if (next == 58)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(2), (ushort)~ReferenceChecksum.Add(pseudo, ReferenceChecksum.Sum(l4)));
+        if (_proto == ProtocolType.Udp && _udpZeroChecksum)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(csOff), 0);
+        else if (_checksum == ChecksumKind.Partial)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(csOff), pseudo);
+        else if (_checksum == ChecksumKind.Wrong)
+            BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(csOff), (ushort)(BinaryPrimitives.ReadUInt16BigEndian(l4.AsSpan(csOff)) ^ 0x5A5A));
+
+        // fixed header written by hand around the extension headers (checksums do not cover them)
+        var ext = new List<byte>();
+        for (int i = 0; i < _extensionHeaders.Count; i++)
+        {
+            byte following = i + 1 < _extensionHeaders.Count ? _extensionHeaders[i + 1] : next;
+            if (_extensionHeaders[i] == 44)
+                ext.AddRange(new byte[] { following, 0, 0, 0, 0x12, 0x34, 0x56, 0x78 }); // offset 0, M=0
+            else
+                ext.AddRange(new byte[] { following, 0, 1, 4, 0, 0, 0, 0 }); // PadN of 4: 8 bytes in all
+        }
+        var ipBytes = new byte[40 + ext.Count + l4.Length];
+        ipBytes[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(ipBytes.AsSpan(4), (ushort)(ext.Count + l4.Length));
+        ipBytes[6] = _extensionHeaders.Count > 0 ? _extensionHeaders[0] : next;
+        ipBytes[7] = _ttl;
+        src.CopyTo(ipBytes, 8);
+        dst.CopyTo(ipBytes, 24);
+        ext.CopyTo(ipBytes, 40);
+        l4.CopyTo(ipBytes, 40 + ext.Count);
+        return Frame(ipBytes, 0x86DD);
+    }
+
+    private byte[] BuildV4()
     {
         var ip = new IPv4Packet(_src, _dst) { TimeToLive = _ttl };
         int l4Checksum;
@@ -107,6 +197,11 @@ public sealed class PacketBuilder
         else if (_checksum == ChecksumKind.Wrong)
             BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(l4Checksum), (ushort)(BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(l4Checksum)) ^ 0x5A5A));
 
+        return Frame(ipBytes, 0x0800);
+    }
+
+    private byte[] Frame(byte[] ipBytes, ushort etherType)
+    {
         int eth = _vlan.HasValue ? 18 : 14;
         var frame = new byte[eth + ipBytes.Length];
         _dstMac.GetAddressBytes().CopyTo(frame, 0);
@@ -115,11 +210,11 @@ public sealed class PacketBuilder
         {
             BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x8100);
             BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), v);
-            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), 0x0800);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), etherType);
         }
         else
         {
-            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0800);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), etherType);
         }
         ipBytes.CopyTo(frame, eth);
         return frame;
@@ -130,6 +225,13 @@ public sealed class PacketBuilder
     {
         var eth = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame);
         return eth.Extract<IPv4Packet>() ?? throw new InvalidOperationException("not an IPv4 frame");
+    }
+
+    /// <summary>Parses an IPv6 frame (untagged, no extension headers) with PacketDotNet, the oracle.</summary>
+    public static IPv6Packet ParseIPv6(byte[] frame)
+    {
+        var eth = (EthernetPacket)Packet.ParsePacket(LinkLayers.Ethernet, frame);
+        return eth.Extract<IPv6Packet>() ?? throw new InvalidOperationException("not an IPv6 frame");
     }
 }
 
@@ -144,6 +246,31 @@ public static class ReferenceChecksum
         while (sum > 0xFFFF)
             sum = (sum & 0xFFFF) + (sum >> 16);
         return (ushort)sum;
+    }
+
+    public static ushort Add(ushort a, ushort b)
+    {
+        uint sum = (uint)a + b;
+        return (ushort)((sum & 0xFFFF) + (sum >> 16));
+    }
+
+    /// <summary>The folded IPv6 pseudo-header sum (RFC 8200 8.1).</summary>
+    public static ushort PseudoHeaderSumV6(byte[] src, byte[] dst, byte next, int l4Length)
+    {
+        var ph = new byte[40];
+        src.CopyTo(ph, 0);
+        dst.CopyTo(ph, 16);
+        BinaryPrimitives.WriteUInt32BigEndian(ph.AsSpan(32), (uint)l4Length);
+        ph[39] = next;
+        return Sum(ph);
+    }
+
+    /// <summary>True when the L4 checksum of an IPv6 frame's transport header (at l4, protocol next) verifies.</summary>
+    public static bool VerifiesV6(ReadOnlySpan<byte> ip, int l4, byte next)
+    {
+        int length = 40 + BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(4)) - l4;
+        ushort pseudo = PseudoHeaderSumV6(ip.Slice(8, 16).ToArray(), ip.Slice(24, 16).ToArray(), next, length);
+        return Add(pseudo, Sum(ip.Slice(l4, length))) == 0xFFFF;
     }
 
     /// <summary>What a Linux sender with TX checksum offload leaves in the field: the folded pseudo-header sum.</summary>

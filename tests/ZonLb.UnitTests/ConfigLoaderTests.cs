@@ -148,11 +148,28 @@ public class ConfigLoaderTests
     }
 
     [Fact]
-    public void Ipv6_addresses_are_refused_with_a_clear_message_for_now()
+    public void A_service_does_not_mix_address_families()
     {
         var m = ErrorOf(Valid.Replace("address = \"10.20.0.3\"", "address = \"fd00::3\""));
         Assert.Contains("service[0].backend[1].address = \"fd00::3\"", m);
-        Assert.Contains("IPv6", m);
+        Assert.Contains("one family", m);
+    }
+
+    [Fact]
+    public void An_ipv6_service_with_ipv6_backends_loads()
+    {
+        var cfg = ConfigLoader.Parse(Valid.Replace("vip = \"10.10.0.1\"", "vip = \"fd00:10::1\"").Replace("\"10.20.0.1\"", "\"fd00:20::1\"")
+            .Replace("\"10.20.0.2\"", "\"fd00:20::2\"").Replace("\"10.20.0.3\"", "\"fd00:20::3\""), "test.toml");
+        Assert.Equal(System.Net.IPAddress.Parse("fd00:10::1"), cfg.Services[0].Vip);
+        Assert.Equal(System.Net.IPAddress.Parse("fd00:20::3"), cfg.Services[0].Backends[1].Address);
+    }
+
+    [Fact]
+    public void Link_local_addresses_are_refused()
+    {
+        var m = ErrorOf(Valid.Replace("vip = \"10.10.0.1\"", "vip = \"fe80::1\""));
+        Assert.Contains("service[0].vip = \"fe80::1\"", m);
+        Assert.Contains("link-local", m);
     }
 
     [Fact]

@@ -8,8 +8,8 @@ public class ConnectionTableTests
 {
     private static Connection Conn(ushort clientPort, ushort natPort) => new()
     {
-        ClientIp = 1, ClientPort = clientPort, VipIp = 2, VipPort = 80,
-        BackendIp = 3, BackendPort = 8080, SnatIp = 4, NatPort = natPort, Protocol = IpProtocol.Tcp,
+        ClientIp = IpAddr.FromV4(1), ClientPort = clientPort, VipIp = IpAddr.FromV4(2), VipPort = 80,
+        BackendIp = IpAddr.FromV4(3), BackendPort = 8080, SnatIp = IpAddr.FromV4(4), NatPort = natPort, Protocol = IpProtocol.Tcp,
     };
 
     [Fact]
@@ -17,12 +17,12 @@ public class ConnectionTableTests
     {
         var t = new ConnectionTable(8);
         int i = t.Add(Conn(1000, 61000));
-        Assert.True(t.TryGetByClient(new FlowKey(1, 2, 1000, 80, IpProtocol.Tcp), out int a));
-        Assert.True(t.TryGetByBackend(new FlowKey(3, 4, 8080, 61000, IpProtocol.Tcp), out int b));
+        Assert.True(t.TryGetByClient(new FlowKey(IpAddr.FromV4(1), IpAddr.FromV4(2), 1000, 80, IpProtocol.Tcp), out int a));
+        Assert.True(t.TryGetByBackend(new FlowKey(IpAddr.FromV4(3), IpAddr.FromV4(4), 8080, 61000, IpProtocol.Tcp), out int b));
         Assert.Equal(i, a);
         Assert.Equal(i, b);
-        Assert.False(t.TryGetByClient(new FlowKey(1, 2, 1001, 80, IpProtocol.Tcp), out _));
-        Assert.False(t.TryGetByClient(new FlowKey(1, 2, 1000, 80, IpProtocol.Udp), out _));
+        Assert.False(t.TryGetByClient(new FlowKey(IpAddr.FromV4(1), IpAddr.FromV4(2), 1001, 80, IpProtocol.Tcp), out _));
+        Assert.False(t.TryGetByClient(new FlowKey(IpAddr.FromV4(1), IpAddr.FromV4(2), 1000, 80, IpProtocol.Udp), out _));
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public class ConnectionTableTests
         var t = new ConnectionTable(1);
         int i = t.Add(Conn(1, 61001));
         t.Remove(i);
-        Assert.False(t.TryGetByClient(new FlowKey(1, 2, 1, 80, IpProtocol.Tcp), out _));
+        Assert.False(t.TryGetByClient(new FlowKey(IpAddr.FromV4(1), IpAddr.FromV4(2), 1, 80, IpProtocol.Tcp), out _));
         Assert.True(t.Add(Conn(2, 61002)) >= 0);
     }
 

@@ -10,7 +10,7 @@ public class DropReasonTests
     {
         var expected = new (int, string)[]
         {
-            (0, "none"), (1, "truncated"), (2, "malformed"), (3, "not_ipv4"), (4, "bad_ip_checksum"), (5, "fragment"),
+            (0, "none"), (1, "truncated"), (2, "malformed"), (3, "not_ip"), (4, "bad_ip_checksum"), (5, "fragment"),
             (6, "unsupported_protocol"), (7, "icmp_not_echo"), (8, "no_service"), (9, "no_connection"),
             (10, "ttl_exceeded"), (11, "nat_ports_exhausted"), (12, "connection_table_full"), (13, "no_route"),
             (14, "egress_not_attached"), (15, "neighbor_unresolved"), (16, "hold_queue_full"), (17, "tx_ring_full"),

@@ -1,42 +1,42 @@
+using ZonLb.Engine.Packets;
 using ZonLb.Engine.Routing;
 
 namespace ZonLb.UnitTests;
 
-/// <summary>A static FIB and neighbour table standing in for the kernel's: /24 routes, on-link next hops.</summary>
+/// <summary>A static FIB and neighbour table standing in for the kernel's: IPv4 /24 and IPv6 /64 routes,
+/// on-link next hops.</summary>
 internal sealed class FixedRoutes : IRouteSource
 {
-    private readonly Dictionary<uint, int> _subnets = new();      // network (/24) -> ifindex
-    private readonly Dictionary<uint, byte[]> _neighbors = new(); // address -> MAC
+    private readonly Dictionary<IpAddr, int> _subnets = new();      // network -> ifindex
+    private readonly Dictionary<IpAddr, byte[]> _neighbors = new(); // address -> MAC
     public int ResolveRequests;
     public int LookupCount;
 
     public FixedRoutes Subnet(string network, int ifIndex)
     {
-        _subnets[Parse(network) & 0xFFFFFF00] = ifIndex;
+        _subnets[Network(IpAddr.Parse(network))] = ifIndex;
         return this;
     }
 
     public FixedRoutes Neighbor(string address, byte[] mac)
     {
-        _neighbors[Parse(address)] = mac;
+        _neighbors[IpAddr.Parse(address)] = mac;
         return this;
     }
 
-    public RouteAnswer Lookup(uint destination)
+    public RouteAnswer Lookup(IpAddr destination)
     {
         LookupCount++;
-        return _subnets.TryGetValue(destination & 0xFFFFFF00, out int ifIndex)
-            ? new RouteAnswer(true, ifIndex, destination, 0)
+        return _subnets.TryGetValue(Network(destination), out int ifIndex)
+            ? new RouteAnswer(true, ifIndex, destination, default)
             : default;
     }
 
-    public byte[]? Neighbor(int ifIndex, uint address) => _neighbors.GetValueOrDefault(address);
+    public byte[]? Neighbor(int ifIndex, IpAddr address) => _neighbors.GetValueOrDefault(address);
 
-    public void Resolve(int ifIndex, uint address) => ResolveRequests++;
+    public void Resolve(int ifIndex, IpAddr address) => ResolveRequests++;
 
-    public static uint Parse(string ip)
-    {
-        var b = System.Net.IPAddress.Parse(ip).GetAddressBytes();
-        return (uint)(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
-    }
+    private static IpAddr Network(IpAddr a) => a.IsV4 ? IpAddr.FromV4(a.V4 & 0xFFFFFF00) : new IpAddr(a.Hi, 0);
+
+    public static IpAddr Parse(string ip) => IpAddr.Parse(ip);
 }

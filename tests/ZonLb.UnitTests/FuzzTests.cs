@@ -45,9 +45,9 @@ public class FuzzTests
         routes.Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 });
         var services = new[]
         {
-            new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(0x0A140002, 8080, 0x0A140001) }),
-            new ResolvedService("dns", 0x0A0A0001, IpProtocol.Udp, 53, new[] { new ResolvedBackend(0x0A140002, 5353, 0x0A140001) }),
-            new ResolvedService("ping", 0x0A0A0001, IpProtocol.Icmp, 0, new[] { new ResolvedBackend(0x0A140002, 0, 0x0A140001) }),
+            new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) }),
+            new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 5353, IpAddr.FromV4(0x0A140001)) }),
+            new ResolvedService("ping", IpAddr.FromV4(0x0A0A0001), IpProtocol.Icmp, 0, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 0, IpAddr.FromV4(0x0A140001)) }),
         };
         return new PacketProcessor(services, new[] { (2, new byte[6]), (3, new byte[6]) }, routes,
             new EngineOptions { ConnectionCapacity = 4096, NatPortMin = 61000, NatPortMax = 61063 }, new EngineCounters());

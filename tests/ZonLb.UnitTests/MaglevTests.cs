@@ -81,11 +81,11 @@ public class MaglevTests
     {
         PacketProcessor Instance()
         {
-            var backends = Enumerable.Range(0, 5).Select(i => new ResolvedBackend(0x0A140002u + (uint)i, 8080, 0x0A140001, 1 + i % 2)).ToArray();
+            var backends = Enumerable.Range(0, 5).Select(i => new ResolvedBackend(IpAddr.FromV4(0x0A140002u + (uint)i), 8080, IpAddr.FromV4(0x0A140001), 1 + i % 2)).ToArray();
             var routes = new FixedRoutes().Subnet("10.20.0.0", 3);
             for (int i = 0; i < 5; i++)
                 routes.Neighbor($"10.20.0.{2 + i}", new byte[6]);
-            return new PacketProcessor(new[] { new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, backends) },
+            return new PacketProcessor(new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends) },
                 new[] { (2, new byte[6]), (3, new byte[6]) }, routes, new EngineOptions(), new EngineCounters());
         }
         var a = Instance();
@@ -143,8 +143,8 @@ public class MaglevTests
     [Fact]
     public void An_established_connection_keeps_its_backend_when_the_backend_set_changes()
     {
-        var backends = Enumerable.Range(0, 4).Select(i => new ResolvedBackend(0x0A140002u + (uint)i, 8080, 0x0A140001)).ToArray();
-        var svc = new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, backends);
+        var backends = Enumerable.Range(0, 4).Select(i => new ResolvedBackend(IpAddr.FromV4(0x0A140002u + (uint)i), 8080, IpAddr.FromV4(0x0A140001))).ToArray();
+        var svc = new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends);
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
             .Neighbor("10.20.0.2", new byte[6]).Neighbor("10.20.0.3", new byte[6]).Neighbor("10.20.0.4", new byte[6]).Neighbor("10.20.0.5", new byte[6]);
         var p = new PacketProcessor(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) }, routes, new EngineOptions(), new EngineCounters());
@@ -175,7 +175,7 @@ public class MaglevTests
     [Fact]
     public void New_flows_are_dropped_as_no_backend_when_every_backend_is_out()
     {
-        var svc = new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(0x0A140002, 8080, 0x0A140001) });
+        var svc = new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) });
         svc.SetOut(0, true);
         var p = new PacketProcessor(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) },
             new FixedRoutes().Subnet("10.20.0.0", 3), new EngineOptions(), new EngineCounters());

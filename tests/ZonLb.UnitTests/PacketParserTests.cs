@@ -13,8 +13,8 @@ public class PacketParserTests
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).TcpFlags(0x02).Ttl(9).Payload(5).Build();
         Assert.Equal(DropReason.None, PacketParser.Parse(frame, out var p));
         Assert.Equal(IpProtocol.Tcp, p.Protocol);
-        Assert.Equal(0x0A0A0002u, p.SrcIp);
-        Assert.Equal(0x0A0A0001u, p.DstIp);
+        Assert.Equal(IpAddr.FromV4(0x0A0A0002), p.SrcIp);
+        Assert.Equal(IpAddr.FromV4(0x0A0A0001), p.DstIp);
         Assert.Equal(40000, p.SrcPort);
         Assert.Equal(80, p.DstPort);
         Assert.Equal(9, p.Ttl);
@@ -82,11 +82,11 @@ public class PacketParserTests
     }
 
     [Fact]
-    public void Non_ipv4_frames_are_reported_as_such()
+    public void Frames_that_are_neither_ipv4_nor_ipv6_are_reported_as_such()
     {
         var frame = Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build();
-        frame[12] = 0x86; frame[13] = 0xDD;
-        Assert.Equal(DropReason.NotIPv4, PacketParser.Parse(frame, out _));
+        frame[12] = 0x08; frame[13] = 0x06; // ARP
+        Assert.Equal(DropReason.NotIp, PacketParser.Parse(frame, out _));
     }
 
     [Fact]

@@ -28,12 +28,12 @@ public class PacketProcessorTests
 
     private PacketProcessor Processor(EngineOptions? options = null, int backends = 1)
     {
-        var b = Enumerable.Range(0, backends).Select(i => new ResolvedBackend(0x0A140002u + (uint)i, 8080, Snat)).ToArray();
+        var b = Enumerable.Range(0, backends).Select(i => new ResolvedBackend(IpAddr.FromV4(0x0A140002u + (uint)i), 8080, IpAddr.FromV4(Snat))).ToArray();
         var services = new[]
         {
-            new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, b),
-            new ResolvedService("dns", 0x0A0A0001, IpProtocol.Udp, 53, new[] { new ResolvedBackend(0x0A140002, 5353, Snat) }),
-            new ResolvedService("ping", 0x0A0A0001, IpProtocol.Icmp, 0, new[] { new ResolvedBackend(0x0A140002, 0, Snat) }),
+            new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, b),
+            new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 5353, IpAddr.FromV4(Snat)) }),
+            new ResolvedService("ping", IpAddr.FromV4(0x0A0A0001), IpProtocol.Icmp, 0, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 0, IpAddr.FromV4(Snat)) }),
         };
         return new PacketProcessor(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, options ?? new EngineOptions(), new EngineCounters());
     }
@@ -198,11 +198,11 @@ public class PacketProcessorTests
     {
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3);
         var p = new PacketProcessor(
-            new[] { new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(0x0A140002, 8080, Snat) }) },
+            new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)) }) },
             new[] { (2, LbcMac), (3, LbsMac) }, routes, new EngineOptions(), new EngineCounters());
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Build();
 
-        Assert.Equal(Verdict.Hold, p.Process(frame, 1000, out _, out uint hop));
+        Assert.Equal(Verdict.Hold, p.Process(frame, 1000, out _, out IpAddr hop));
         Assert.Equal(1, routes.ResolveRequests);
         Assert.Equal(Verdict.Hold, p.RetryHeld(frame, hop, 1010, out _));
         Assert.Equal(1, routes.ResolveRequests); // asked once, not on every retry
@@ -287,7 +287,7 @@ public class PacketProcessorTests
     {
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2);
         var p = new PacketProcessor(
-            new[] { new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(0x0A140002, 8080, Snat) }) },
+            new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)) }) },
             new[] { (2, LbcMac) }, routes, new EngineOptions(), new EngineCounters());
         Assert.Equal(Verdict.Drop, Run(p, Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build()));
         Assert.Equal(1, p.Counters.Drops(DropReason.NoRoute));
@@ -297,7 +297,7 @@ public class PacketProcessorTests
     public void An_egress_interface_we_are_not_attached_to_is_dropped_and_counted()
     {
         var p = new PacketProcessor(
-            new[] { new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(0x0A140002, 8080, Snat) }) },
+            new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)) }) },
             new[] { (2, LbcMac) }, _routes, new EngineOptions(), new EngineCounters());
         Assert.Equal(Verdict.Drop, Run(p, Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build()));
         Assert.Equal(1, p.Counters.Drops(DropReason.EgressNotAttached));

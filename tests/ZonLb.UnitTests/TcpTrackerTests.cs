@@ -66,8 +66,8 @@ public class TcpTrackerTests
         return new PacketProcessor(
             new[]
             {
-                new ResolvedService("web", 0x0A0A0001, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(0x0A140002, 8080, 0x0A140001) }),
-                new ResolvedService("dns", 0x0A0A0001, IpProtocol.Udp, 53, new[] { new ResolvedBackend(0x0A140002, 53, 0x0A140001) }),
+                new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) }),
+                new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 53, IpAddr.FromV4(0x0A140001)) }),
             },
             new[] { (2, new byte[6]), (3, new byte[6]) }, routes, o, new EngineCounters());
     }

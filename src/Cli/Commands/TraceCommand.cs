@@ -49,7 +49,8 @@ public static class TraceCommand
                     if (route.PreferredSource != null)
                         set.Add(route.PreferredSource);
                     else
-                        set.UnionWith(nl.GetIPv4Addresses(route.OutIfIndex));
+                        set.UnionWith(b.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                            ? nl.GetIPv6Addresses(route.OutIfIndex) : nl.GetIPv4Addresses(route.OutIfIndex));
                 }
             }
         }

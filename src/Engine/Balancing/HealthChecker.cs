@@ -92,7 +92,7 @@ public sealed class HealthChecker : IDisposable
                 continue;
             for (int i = 0; i < s.Backends.Count; i++)
                 if (!s.Backends[i].Removed)
-                    list.Add(new Target(s.Name, i, KernelRouteSource.ToAddress(s.Backends[i].Info.Ip), s.Backends[i].Info.Port, health));
+                    list.Add(new Target(s.Name, i, s.Backends[i].Info.Ip.ToIPAddress(), s.Backends[i].Info.Port, health));
         }
         return list;
     }

@@ -1,3 +1,5 @@
+using ZonLb.Engine.Packets;
+
 namespace ZonLb.Engine.Balancing;
 
 /// <summary>
@@ -125,6 +127,16 @@ public static class StableHash
     public static ulong Flow(uint clientIp, ushort clientPort, byte protocol, uint vip, ushort vipPort)
     {
         ulong a = ((ulong)clientIp << 32) | vip;
+        ulong b = ((ulong)clientPort << 24) | ((ulong)vipPort << 8) | protocol;
+        return Mix(a ^ Mix(b ^ 0x9E3779B97F4A7C15UL));
+    }
+
+    /// <summary>The flow hash of either family: IPv4 flows hash exactly as <see cref="Flow(uint, ushort, byte, uint, ushort)"/>.</summary>
+    public static ulong Flow(in IpAddr client, ushort clientPort, byte protocol, in IpAddr vip, ushort vipPort)
+    {
+        if (client.IsV4 && vip.IsV4)
+            return Flow(client.V4, clientPort, protocol, vip.V4, vipPort);
+        ulong a = Mix(client.Hi ^ Mix(client.Lo)) ^ Mix(vip.Hi ^ Mix(vip.Lo ^ 0x6A09E667F3BCC909UL));
         ulong b = ((ulong)clientPort << 24) | ((ulong)vipPort << 8) | protocol;
         return Mix(a ^ Mix(b ^ 0x9E3779B97F4A7C15UL));
     }

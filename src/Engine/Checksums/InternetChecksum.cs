@@ -1,3 +1,4 @@
+using ZonLb.Engine.Packets;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -146,6 +147,17 @@ public static class InternetChecksum
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort PseudoHeaderSum(uint src, uint dst, byte protocol, int l4Length) =>
         Fold((ulong)(src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + protocol + (uint)l4Length);
+
+    /// <summary>Folded sum of the pseudo-header of either family (RFC 768/793 for IPv4, RFC 8200 8.1 for IPv6:
+    /// the same words, as the upper-layer length fits in 16 bits for every frame the engine handles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort PseudoHeaderSum(in IpAddr src, in IpAddr dst, byte protocol, int l4Length) =>
+        Fold(src.WordSum() + dst.WordSum() + protocol + (uint)(l4Length >> 16) + (uint)(l4Length & 0xFFFF));
+
+    /// <summary>Incremental update when an address (4 or 16 bytes, both of one family) changes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort UpdateAddress(ushort check, in IpAddr oldAddress, in IpAddr newAddress) =>
+        (ushort)~Fold((ulong)(ushort)~check + oldAddress.ComplementWordSum() + newAddress.WordSum());
 
     /// <summary>The checksum of an IPv4 header (with its checksum field treated as zero).</summary>
     public static ushort IPv4Header(ReadOnlySpan<byte> header) =>

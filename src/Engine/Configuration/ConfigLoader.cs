@@ -118,7 +118,7 @@ public static class ConfigLoader
             throw r.Error(at, "name", name, "must not be empty");
         if (config.Services.Any(s => s.Name == name))
             throw r.Error(at, "name", name, "duplicate service name");
-        var vip = r.RequiredIPv4(t, at, "vip");
+        var vip = r.RequiredAddress(t, at, "vip");
         var proto = r.OptionalEnum(t, at, "protocol", (IpProtocol)0,
             ("tcp", IpProtocol.Tcp), ("udp", IpProtocol.Udp), ("icmp", IpProtocol.Icmp));
         if (proto == 0)
@@ -136,7 +136,7 @@ public static class ConfigLoader
         var dup = config.Services.FirstOrDefault(s => s.Vip.Equals(vip) && s.Protocol == proto && s.Port == port);
         if (dup != null)
             throw r.Error(at, "vip", vip, $"service '{dup.Name}' already serves {vip} {proto.ToString().ToLowerInvariant()} port {port}");
-        var snat = t.ContainsKey("snat") ? r.RequiredIPv4(t, at, "snat") : null;
+        var snat = t.ContainsKey("snat") ? r.RequiredAddress(t, at, "snat", vip) : null;
         HealthConfig? health = null;
         if (t.TryGetValue("health", out var hv))
         {
@@ -154,7 +154,7 @@ public static class ConfigLoader
             string bat = $"{at}.backend[{i}]";
             var b = backends[i];
             r.CheckKeys(b, bat, BackendKeys);
-            var addr = r.RequiredIPv4(b, bat, "address");
+            var addr = r.RequiredAddress(b, bat, "address", vip);
             ushort bport = 0;
             if (proto == IpProtocol.Icmp)
             {
@@ -296,13 +296,21 @@ public static class ConfigLoader
             return v as string ?? throw Error(at, key, v, "must be a string");
         }
 
-        public IPAddress RequiredIPv4(TomlTable t, string at, string key)
+        /// <summary>An IPv4 or IPv6 address; when <paramref name="family"/> is given, of that family
+        /// (the VIP's: a service never mixes families).</summary>
+        public IPAddress RequiredAddress(TomlTable t, string at, string key, IPAddress? family = null)
         {
             string s = RequiredString(t, at, key);
             if (!IPAddress.TryParse(s, out var a) || s.Count(c => c == '.') != 3 && a.AddressFamily == AddressFamily.InterNetwork)
                 throw Error(at, key, s, "not an IP address");
-            if (a.AddressFamily != AddressFamily.InterNetwork)
-                throw Error(at, key, s, "IPv6 is not supported yet; use an IPv4 address");
+            if (a.IsIPv4MappedToIPv6)
+                throw Error(at, key, s, $"an IPv4-mapped IPv6 address; write it as {a.MapToIPv4()}");
+            if (a.AddressFamily == AddressFamily.InterNetworkV6 && (a.IsIPv6LinkLocal || a.IsIPv6Multicast || a.Equals(IPAddress.IPv6Any)))
+                throw Error(at, key, s, "link-local, multicast and unspecified IPv6 addresses cannot be served or translated to");
+            if (family != null && a.AddressFamily != family.AddressFamily)
+                throw Error(at, key, s,
+                    $"the service's vip {family} is {(family.AddressFamily == AddressFamily.InterNetwork ? "IPv4" : "IPv6")}: " +
+                    "a service's vip, snat and backends are all of one family (no translation between IPv4 and IPv6)");
             return a;
         }
 

@@ -119,8 +119,13 @@ public static class ZonLbImporter
                     notes.Add($"{at}: group without backends left out");
                     continue;
                 }
-                if (vip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
-                    notes.Add($"{at}: IPv6 service; this version's `check` and `run` refuse IPv6 addresses");
+                if (backends.Any(b => b.Address.AddressFamily != vip.AddressFamily))
+                {
+                    notes.Add($"{at}: backends of another address family than the VIP {vip} left out (no IPv4/IPv6 translation)");
+                    backends.RemoveAll(b => b.Address.AddressFamily != vip.AddressFamily);
+                    if (backends.Count == 0)
+                        continue;
+                }
                 var svc = new ServiceConfig { Name = $"{ifName}_{gid}", Vip = vip, Protocol = protocol, Port = port, Snat = snat };
                 svc.Backends.AddRange(backends);
                 cfg.Services.Add(svc);

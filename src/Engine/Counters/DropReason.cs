@@ -9,7 +9,8 @@ public enum DropReason
     None = 0,
     Truncated = 1,
     Malformed = 2,
-    NotIPv4 = 3,
+    /// <summary>Neither IPv4 nor IPv6 (the XDP program passes those to the kernel; seen only if steered by hand).</summary>
+    NotIp = 3,
     BadIpChecksum = 4,
     Fragment = 5,
     UnsupportedProtocol = 6,
@@ -37,7 +38,7 @@ public static class DropReasonNames
         DropReason.None => "none",
         DropReason.Truncated => "truncated",
         DropReason.Malformed => "malformed",
-        DropReason.NotIPv4 => "not_ipv4",
+        DropReason.NotIp => "not_ip",
         DropReason.BadIpChecksum => "bad_ip_checksum",
         DropReason.Fragment => "fragment",
         DropReason.UnsupportedProtocol => "unsupported_protocol",

@@ -5,13 +5,13 @@ namespace ZonLb.Engine.Flows;
 /// <summary>One translated connection: the client's view (client to VIP) and the backend's view (SNAT to backend).</summary>
 public struct Connection
 {
-    public uint ClientIp;
+    public IpAddr ClientIp;
     public ushort ClientPort;
-    public uint VipIp;
+    public IpAddr VipIp;
     public ushort VipPort;
-    public uint BackendIp;
+    public IpAddr BackendIp;
     public ushort BackendPort;
-    public uint SnatIp;
+    public IpAddr SnatIp;
     public ushort NatPort;
     public IpProtocol Protocol;
     public int ServiceIndex;

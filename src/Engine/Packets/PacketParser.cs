@@ -4,20 +4,24 @@ using ZonLb.Engine.Counters;
 namespace ZonLb.Engine.Packets;
 
 /// <summary>
-/// What the engine needs to know of a frame: where its headers are and its flow fields. Addresses are
-/// host-order numbers of the network-order fields; ports for ICMP echo hold the identifier.
+/// What the engine needs to know of a frame: where its headers are and its flow fields. Ports for ICMP echo
+/// hold the identifier; <see cref="IcmpType"/> of an ICMPv6 echo is given as its ICMPv4 twin (8 request,
+/// 0 reply), so one code path serves both families.
 /// </summary>
 public struct ParsedPacket
 {
     public int L3Offset;
+    /// <summary>Where the transport header starts (after IPv4 options or IPv6 extension headers).</summary>
     public int L4Offset;
-    /// <summary>IP total length: the frame may be longer (Ethernet padding); it never is shorter.</summary>
+    /// <summary>IP total length (IPv6: 40 + payload length): the frame may be longer (Ethernet padding); it never is shorter.</summary>
     public int IpTotalLength;
     public IpProtocol Protocol;
-    public uint SrcIp;
-    public uint DstIp;
+    public bool IsV6;
+    public IpAddr SrcIp;
+    public IpAddr DstIp;
     public ushort SrcPort;
     public ushort DstPort;
+    /// <summary>TTL, or the IPv6 hop limit.</summary>
     public byte Ttl;
     public byte IcmpType;
     public byte TcpFlags;
@@ -26,8 +30,9 @@ public struct ParsedPacket
 }
 
 /// <summary>
-/// Parses Ethernet (with at most one 802.1Q tag), IPv4 and the TCP/UDP/ICMP-echo header, checking bounds once
-/// per header. Never throws: a frame it cannot use yields a <see cref="DropReason"/>.
+/// Parses Ethernet (with at most one 802.1Q tag), IPv4 or IPv6 (walking hop-by-hop, routing, destination
+/// options, authentication and atomic fragment headers) and the TCP/UDP/ICMP-echo header, checking bounds
+/// once per header. Never throws: a frame it cannot use yields a <see cref="DropReason"/>.
 /// </summary>
 public static class PacketParser
 {
@@ -45,8 +50,10 @@ public static class PacketParser
             etherType = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(16));
             l3 += Wire.VlanTag;
         }
+        if (etherType == Wire.EtherTypeIPv6)
+            return ParseV6(frame, l3, ref p);
         if (etherType != Wire.EtherTypeIPv4)
-            return DropReason.NotIPv4;
+            return DropReason.NotIp;
 
         var ip = frame.Slice(l3);
         if (ip.Length < Wire.IPv4MinHeader)
@@ -64,10 +71,59 @@ public static class PacketParser
         p.L4Offset = l3 + ihl;
         p.IpTotalLength = total;
         p.Ttl = ip[Wire.IpTtl];
-        p.SrcIp = BinaryPrimitives.ReadUInt32BigEndian(ip.Slice(Wire.IpSrc));
-        p.DstIp = BinaryPrimitives.ReadUInt32BigEndian(ip.Slice(Wire.IpDst));
-        var l4 = ip.Slice(ihl, total - ihl);
-        switch (ip[Wire.IpProto])
+        p.SrcIp = IpAddr.ReadV4(ip.Slice(Wire.IpSrc));
+        p.DstIp = IpAddr.ReadV4(ip.Slice(Wire.IpDst));
+        return ParseTransport(ip.Slice(ihl, total - ihl), ip[Wire.IpProto], ref p);
+    }
+
+    private static DropReason ParseV6(ReadOnlySpan<byte> frame, int l3, ref ParsedPacket p)
+    {
+        var ip = frame.Slice(l3);
+        if (ip.Length < Wire.IPv6Header)
+            return DropReason.Truncated;
+        if (ip[0] >> 4 != 6)
+            return DropReason.Malformed;
+        int total = Wire.IPv6Header + BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.Ip6PayloadLength));
+        if (total > ip.Length)
+            return DropReason.Malformed; // also jumbograms (payload length 0 with a hop-by-hop jumbo option)
+        p.IsV6 = true;
+        p.L3Offset = l3;
+        p.IpTotalLength = total;
+        p.Ttl = ip[Wire.Ip6HopLimit];
+        p.SrcIp = IpAddr.ReadV6(ip.Slice(Wire.Ip6Src));
+        p.DstIp = IpAddr.ReadV6(ip.Slice(Wire.Ip6Dst));
+
+        byte next = ip[Wire.Ip6NextHeader];
+        int off = Wire.IPv6Header;
+        for (int n = 0; ; n++)
+        {
+            if (next is not (Wire.Ip6HopByHop or Wire.Ip6Routing or Wire.Ip6Fragment or Wire.Ip6DestOptions or Wire.Ip6Auth))
+                break;
+            if (n == Wire.Ip6MaxExtensionHeaders || off + 8 > total)
+                return n == Wire.Ip6MaxExtensionHeaders ? DropReason.Malformed : DropReason.Truncated;
+            int length = next switch
+            {
+                Wire.Ip6Fragment => 8,
+                Wire.Ip6Auth => (ip[off + 1] + 2) * 4,
+                _ => (ip[off + 1] + 1) * 8,
+            };
+            if (next == Wire.Ip6HopByHop && off != Wire.IPv6Header)
+                return DropReason.Malformed; // hop-by-hop only directly after the fixed header (RFC 8200 4.1)
+            if (next == Wire.Ip6Fragment &&
+                (BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(off + 2)) & 0xFFF9) != 0)
+                return DropReason.Fragment; // offset non-zero or M set; an atomic fragment is whole
+            if (off + length > total)
+                return DropReason.Truncated;
+            next = ip[off];
+            off += length;
+        }
+        p.L4Offset = l3 + off;
+        return ParseTransport(ip.Slice(off, total - off), next, ref p);
+    }
+
+    private static DropReason ParseTransport(ReadOnlySpan<byte> l4, byte protocol, ref ParsedPacket p)
+    {
+        switch (protocol)
         {
             case (byte)IpProtocol.Tcp:
                 if (l4.Length < Wire.TcpMinHeader)
@@ -90,11 +146,18 @@ public static class PacketParser
                 p.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
                 p.DstPort = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(2));
                 return DropReason.None;
-            case (byte)IpProtocol.Icmp:
+            case (byte)IpProtocol.Icmp when !p.IsV6:
+            case Wire.ProtoIcmpv6 when p.IsV6:
                 if (l4.Length < Wire.IcmpEchoHeader)
                     return DropReason.Truncated;
                 p.Protocol = IpProtocol.Icmp;
-                p.IcmpType = l4[0];
+                p.IcmpType = (p.IsV6, l4[0]) switch
+                {
+                    (false, _) => l4[0],
+                    (true, Wire.Icmpv6EchoRequest) => Wire.IcmpEchoRequest,
+                    (true, Wire.Icmpv6EchoReply) => Wire.IcmpEchoReply,
+                    _ => 255, // NDP, MLD, errors: not echo
+                };
                 if (p.IcmpType is not (Wire.IcmpEchoRequest or Wire.IcmpEchoReply))
                     return DropReason.IcmpNotEcho;
                 ushort id = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpId));

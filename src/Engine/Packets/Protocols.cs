@@ -8,12 +8,21 @@ public enum IpProtocol : byte
     Udp = 17,
 }
 
+public static class IpProtocolExtensions
+{
+    /// <summary>The protocol number packets of this protocol carry toward an address of
+    /// <paramref name="family"/>'s family: ICMP echo is ICMPv6 (58) over IPv6.</summary>
+    public static byte WireNumber(this IpProtocol p, in IpAddr family) =>
+        p == IpProtocol.Icmp && !family.IsV4 ? Wire.ProtoIcmpv6 : (byte)p;
+}
+
 /// <summary>Header constants, one place.</summary>
 internal static class Wire
 {
     public const int EthernetHeader = 14;
     public const int VlanTag = 4;
     public const ushort EtherTypeIPv4 = 0x0800;
+    public const ushort EtherTypeIPv6 = 0x86DD;
     public const ushort EtherTypeVlan = 0x8100;
     public const int IPv4MinHeader = 20;
     public const int TcpMinHeader = 20;
@@ -21,6 +30,16 @@ internal static class Wire
     public const int IcmpEchoHeader = 8;
     public const byte IcmpEchoReply = 0;
     public const byte IcmpEchoRequest = 8;
+    public const byte Icmpv6EchoRequest = 128;
+    public const byte Icmpv6EchoReply = 129;
+    public const byte ProtoIcmpv6 = 58;
+
+    // IPv6: fixed header, offsets inside it, extension headers walked to find the transport header
+    public const int IPv6Header = 40;
+    public const int Ip6PayloadLength = 4, Ip6NextHeader = 6, Ip6HopLimit = 7, Ip6Src = 8, Ip6Dst = 24;
+    public const byte Ip6HopByHop = 0, Ip6Routing = 43, Ip6Fragment = 44, Ip6DestOptions = 60, Ip6Auth = 51;
+    /// <summary>Most extension headers a packet may carry before the parser gives up (RFC 8200 order has 6).</summary>
+    public const int Ip6MaxExtensionHeaders = 8;
 
     // offsets inside the IPv4 header
     public const int IpTtl = 8, IpProto = 9, IpChecksum = 10, IpSrc = 12, IpDst = 16, IpTotalLength = 2, IpFragment = 6;

@@ -4,6 +4,7 @@ using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Flows;
+using ZonLb.Engine.Packets;
 using ZonLb.Engine.Routing;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Bpf;
@@ -78,8 +79,6 @@ public sealed partial class Dataplane
 
     private IEnumerable<PacketProcessor> Processors => _workers.Select(w => w.Processor);
 
-    private static string Ip(uint a) => KernelRouteSource.ToAddress(a).ToString();
-
     private string IfName(int ifIndex) => _ports.FirstOrDefault(p => p.IfIndex == ifIndex)?.Name ?? $"ifindex {ifIndex}";
 
     // ---------------- reports ----------------
@@ -106,13 +105,13 @@ public sealed partial class Dataplane
         {
             var t = s.Total;
             return new ServiceReport(
-                s.Name, Ip(s.Vip), s.Protocol.ToString().ToLowerInvariant(), s.Port, s.Removed, t.NewConnections, t.ActiveConnections,
+                s.Name, s.Vip.ToString(), s.Protocol.ToString().ToLowerInvariant(), s.Port, s.Removed, t.NewConnections, t.ActiveConnections,
                 DropTable(r => t.Drops[(int)r]),
                 s.Backends.Select((b, i) =>
                 {
                     var bt = b.Total;
                     return new BackendReport(
-                        Ip(b.Info.Ip), b.Info.Port, Ip(b.Info.SnatIp), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
+                        b.Info.Ip.ToString(), b.Info.Port, b.Info.SnatIp.ToString(), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
                         bt.PacketsToBackend, bt.BytesToBackend, bt.PacketsToClient, bt.BytesToClient, bt.NewConnections, bt.ActiveConnections);
                 }).ToList());
         }).ToList();
@@ -175,8 +174,8 @@ public sealed partial class Dataplane
                 continue;
             string proto = c.Protocol.ToString().ToLowerInvariant();
             string state = c.Protocol == Packets.IpProtocol.Tcp ? c.TcpState.ToString().ToUpperInvariant() : c.Replied ? "REPLIED" : "UNREPLIED";
-            list.Add(new ConnectionReport(s.Name, proto, $"{Ip(c.ClientIp)}:{c.ClientPort}", $"{Ip(c.VipIp)}:{c.VipPort}",
-                $"{Ip(c.BackendIp)}:{c.BackendPort}", $"{Ip(c.SnatIp)}:{c.NatPort}", state, now - c.LastSeen));
+            list.Add(new ConnectionReport(s.Name, proto, c.ClientIp.WithPort(c.ClientPort), c.VipIp.WithPort(c.VipPort),
+                c.BackendIp.WithPort(c.BackendPort), c.SnatIp.WithPort(c.NatPort), state, now - c.LastSeen));
         }
         return list;
     });
@@ -191,7 +190,7 @@ public sealed partial class Dataplane
     {
         long now = Environment.TickCount64;
         return Processors.SelectMany(p => p.NextHops.Entries).DistinctBy(e => e.Key).Select(e => new NextHopReport(
-            Ip(e.Key), IfName(e.Value.IfIndex), e.Value.IfIndex, Ip(e.Value.Gateway),
+            e.Key.ToString(), IfName(e.Value.IfIndex), e.Value.IfIndex, e.Value.Gateway.ToString(),
             e.Value.State == NextHopState.Resolved
                 ? $"{e.Value.Mac0:x2}:{e.Value.Mac1:x2}:{e.Value.Mac2:x2}:{e.Value.Mac3:x2}:{e.Value.Mac4:x2}:{e.Value.Mac5:x2}"
                 : null,
@@ -222,13 +221,13 @@ public sealed partial class Dataplane
         {
             int si = ServiceIndex(service);
             var s = R.Services[si];
-            uint ip = KernelRouteSource.FromAddress(address);
+            var ip = IpAddr.From(address);
             if (added is ResolvedBackend b)
             {
                 int i = R.AddBackend(si, b);
                 SteerNatAddresses();
                 UpdateConfig(cfg => cfg.Services.First(x => x.Name == service).Backends.Add(new BackendConfig { Address = address, Port = b.Port, Weight = weight }));
-                return $"service {service}: backend {address}:{b.Port} added (index {i}, snat {Ip(b.SnatIp)})";
+                return $"service {service}: backend {address}:{b.Port} added (index {i}, snat {b.SnatIp})";
             }
             int bi = port is ushort pt ? s.Find(ip, pt) : s.Backends.FindIndex(x => x.Info.Ip == ip);
             if (bi < 0 || s.Backends[bi].Removed)
@@ -261,7 +260,7 @@ public sealed partial class Dataplane
     private void SteerNatAddresses()
     {
         foreach (var (snat, proto) in R.NatAddresses)
-            _program!.AddNatAddress(KernelRouteSource.ToAddress(snat), (byte)proto, _config.Engine.NatPortMin, _config.Engine.NatPortMax);
+            _program!.AddNatAddress(snat.ToIPAddress(), proto.WireNumber(snat), _config.Engine.NatPortMin, _config.Engine.NatPortMax);
     }
 
     // ---------------- health ----------------
@@ -315,7 +314,7 @@ public sealed partial class Dataplane
                 if (!resolved.TryGetValue(old.Name, out var fresh) || !fresh.Key.Equals(old.Key))
                 {
                     R.Remove(i);
-                    _program!.RemoveService(KernelRouteSource.ToAddress(old.Vip), (byte)old.Protocol, old.Port);
+                    _program!.RemoveService(old.Vip.ToIPAddress(), old.Protocol.WireNumber(old.Vip), old.Port);
                     done.Add($"service {old.Name} removed ({old.Total.ActiveConnections} connection(s) drain)");
                     continue;
                 }
@@ -331,7 +330,7 @@ public sealed partial class Dataplane
                     else if (old.Backends[bi].Info != nb.Info)
                     {
                         R.AddBackend(i, nb.Info);
-                        done.Add($"service {old.Name}: backend {nb.Info.Identity} changed (weight {nb.Info.Weight}, snat {Ip(nb.Info.SnatIp)})");
+                        done.Add($"service {old.Name}: backend {nb.Info.Identity} changed (weight {nb.Info.Weight}, snat {nb.Info.SnatIp.ToString()})");
                     }
                 }
                 foreach (var ob in old.Backends)
@@ -350,7 +349,7 @@ public sealed partial class Dataplane
                     continue;
                 var fresh = resolved[sc.Name];
                 R.Add(fresh);
-                _program!.AddService(KernelRouteSource.ToAddress(fresh.Vip), (byte)fresh.Protocol, fresh.Port);
+                _program!.AddService(fresh.Vip.ToIPAddress(), fresh.Protocol.WireNumber(fresh.Vip), fresh.Port);
                 done.Add($"service {sc.Name} added");
             }
             SteerNatAddresses();

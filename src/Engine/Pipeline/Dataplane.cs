@@ -32,8 +32,10 @@ public sealed class Port
     public required XdpAttachMode AttachedMode { get; set; }
     /// <summary>Sockets by queue number.</summary>
     public List<XskSocket> Sockets { get; } = new();
-    /// <summary>The interface's first IPv4 address (host order), the source of the ICMP errors we send; 0: none.</summary>
-    public uint Address { get; set; }
+    /// <summary>The interface's first IPv4 address, the source of the ICMP errors we send; unspecified: none.</summary>
+    public IpAddr Address { get; set; }
+    /// <summary>The interface's first global IPv6 address, the source of the ICMPv6 errors we send; unspecified: none.</summary>
+    public IpAddr Address6 { get; set; }
     /// <summary>First XSKMAP slot of this port's sockets.</summary>
     public uint FirstSlot { get; set; }
     /// <summary>The interface is gone (deleted); its sockets are dead until it comes back.</summary>
@@ -162,7 +164,9 @@ public sealed partial class Dataplane : IDisposable
         {
             var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot };
             var addresses = nl.GetIPv4Addresses(link.Index);
-            port.Address = addresses.Count > 0 ? KernelRouteSource.FromAddress(addresses[0]) : 0;
+            port.Address = addresses.Count > 0 ? IpAddr.From(addresses[0]) : default;
+            var addresses6 = nl.GetIPv6Addresses(link.Index);
+            port.Address6 = addresses6.Count > 0 ? IpAddr.From(addresses6[0]) : default;
             _program.SetInterfaceSlots(link.Index, slot);
             for (int q = 0; q < queues; q++)
             {
@@ -188,7 +192,7 @@ public sealed partial class Dataplane : IDisposable
 
         // 4. What to steer.
         foreach (var s in _registry.Services)
-            _program.AddService(KernelRouteSource.ToAddress(s.Vip), (byte)s.Protocol, s.Port);
+            _program.AddService(s.Vip.ToIPAddress(), s.Protocol.WireNumber(s.Vip), s.Port);
         SteerNatAddresses();
 
         // 5. Fill rings, then attach: no frame is steered before a socket can take it.
@@ -202,8 +206,8 @@ public sealed partial class Dataplane : IDisposable
         }
         foreach (var s in _registry.Services)
             foreach (var b in s.Backends)
-                _log($"service {s.Name}: {KernelRouteSource.ToAddress(s.Vip)} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
-                     $"{KernelRouteSource.ToAddress(b.Info.Ip)}:{b.Info.Port} (snat {KernelRouteSource.ToAddress(b.Info.SnatIp)}, weight {b.Info.Weight})");
+                _log($"service {s.Name}: {s.Vip} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
+                     $"{b.Info.Ip.WithPort(b.Info.Port)} (snat {b.Info.SnatIp}, weight {b.Info.Weight})");
 
         _nextSlot = slot;
         _alive = workers;

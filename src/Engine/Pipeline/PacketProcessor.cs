@@ -19,7 +19,7 @@ public sealed class PacketProcessor
 {
     private readonly ServiceRegistry _registry;
     private readonly int _worker;
-    private readonly Dictionary<(uint Snat, uint Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
+    private readonly Dictionary<(IpAddr Snat, IpAddr Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
     private readonly ConnectionTable _connections;
     /// <summary>The backend counters of each connection slot: one load per packet instead of four.</summary>
     private readonly FlowCounters[] _countersOf;
@@ -86,7 +86,7 @@ public sealed class PacketProcessor
     public int Worker => _worker;
 
     /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
-    public IEnumerable<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _registry.NatAddresses;
+    public IEnumerable<(IpAddr SnatIp, IpProtocol Protocol)> NatAddresses => _registry.NatAddresses;
 
     public IReadOnlyList<ResolvedService> Services => _registry.Services;
 
@@ -124,10 +124,10 @@ public sealed class PacketProcessor
     }
 
     /// <summary>Runs the pipeline on one frame (rewritten in place). now is in milliseconds.</summary>
-    public Verdict Process(Span<byte> frame, long now, out int egressIfIndex, out uint nextHopKey)
+    public Verdict Process(Span<byte> frame, long now, out int egressIfIndex, out IpAddr nextHopKey)
     {
         egressIfIndex = 0;
-        nextHopKey = 0;
+        nextHopKey = default;
         var reason = PacketParser.Parse(frame, out var p);
         if (reason != DropReason.None)
             return Drop(reason);
@@ -135,13 +135,12 @@ public sealed class PacketProcessor
     }
 
     /// <summary>Runs the pipeline on a frame already parsed into p.</summary>
-    public Verdict Process(Span<byte> frame, in ParsedPacket p, long now, out int egressIfIndex, out uint nextHopKey)
+    public Verdict Process(Span<byte> frame, in ParsedPacket p, long now, out int egressIfIndex, out IpAddr nextHopKey)
     {
         egressIfIndex = 0;
-        nextHopKey = 0;
+        nextHopKey = default;
         DropReason reason;
-        var ipHeader = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
-        if (!InternetChecksum.IPv4HeaderIsValid(ipHeader))
+        if (!p.IsV6 && !InternetChecksum.IPv4HeaderIsValid(frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset)))
             return Drop(DropReason.BadIpChecksum);
         if (p.Ttl <= 1)
             return Drop(DropReason.TtlExceeded);
@@ -198,7 +197,7 @@ public sealed class PacketProcessor
         if (p.Protocol == IpProtocol.Tcp)
             c.TcpState = TcpTracker.Next(c.TcpState, p.TcpFlags, toBackend, ref c.FinFromClient);
 
-        uint newSrc, newDst;
+        IpAddr newSrc, newDst;
         ushort newSport, newDport;
         if (toBackend)
         {
@@ -217,13 +216,13 @@ public sealed class PacketProcessor
     }
 
     /// <summary>Retries the next hop of a held (already translated) frame.</summary>
-    public Verdict RetryHeld(Span<byte> frame, uint nextHopKey, long now, out int egressIfIndex)
+    public Verdict RetryHeld(Span<byte> frame, in IpAddr nextHopKey, long now, out int egressIfIndex)
     {
         int noHint = -1;
         return Route(frame, nextHopKey, now, out egressIfIndex, ref noHint);
     }
 
-    private Verdict Route(Span<byte> frame, uint destination, long now, out int egressIfIndex, ref int slotHint)
+    private Verdict Route(Span<byte> frame, in IpAddr destination, long now, out int egressIfIndex, ref int slotHint)
     {
         var state = _nextHops.Lookup(destination, now, ref slotHint, out var hop);
         egressIfIndex = hop.IfIndex;
@@ -296,11 +295,12 @@ public sealed class PacketProcessor
     }
 
     /// <summary>Rewrites addresses, ports (ICMP id), TTL and every checksum.</summary>
-    private void Translate(Span<byte> frame, in ParsedPacket p, uint newSrc, uint newDst, ushort newSport, ushort newDport, bool toBackend)
+    private void Translate(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ushort newSport, ushort newDport, bool toBackend)
     {
         var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
         int ihl = p.L4Offset - p.L3Offset;
         var l4 = ip.Slice(ihl);
+        byte wireProtocol = p.Protocol.WireNumber(p.SrcIp);
 
         switch (p.Protocol)
         {
@@ -311,7 +311,7 @@ public sealed class PacketProcessor
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
                 bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
                 bool partial = !udpNoChecksum && _options.RepairPartialChecksums &&
-                    check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, (byte)p.Protocol, l4.Length);
+                    check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4.Length);
                 BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
                 if (udpNoChecksum)
@@ -322,15 +322,15 @@ public sealed class PacketProcessor
                     // sum. Nobody downstream will finish it, so compute the full checksum now.
                     BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
                     ushort sum = InternetChecksum.Add(
-                        InternetChecksum.PseudoHeaderSum(newSrc, newDst, (byte)p.Protocol, l4.Length),
+                        InternetChecksum.PseudoHeaderSum(newSrc, newDst, wireProtocol, l4.Length),
                         InternetChecksum.Sum(l4));
                     check = InternetChecksum.Finish(sum);
                     Counters.PartialChecksumsRepaired++;
                 }
                 else
                 {
-                    check = InternetChecksum.Update32(check, p.SrcIp, newSrc);
-                    check = InternetChecksum.Update32(check, p.DstIp, newDst);
+                    check = InternetChecksum.UpdateAddress(check, p.SrcIp, newSrc);
+                    check = InternetChecksum.UpdateAddress(check, p.DstIp, newDst);
                     check = InternetChecksum.Update16(check, p.SrcPort, newSport);
                     check = InternetChecksum.Update16(check, p.DstPort, newDport);
                 }
@@ -342,18 +342,32 @@ public sealed class PacketProcessor
             case IpProtocol.Icmp:
             {
                 // Echo: the identifier plays the port. Requests carry the NAT id toward the backend, replies
-                // carry the client's id back. The ICMPv4 checksum covers no pseudo-header.
+                // carry the client's id back. The ICMPv4 checksum covers no pseudo-header; ICMPv6's does.
                 ushort oldId = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpId));
                 ushort newId = toBackend ? newSport : newDport;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpChecksum));
+                check = InternetChecksum.Update16(check, oldId, newId);
+                if (p.IsV6)
+                {
+                    check = InternetChecksum.UpdateAddress(check, p.SrcIp, newSrc);
+                    check = InternetChecksum.UpdateAddress(check, p.DstIp, newDst);
+                }
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpId), newId);
-                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpChecksum), InternetChecksum.Update16(check, oldId, newId));
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpChecksum), check);
                 break;
             }
         }
 
-        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc);
-        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst);
+        if (p.IsV6)
+        {
+            // No header checksum in IPv6: addresses and the hop limit are all there is to change.
+            newSrc.WriteV6(ip.Slice(Wire.Ip6Src));
+            newDst.WriteV6(ip.Slice(Wire.Ip6Dst));
+            ip[Wire.Ip6HopLimit]--;
+            return;
+        }
+        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc.V4);
+        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst.V4);
         ip[Wire.IpTtl]--;
         BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
     }

@@ -11,7 +11,7 @@ namespace ZonLb.Engine.Pipeline;
 public sealed class ServiceRegistry
 {
     private readonly Dictionary<ServiceKey, int> _index = new();
-    private readonly HashSet<(uint, IpProtocol)> _natAddresses = new();
+    private readonly HashSet<(IpAddr, IpProtocol)> _natAddresses = new();
 
     public ServiceRegistry(int workers, ushort natPortMin, ushort natPortMax)
     {
@@ -28,11 +28,11 @@ public sealed class ServiceRegistry
     public List<ResolvedService> Services { get; } = new();
 
     /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
-    public IReadOnlyCollection<(uint SnatIp, IpProtocol Protocol)> NatAddresses => _natAddresses;
+    public IReadOnlyCollection<(IpAddr SnatIp, IpProtocol Protocol)> NatAddresses => _natAddresses;
 
     public bool TryFind(in ServiceKey key, out int index) => _index.TryGetValue(key, out index);
 
-    public bool IsNatAddress(uint ip, IpProtocol protocol) => _natAddresses.Contains((ip, protocol));
+    public bool IsNatAddress(in IpAddr ip, IpProtocol protocol) => _natAddresses.Contains((ip, protocol));
 
     public int Add(ResolvedService s)
     {

@@ -1,6 +1,6 @@
 using System.Net;
 using ZonLb.Engine.Configuration;
-using ZonLb.Engine.Routing;
+using ZonLb.Engine.Packets;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Netlink;
 
@@ -14,23 +14,27 @@ public static class ServiceResolver
         var backends = new List<ResolvedBackend>();
         foreach (var b in s.Backends)
             backends.Add(ResolveBackend(s, b, nl));
-        return new ResolvedService(s.Name, KernelRouteSource.FromAddress(s.Vip), s.Protocol, s.Port, backends.ToArray(), o.MaglevTableSize, workers);
+        return new ResolvedService(s.Name, IpAddr.From(s.Vip), s.Protocol, s.Port, backends.ToArray(), o.MaglevTableSize, workers);
     }
 
     /// <summary>The SNAT address toward a backend: the service's snat, else the kernel's preferred source toward
-    /// the backend, else the first IPv4 address of the interface the route leaves by.</summary>
+    /// the backend, else the first address of the backend's family (IPv6: not link-local) of the interface the
+    /// route leaves by.</summary>
     public static ResolvedBackend ResolveBackend(ServiceConfig s, BackendConfig b, RtNetlink nl)
     {
-        uint bip = KernelRouteSource.FromAddress(b.Address);
+        var bip = IpAddr.From(b.Address);
         if (s.Snat != null)
-            return new ResolvedBackend(bip, b.Port, KernelRouteSource.FromAddress(s.Snat), b.Weight);
+            return new ResolvedBackend(bip, b.Port, IpAddr.From(s.Snat), b.Weight);
         var route = nl.GetRoute(b.Address, out int errno);
         if (route == null)
             throw new InvalidOperationException(
                 $"service {s.Name}: no route to backend {b.Address} ({new NativeException("route lookup", errno).Message}); add a route or set snat");
-        IPAddress? src = route.PreferredSource ?? nl.GetIPv4Addresses(route.OutIfIndex).FirstOrDefault();
+        bool v6 = !bip.IsV4;
+        IPAddress? src = route.PreferredSource ??
+            (v6 ? nl.GetIPv6Addresses(route.OutIfIndex) : nl.GetIPv4Addresses(route.OutIfIndex)).FirstOrDefault();
         if (src == null)
-            throw new InvalidOperationException($"service {s.Name}: the interface toward backend {b.Address} has no IPv4 address; set snat");
-        return new ResolvedBackend(bip, b.Port, KernelRouteSource.FromAddress(src), b.Weight);
+            throw new InvalidOperationException(
+                $"service {s.Name}: the interface toward backend {b.Address} has no {(v6 ? "global IPv6" : "IPv4")} address; set snat");
+        return new ResolvedBackend(bip, b.Port, IpAddr.From(src), b.Weight);
     }
 }

@@ -5,14 +5,14 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>A backend with the source address the engine uses toward it, and its Maglev weight.</summary>
-public readonly record struct ResolvedBackend(uint Ip, ushort Port, uint SnatIp, int Weight = 1)
+public readonly record struct ResolvedBackend(IpAddr Ip, ushort Port, IpAddr SnatIp, int Weight = 1)
 {
     /// <summary>The identity Maglev hashes: the same in every instance with the same configuration.</summary>
-    public string Identity => $"{Routing.KernelRouteSource.ToAddress(Ip)}:{Port}";
+    public string Identity => $"{Ip}:{Port}";
 }
 
 /// <summary>(VIP, protocol, port) of a service; port 0 for ICMP echo.</summary>
-public readonly record struct ServiceKey(uint Vip, IpProtocol Protocol, ushort Port);
+public readonly record struct ServiceKey(IpAddr Vip, IpProtocol Protocol, ushort Port);
 
 /// <summary>
 /// A backend of a running service: what it is, whether it takes new flows, and its counters (written by the
@@ -80,7 +80,7 @@ public sealed class ResolvedService
 {
     private readonly int _tableSize;
 
-    public ResolvedService(string name, uint vip, IpProtocol protocol, ushort port, ResolvedBackend[] backends,
+    public ResolvedService(string name, IpAddr vip, IpProtocol protocol, ushort port, ResolvedBackend[] backends,
         int maglevTableSize = MaglevTable.DefaultSize, int workers = 1)
     {
         Name = name;
@@ -103,7 +103,7 @@ public sealed class ResolvedService
     public FlowCounters Total => FlowCounters.Sum(PerWorker);
 
     public string Name { get; }
-    public uint Vip { get; }
+    public IpAddr Vip { get; }
     public IpProtocol Protocol { get; }
     public ushort Port { get; }
     public List<BackendSlot> Backends { get; } = new();
@@ -118,7 +118,7 @@ public sealed class ResolvedService
     public long Drops(DropReason reason) => Total.Drops[(int)reason];
 
     /// <summary>Index of the backend at ip:port, or -1.</summary>
-    public int Find(uint ip, ushort port)
+    public int Find(IpAddr ip, ushort port)
     {
         for (int i = 0; i < Backends.Count; i++)
             if (Backends[i].Info.Ip == ip && Backends[i].Info.Port == port)

@@ -37,7 +37,7 @@ internal sealed class Worker
     {
         public ulong Addr;
         public int Length;
-        public uint NextHop;
+        public IpAddr NextHop;
         public long Deadline;
     }
 
@@ -166,13 +166,13 @@ internal sealed class Worker
                     }
                     Verdict v;
                     int egress;
-                    uint hop;
+                    IpAddr hop;
                     if (reason != DropReason.None)
                     {
                         Counters.Drop(reason);
                         v = Verdict.Drop;
                         egress = 0;
-                        hop = 0;
+                        hop = default;
                     }
                     else
                     {
@@ -218,8 +218,6 @@ internal sealed class Worker
     /// within the rate limit; false when the frame should just be freed.</summary>
     private bool AnswerTimeExceeded(Port ingress, ulong addr, int len, long now)
     {
-        if (ingress.Address == 0)
-            return false;
         long refill = (now - _icmpRefilledAt) * IcmpPerSecond / 1000;
         if (refill > 0)
         {
@@ -232,7 +230,7 @@ internal sealed class Worker
             return false;
         }
         var whole = _umem.GetWholeFrame(addr, out int offset);
-        int n = IcmpErrors.BuildTimeExceeded(whole.Slice(offset), len, ingress.Address, ingress.Mac);
+        int n = IcmpErrors.BuildTimeExceeded(whole.Slice(offset), len, ingress.Address, ingress.Address6, ingress.Mac);
         if (n == 0)
             return false;
         _icmpTokens--;
@@ -259,7 +257,7 @@ internal sealed class Worker
             {
                 var h = _handoffScratch[i];
                 var frame = _umem.GetFrame(h.Addr, h.Length);
-                var v = Processor.Process(frame, now, out int egress, out uint hop);
+                var v = Processor.Process(frame, now, out int egress, out IpAddr hop);
                 Complete(v, h.Addr, h.Length, egress, hop, now);
             }
             total += n;
@@ -267,7 +265,7 @@ internal sealed class Worker
         return total;
     }
 
-    private void Complete(Verdict v, ulong addr, int len, int egress, uint hop, long now)
+    private void Complete(Verdict v, ulong addr, int len, int egress, in IpAddr hop, long now)
     {
         if (v == Verdict.Transmit)
             Transmit(egress, addr, len);
@@ -368,7 +366,7 @@ internal sealed class Worker
         return false;
     }
 
-    private void Hold(ulong addr, int len, uint hop, long now)
+    private void Hold(ulong addr, int len, in IpAddr hop, long now)
     {
         if (_heldCount == _held.Length)
         {

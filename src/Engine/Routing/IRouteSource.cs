@@ -1,7 +1,9 @@
+using ZonLb.Engine.Packets;
+
 namespace ZonLb.Engine.Routing;
 
 /// <summary>A route answer: egress interface index and next-hop address (the gateway, or the destination itself when on-link).</summary>
-public readonly record struct RouteAnswer(bool Found, int IfIndex, uint NextHop, uint PreferredSource);
+public readonly record struct RouteAnswer(bool Found, int IfIndex, IpAddr NextHop, IpAddr PreferredSource);
 
 /// <summary>
 /// Where next hops come from: the kernel (rtnetlink) in production, a fixed table in unit tests. Called only on
@@ -9,11 +11,11 @@ public readonly record struct RouteAnswer(bool Found, int IfIndex, uint NextHop,
 /// </summary>
 public interface IRouteSource
 {
-    RouteAnswer Lookup(uint destination);
+    RouteAnswer Lookup(IpAddr destination);
 
     /// <summary>The MAC of a neighbour when the kernel has a usable one; null otherwise.</summary>
-    byte[]? Neighbor(int ifIndex, uint address);
+    byte[]? Neighbor(int ifIndex, IpAddr address);
 
-    /// <summary>Asks the kernel to resolve a neighbour (ARP); the answer shows in a later <see cref="Neighbor"/> call.</summary>
-    void Resolve(int ifIndex, uint address);
+    /// <summary>Asks the kernel to resolve a neighbour (ARP or NDP); the answer shows in a later <see cref="Neighbor"/> call.</summary>
+    void Resolve(int ifIndex, IpAddr address);
 }

@@ -1,3 +1,5 @@
+using ZonLb.Engine.Packets;
+
 namespace ZonLb.Engine.Routing;
 
 /// <summary>The outcome of a next-hop lookup.</summary>
@@ -15,9 +17,9 @@ public enum NextHopState
 public struct NextHop
 {
     /// <summary>The destination this entry is for (a slot hint must match it).</summary>
-    public uint Destination;
+    public IpAddr Destination;
     public int IfIndex;
-    public uint Gateway;
+    public IpAddr Gateway;
     public byte Mac0, Mac1, Mac2, Mac3, Mac4, Mac5;
     public NextHopState State;
     /// <summary>When (in engine ticks) to ask the kernel again.</summary>
@@ -32,14 +34,14 @@ public struct NextHop
 }
 
 /// <summary>
-/// Destination address to next hop (egress interface, neighbour MAC), learnt from the kernel's FIB and
-/// neighbour table and kept for a while: the ARP cache of the data path. A miss or an expired entry costs a
+/// Destination address (IPv4 or IPv6) to next hop (egress interface, neighbour MAC), learnt from the kernel's FIB and
+/// neighbour table (ARP or NDP) and kept for a while: the ARP cache of the data path. A miss or an expired entry costs a
 /// few rtnetlink round trips on the worker thread; a hit is one dictionary probe.
 /// </summary>
 public sealed class NextHopCache
 {
     private readonly IRouteSource _source;
-    private readonly Dictionary<uint, int> _index = new(1024);
+    private readonly Dictionary<IpAddr, int> _index = new(1024);
     private NextHop[] _slots = new NextHop[64];
     private int _used;
     private readonly long _resolvedTtl;
@@ -64,11 +66,11 @@ public sealed class NextHopCache
         _used = 0;
     }
 
-    public IEnumerable<KeyValuePair<uint, NextHop>> Entries => _index.Select(kv => new KeyValuePair<uint, NextHop>(kv.Key, _slots[kv.Value]));
+    public IEnumerable<KeyValuePair<IpAddr, NextHop>> Entries => _index.Select(kv => new KeyValuePair<IpAddr, NextHop>(kv.Key, _slots[kv.Value]));
 
-    /// <summary>Like <see cref="Lookup(uint, long, out NextHop)"/>, but first tries the slot the caller remembered
+    /// <summary>Like <see cref="Lookup(IpAddr, long, out NextHop)"/>, but first tries the slot the caller remembered
     /// for this destination (a connection's), which saves the dictionary probe on the per-packet path.</summary>
-    public NextHopState Lookup(uint destination, long now, ref int slotHint, out NextHop hop)
+    public NextHopState Lookup(in IpAddr destination, long now, ref int slotHint, out NextHop hop)
     {
         int i = slotHint;
         if ((uint)i < (uint)_used)
@@ -85,7 +87,7 @@ public sealed class NextHopCache
         return state;
     }
 
-    public NextHopState Lookup(uint destination, long now, out NextHop hop)
+    public NextHopState Lookup(IpAddr destination, long now, out NextHop hop)
     {
         hop = default;
         if (_index.TryGetValue(destination, out int slot))
@@ -117,7 +119,7 @@ public sealed class NextHopCache
         return hop.State;
     }
 
-    private NextHop Refresh(uint destination, long now, bool alreadyAsked)
+    private NextHop Refresh(IpAddr destination, long now, bool alreadyAsked)
     {
         var route = _source.Lookup(destination);
         if (!route.Found)

@@ -4,21 +4,37 @@ namespace ZonLb.Native.Bpf;
 
 // Mirrors of bpf/zonlb_abi.h. Addresses and ports in network byte order, as in the packet.
 
-/// <summary>struct zonlb_service_key { __be32 addr; __be16 port; __u8 proto; __u8 pad; };</summary>
+/// <summary>An address field of the maps: 16 bytes, IPv4 as IPv4-mapped IPv6.</summary>
+[System.Runtime.CompilerServices.InlineArray(16)]
+internal struct MapAddress
+{
+    private byte _b0;
+
+    public static MapAddress From(System.Net.IPAddress a)
+    {
+        var m = new MapAddress();
+        Span<byte> b = m;
+        var v6 = a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? a.MapToIPv6() : a;
+        v6.TryWriteBytes(b, out _);
+        return m;
+    }
+}
+
+/// <summary>struct zonlb_service_key { __u8 addr[16]; __be16 port; __u8 proto; __u8 pad; };</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct ServiceKey
 {
-    public uint AddrBe;
+    public MapAddress Addr;
     public ushort PortBe;
     public byte Proto;
     public byte Pad;
 }
 
-/// <summary>struct zonlb_nat_key { __be32 addr; __u8 proto; __u8 pad[3]; };</summary>
+/// <summary>struct zonlb_nat_key { __u8 addr[16]; __u8 proto; __u8 pad[3]; };</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct NatKey
 {
-    public uint AddrBe;
+    public MapAddress Addr;
     public byte Proto;
     public byte Pad0, Pad1, Pad2;
 }

@@ -232,10 +232,10 @@ public sealed unsafe class XdpProgram : IDisposable
         Update(_xsksMap, &slot, &fd, "xsks_map");
     }
 
-    /// <summary>Frames to (vip, proto, port) go to our sockets; port 0 for ICMP echo.</summary>
+    /// <summary>Frames to (vip, proto, port) go to our sockets; port 0 for ICMP echo; proto is the packet's (58 for ICMPv6).</summary>
     public void AddService(IPAddress vip, byte proto, ushort port)
     {
-        var key = new ServiceKey { AddrBe = AddressBe(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        var key = new ServiceKey { Addr = MapAddress.From(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
         byte one = 1;
         Update(_servicesMap, &key, &one, "services");
     }
@@ -243,7 +243,7 @@ public sealed unsafe class XdpProgram : IDisposable
     /// <summary>Stops steering a service's frames (they go to the kernel again).</summary>
     public void RemoveService(IPAddress vip, byte proto, ushort port)
     {
-        var key = new ServiceKey { AddrBe = AddressBe(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        var key = new ServiceKey { Addr = MapAddress.From(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
         int err = LibBpf.bpf_map_delete_elem(_servicesMap, &key);
         if (err != 0 && -err != Errno.ENOENT)
             throw new NativeException("bpf_map_delete_elem(services)", -err);
@@ -252,7 +252,7 @@ public sealed unsafe class XdpProgram : IDisposable
     /// <summary>Frames to (address, proto) with a destination port (ICMP: echo id) in the range are replies to us.</summary>
     public void AddNatAddress(IPAddress addr, byte proto, ushort portMin, ushort portMax)
     {
-        var key = new NatKey { AddrBe = AddressBe(addr), Proto = proto };
+        var key = new NatKey { Addr = MapAddress.From(addr), Proto = proto };
         var range = new NatRange { PortMin = portMin, PortMax = portMax };
         Update(_natMap, &key, &range, "nat_addrs");
     }
@@ -274,15 +274,6 @@ public sealed unsafe class XdpProgram : IDisposable
         foreach (ulong v in perCpu)
             sum += v;
         return sum;
-    }
-
-    private static uint AddressBe(IPAddress a)
-    {
-        if (a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
-            throw new NotSupportedException($"{a}: only IPv4 addresses are steered by this version");
-        Span<byte> b = stackalloc byte[4];
-        a.TryWriteBytes(b, out _);
-        return BitConverter.ToUInt32(b);
     }
 
     private static void Update(int mapFd, void* key, void* value, string map)

@@ -6,6 +6,7 @@ namespace ZonLb.Native.Interop;
 internal static unsafe partial class Libc
 {
     public const int AF_INET = 2;
+    public const int AF_INET6 = 10;
     public const int AF_NETLINK = 16;
     public const int AF_XDP = 44;
     public const int SOCK_RAW = 3;

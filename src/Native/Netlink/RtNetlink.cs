@@ -142,21 +142,30 @@ public sealed unsafe class RtNetlink : IDisposable
     // ---- addresses ----
 
     /// <summary>The IPv4 addresses of an interface, primary first.</summary>
-    public List<IPAddress> GetIPv4Addresses(int ifIndex)
+    public List<IPAddress> GetIPv4Addresses(int ifIndex) => GetAddresses(ifIndex, Libc.AF_INET);
+
+    /// <summary>The IPv6 addresses of an interface with global (or site) scope: link-local ones are left out.</summary>
+    public List<IPAddress> GetIPv6Addresses(int ifIndex) => GetAddresses(ifIndex, Libc.AF_INET6);
+
+    private List<IPAddress> GetAddresses(int ifIndex, int family)
     {
+        int size = family == Libc.AF_INET ? 4 : 16;
         var w = Begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP);
-        w.Byte(Libc.AF_INET); // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }
+        w.Byte((byte)family); // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }
         w.Bytes(7);
         var list = new List<IPAddress>();
         int err = Transact(w, (type, msg) =>
         {
             if (type != RTM_NEWADDR || msg.Length < 8 || BinaryPrimitives.ReadInt32LittleEndian(msg.Slice(4)) != ifIndex)
                 return;
+            const byte RT_SCOPE_LINK = 253;
+            if (family != Libc.AF_INET && msg[3] >= RT_SCOPE_LINK)
+                return;
             IPAddress? local = null, address = null;
             for (var a = new AttrReader(msg.Slice(8)); a.MoveNext();)
             {
-                if (a.Type == IFA_LOCAL && a.Value.Length == 4) local = new IPAddress(a.Value);
-                else if (a.Type == IFA_ADDRESS && a.Value.Length == 4) address = new IPAddress(a.Value);
+                if (a.Type == IFA_LOCAL && a.Value.Length == size) local = new IPAddress(a.Value);
+                else if (a.Type == IFA_ADDRESS && a.Value.Length == size) address = new IPAddress(a.Value);
             }
             if ((local ?? address) is { } ip)
                 list.Add(ip);
@@ -168,17 +177,18 @@ public sealed unsafe class RtNetlink : IDisposable
 
     // ---- routes ----
 
-    /// <summary>The kernel's route to an IPv4 destination; the errno (ENETUNREACH, EHOSTUNREACH...) when there is none.</summary>
+    /// <summary>The kernel's route to an IPv4 or IPv6 destination; the errno (ENETUNREACH, EHOSTUNREACH...) when there is none.</summary>
     public RouteInfo? GetRoute(IPAddress destination, out int errno)
     {
         var w = Begin(RTM_GETROUTE, NLM_F_REQUEST);
         // struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }
-        w.Byte(Libc.AF_INET);
-        w.Byte(32);
+        int size = AddressSize(destination);
+        w.Byte(Family(destination));
+        w.Byte((byte)(size * 8));
         w.Bytes(10);
-        Span<byte> dst = stackalloc byte[4];
+        Span<byte> dst = stackalloc byte[16];
         destination.TryWriteBytes(dst, out _);
-        w.Attr(RTA_DST, dst);
+        w.Attr(RTA_DST, dst.Slice(0, size));
         RouteInfo? route = null;
         errno = Transact(w, (type, msg) =>
         {
@@ -189,8 +199,8 @@ public sealed unsafe class RtNetlink : IDisposable
             for (var a = new AttrReader(msg.Slice(12)); a.MoveNext();)
             {
                 if (a.Type == RTA_OIF) oif = BinaryPrimitives.ReadInt32LittleEndian(a.Value);
-                else if (a.Type == RTA_GATEWAY && a.Value.Length == 4) gw = new IPAddress(a.Value);
-                else if (a.Type == RTA_PREFSRC && a.Value.Length == 4) src = new IPAddress(a.Value);
+                else if (a.Type == RTA_GATEWAY && a.Value.Length == size) gw = new IPAddress(a.Value);
+                else if (a.Type == RTA_PREFSRC && a.Value.Length == size) src = new IPAddress(a.Value);
             }
             route = new RouteInfo(oif, gw, src);
         });
@@ -199,14 +209,14 @@ public sealed unsafe class RtNetlink : IDisposable
 
     // ---- neighbours ----
 
-    /// <summary>The neighbour entry for an IPv4 address on an interface, or null when the kernel has none.</summary>
+    /// <summary>The neighbour (ARP or NDP) entry for an address on an interface, or null when the kernel has none.</summary>
     public NeighborInfo? GetNeighbor(int ifIndex, IPAddress address)
     {
         var w = Begin(RTM_GETNEIGH, NLM_F_REQUEST);
-        NdMsg(ref w, ifIndex, 0, 0);
-        Span<byte> dst = stackalloc byte[4];
+        NdMsg(ref w, Family(address), ifIndex, 0, 0);
+        Span<byte> dst = stackalloc byte[16];
         address.TryWriteBytes(dst, out _);
-        w.Attr(NDA_DST, dst);
+        w.Attr(NDA_DST, dst.Slice(0, AddressSize(address)));
         NeighborInfo? found = null;
         int err = Transact(w, (type, msg) =>
         {
@@ -225,24 +235,30 @@ public sealed unsafe class RtNetlink : IDisposable
         return found;
     }
 
-    /// <summary>Asks the kernel to resolve (ARP) an address as if it were about to send to it (NTF_USE);
-    /// the entry is created when missing. The answer arrives later in the neighbour table.</summary>
+    /// <summary>Asks the kernel to resolve (ARP, or NDP for IPv6) an address as if it were about to send to it
+    /// (NTF_USE); the entry is created when missing. The answer arrives later in the neighbour table.</summary>
     public void TriggerNeighborResolution(int ifIndex, IPAddress address)
     {
         var w = Begin(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
-        NdMsg(ref w, ifIndex, 0, NTF_USE);
-        Span<byte> dst = stackalloc byte[4];
+        NdMsg(ref w, Family(address), ifIndex, 0, NTF_USE);
+        Span<byte> dst = stackalloc byte[16];
         address.TryWriteBytes(dst, out _);
-        w.Attr(NDA_DST, dst);
+        w.Attr(NDA_DST, dst.Slice(0, AddressSize(address)));
         int err = Transact(w, static (_, _) => { });
         if (err != 0)
             throw new NativeException($"rtnetlink RTM_NEWNEIGH (NTF_USE) {address} on interface {ifIndex}", err);
     }
 
-    private static void NdMsg(ref MessageWriter w, int ifIndex, ushort state, byte flags)
+    private static byte Family(IPAddress a) =>
+        (byte)(a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? Libc.AF_INET6 : Libc.AF_INET);
+
+    private static int AddressSize(IPAddress a) =>
+        a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 16 : 4;
+
+    private static void NdMsg(ref MessageWriter w, byte family, int ifIndex, ushort state, byte flags)
     {
         // struct ndmsg { u8 family; u8 pad1; u16 pad2; s32 ifindex; u16 state; u8 flags; u8 type; }
-        w.Byte(Libc.AF_INET);
+        w.Byte(family);
         w.Bytes(3);
         w.Int32(ifIndex);
         w.UInt16(state);
