@@ -8,13 +8,15 @@ namespace ZonLb.IntegrationTests;
 /// <summary>Client-side helpers: .NET sockets created inside the client namespace.</summary>
 public static class Clients
 {
+    public static AddressFamily FamilyOf(string address) => IPAddress.Parse(address).AddressFamily;
+
     /// <summary>One HTTP/1.0 GET over a fresh TCP connection; returns the body.</summary>
     public static async Task<string> HttpGet(NetworkNamespace ns, string address, int port, string path = "/", int timeoutMs = 10000)
     {
         using var cts = new CancellationTokenSource(timeoutMs);
-        using var s = ns.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        using var s = ns.Run(() => new Socket(FamilyOf(address), SocketType.Stream, ProtocolType.Tcp));
         await s.ConnectAsync(IPAddress.Parse(address), port, cts.Token);
-        await s.SendAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"), SocketFlags.None, cts.Token);
+        await s.SendAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.0\r\nHost: {(FamilyOf(address) == AddressFamily.InterNetworkV6 ? $"[{address}]" : address)}\r\n\r\n"), SocketFlags.None, cts.Token);
         var response = new MemoryStream();
         var buf = new byte[16384];
         int n;
@@ -31,7 +33,7 @@ public static class Clients
     public static async Task<long> Download(NetworkNamespace ns, string address, int port, long bytes, int timeoutMs)
     {
         using var cts = new CancellationTokenSource(timeoutMs);
-        using var s = ns.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        using var s = ns.Run(() => new Socket(FamilyOf(address), SocketType.Stream, ProtocolType.Tcp));
         await s.ConnectAsync(IPAddress.Parse(address), port, cts.Token);
         await s.SendAsync(Encoding.ASCII.GetBytes($"GET /bytes/{bytes} HTTP/1.0\r\n\r\n"), SocketFlags.None, cts.Token);
         var buf = new byte[65536];
@@ -46,7 +48,7 @@ public static class Clients
     public static async Task<string> UdpRequest(NetworkNamespace ns, string address, int port, string message, int timeoutMs = 5000)
     {
         using var cts = new CancellationTokenSource(timeoutMs);
-        using var udp = ns.Run(() => new UdpClient(AddressFamily.InterNetwork));
+        using var udp = ns.Run(() => new UdpClient(FamilyOf(address)));
         await udp.SendAsync(Encoding.ASCII.GetBytes(message), new IPEndPoint(IPAddress.Parse(address), port), cts.Token);
         var r = await udp.ReceiveAsync(cts.Token);
         return Encoding.ASCII.GetString(r.Buffer);
@@ -71,7 +73,7 @@ public sealed class EchoConnection : IDisposable
     public static async Task<EchoConnection> Open(NetworkNamespace ns, string address, int port)
     {
         using var cts = new CancellationTokenSource(10000);
-        var s = ns.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        var s = ns.Run(() => new Socket(Clients.FamilyOf(address), SocketType.Stream, ProtocolType.Tcp));
         await s.ConnectAsync(IPAddress.Parse(address), port, cts.Token);
         await s.SendAsync(Encoding.ASCII.GetBytes("ECHO\n"), SocketFlags.None, cts.Token);
         var sb = new StringBuilder();

@@ -7,8 +7,10 @@ namespace ZonLb.Testing;
 /// <code>
 ///   client ns                 load balancer ns                 backend ns
 ///  [eth0 10.10.0.2] ---veth--- [lbc 10.10.0.1 | lbs 10.20.0.1] ---veth--- [eth0 10.20.0.2]
-///                                 (VIP 10.10.0.1, zonlb-afxdp)
+///   fd00:10::2                   fd00:10::1 | fd00:20::1                    fd00:20::2
+///                                 (VIP 10.10.0.1 and fd00:10::1, zonlb-afxdp)
 /// </code>
+/// IPv6 addresses are added without duplicate address detection (nodad), so they are usable at once.
 /// veths are created inside the namespaces, never in the root one, with their default settings (TX
 /// checksum offload on, one queue unless asked). Dispose deletes all three namespaces.
 /// </summary>
@@ -20,6 +22,11 @@ public sealed class Topology : IDisposable
     public const string BackendIp = "10.20.0.2";
     /// <summary>A second address in the backend namespace, for a second backend server.</summary>
     public const string BackendIp2 = "10.20.0.3";
+    public const string ClientIp6 = "fd00:10::2";
+    public const string Vip6 = "fd00:10::1";
+    public const string LbBackendSideIp6 = "fd00:20::1";
+    public const string BackendIp6 = "fd00:20::2";
+    public const string BackendIp6b = "fd00:20::3";
 
     private Topology(NetworkNamespace client, NetworkNamespace lb, NetworkNamespace backend)
     {
@@ -50,6 +57,11 @@ public sealed class Topology : IDisposable
             c.Ip("addr", "add", $"{ClientIp}/24", "dev", "eth0");
             s.Ip("addr", "add", $"{BackendIp}/24", "dev", "eth0");
             s.Ip("addr", "add", $"{BackendIp2}/24", "dev", "eth0");
+            l.Ip("-6", "addr", "add", $"{Vip6}/64", "dev", "lbc", "nodad");
+            l.Ip("-6", "addr", "add", $"{LbBackendSideIp6}/64", "dev", "lbs", "nodad");
+            c.Ip("-6", "addr", "add", $"{ClientIp6}/64", "dev", "eth0", "nodad");
+            s.Ip("-6", "addr", "add", $"{BackendIp6}/64", "dev", "eth0", "nodad");
+            s.Ip("-6", "addr", "add", $"{BackendIp6b}/64", "dev", "eth0", "nodad");
             l.Ip("link", "set", "lbc", "up");
             l.Ip("link", "set", "lbs", "up");
             c.Ip("link", "set", "eth0", "up");
@@ -95,6 +107,40 @@ public sealed class Topology : IDisposable
         protocol = "icmp"
         [[service.backend]]
         address = "{{BackendIp}}"
+        {{extra}}
+        """;
+
+    /// <summary>The IPv6 twin of <see cref="DefaultConfig"/>: TCP 80 -> 8080, UDP 5353, ICMPv6 echo on the IPv6 VIP.</summary>
+    public static string Ipv6Config(string extra = "") => $$"""
+        [[interface]]
+        name = "lbc"
+
+        [[interface]]
+        name = "lbs"
+
+        [[service]]
+        name = "web6"
+        vip = "{{Vip6}}"
+        protocol = "tcp"
+        port = 80
+        [[service.backend]]
+        address = "{{BackendIp6}}"
+        port = 8080
+
+        [[service]]
+        name = "dns6"
+        vip = "{{Vip6}}"
+        protocol = "udp"
+        port = 5353
+        [[service.backend]]
+        address = "{{BackendIp6}}"
+
+        [[service]]
+        name = "ping6"
+        vip = "{{Vip6}}"
+        protocol = "icmp"
+        [[service.backend]]
+        address = "{{BackendIp6}}"
         {{extra}}
         """;
 
