@@ -10,6 +10,7 @@ public sealed class Ipv6Fixture : IDisposable
         Topology = Topology.Create();
         try
         {
+            Topology.WaitForIpv6Ready();
             Servers = new Backends(Topology.Backend, Topology.BackendIp6, 8080, 5353);
             Servers4 = new Backends(Topology.Backend, Topology.BackendIp, 8080, 5353);
             // both families in one configuration: the IPv6 services, plus the IPv4 web service

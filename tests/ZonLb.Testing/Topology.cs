@@ -144,6 +144,17 @@ public sealed class Topology : IDisposable
         {{extra}}
         """;
 
+    /// <summary>Waits (up to 5 s) until no IPv6 address of the three namespaces is tentative: until an
+    /// interface's link-local address has passed duplicate address detection, the kernel sends no neighbour
+    /// solicitation for resolutions asked over netlink (the engine's).</summary>
+    public void WaitForIpv6Ready()
+    {
+        var until = DateTime.UtcNow.AddSeconds(5);
+        while (DateTime.UtcNow < until &&
+               new[] { Client, Lb, Backend }.Any(ns => ns.Ip("-6", "addr", "show").Contains("tentative", StringComparison.Ordinal)))
+            Thread.Sleep(100);
+    }
+
     /// <summary>The MAC of an interface in a namespace.</summary>
     public static PhysicalAddress Mac(NetworkNamespace ns, string ifName)
     {
