@@ -21,5 +21,5 @@ public class MaglevBenchmarks
     }
 
     [Benchmark]
-    public MaglevTable Build() => new(_ids, _weights);
+    public int Build() => new MaglevTable(_ids, _weights).Size;
 }

@@ -1,7 +1,7 @@
 using System.Net;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Packets;
-using ZonLb.Engine.Pipeline;
+using ZonLb.Engine;
 
 // Embedding ZonLb.Engine: a load balancer built in code, no TOML and no CLI. It serves web on 10.10.0.1:80
 // (reached on lbc) with the backend 10.20.0.2:8080 (behind lbs), prints its counters every second for the
@@ -17,19 +17,18 @@ var web = new ServiceConfig { Name = "web", Vip = IPAddress.Parse("10.10.0.1"), 
 web.Backends.Add(new BackendConfig { Address = IPAddress.Parse("10.20.0.2"), Port = 8080 });
 config.Services.Add(web);
 
-using (var lb = Dataplane.Start(config, line => Console.WriteLine($"engine: {line}")))
+using (var lb = LoadBalancer.Start(config, line => Console.WriteLine($"engine: {line}")))
 {
     Console.WriteLine($"embedded load balancer running for {seconds} s");
     for (int i = 0; i < seconds; i++)
     {
         await Task.Delay(1000);
-        var stats = await lb.GetStats();
+        var stats = await lb.GetStatsAsync();
         var service = stats.Services[0];
         Console.WriteLine($"t={i + 1}s rx_packets={stats.RxPackets} tx_packets={stats.TxPackets} " +
                           $"web: new_connections={service.NewConnections} active={service.ActiveConnections} " +
                           $"backend {service.Backends[0].Address}:{service.Backends[0].Port} {service.Backends[0].State}");
     }
-    lb.Stop();
-    Console.WriteLine(lb.AccountFrames());
+    Console.WriteLine(lb.Stop());
 }
 Console.WriteLine("stopped and detached");

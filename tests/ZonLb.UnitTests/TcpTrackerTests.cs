@@ -46,8 +46,9 @@ public class TcpTrackerTests
 
     [Theory]
     [MemberData(nameof(Lifecycles))]
-    public void Segments_walk_the_conntrack_states(string name, (byte Flags, bool FromClient, TcpState After)[] steps)
+    public void Segments_walk_the_conntrack_states(string name, object lifecycle)
     {
+        var steps = ((byte Flags, bool FromClient, TcpState After)[])lifecycle; // TcpState is internal
         Assert.NotEmpty(name);
         var state = TcpTracker.Initial(steps[0].Flags);
         bool finFromClient = false;

@@ -1,10 +1,9 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using ZonLb.Engine.Balancing;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
-using ZonLb.Engine.Pipeline;
+using ZonLb.Engine;
 using ZonLb.Native.Bpf;
 using ZonLb.Native.Interop;
 
@@ -49,10 +48,10 @@ public static class RunCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
 
-        Dataplane dp;
+        LoadBalancer dp;
         try
         {
-            dp = Dataplane.Start(cfg, Log);
+            dp = LoadBalancer.Start(cfg, Log);
         }
         catch (Exception e) when (e is NativeException or InvalidOperationException or FileNotFoundException or DllNotFoundException)
         {
@@ -118,10 +117,10 @@ public static class RunCommand
                 }
             });
         });
+        dp.Warning += (_, hint) => Log($"warning: {hint}");
         using (dp)
         using (control)
         using (metrics)
-        using (new HealthChecker(dp, Log))
         {
             Log($"running with {cfg.Services.Count} service(s); control socket {cfg.ControlSocket}; SIGINT or SIGTERM stops, SIGHUP reloads");
             var status = new StatusPrinter(dp);
@@ -134,29 +133,18 @@ public static class RunCommand
                     exit = ExitCodes.RuntimeError;
                     break;
                 }
-                try
-                {
-                    if (statusInterval > 0)
-                        Console.WriteLine(status.Line());
-                    foreach (var hint in status.SocketWarnings())
-                        Log($"warning: {hint}");
-                    foreach (var hint in status.ExhaustionWarnings())
-                        Log($"warning: {hint}");
-                }
-                catch (Exception e) when (e is NativeException or InvalidOperationException)
-                {
-                    Log($"warning: status not available this interval: {e.Message}"); // never a reason to stop forwarding
-                }
+                if (statusInterval > 0)
+                    Console.WriteLine(status.Line());
             }
-            dp.Stop();
+            var frames = dp.Stop();
             Console.WriteLine(StatusPrinter.Totals(dp));
-            Console.WriteLine(dp.AccountFrames());
+            Console.WriteLine(frames);
         }
         Log($"stopped; detached from {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}");
         return exit;
     }
 
-    private static Task<string> Reload(Dataplane dp, string path) => dp.Reload(ConfigLoader.LoadFile(path));
+    private static Task<string> Reload(LoadBalancer dp, string path) => dp.ReloadAsync(ConfigLoader.LoadFile(path));
 
     private static void Log(string message) => Console.WriteLine($"{DateTime.Now:HH:mm:ss} {message}");
 }
@@ -164,56 +152,21 @@ public static class RunCommand
 /// <summary>Formats the per-interval status line and the exit totals.</summary>
 internal sealed class StatusPrinter
 {
-    private readonly Dataplane _dp;
+    private readonly LoadBalancer _lb;
     private long _rx, _tx, _drops;
     private DateTime _at = DateTime.UtcNow;
 
-    private readonly Dictionary<(string, int), ZonLb.Native.Abi.XdpStatistics> _sockets = new();
-
-    public StatusPrinter(Dataplane dp) => _dp = dp;
-
-    private readonly long[] _dropsByReason = new long[ZonLb.Engine.Counters.DropReasonNames.Count];
-
-    /// <summary>One line per resource-exhaustion drop reason that grew since the last call (not one per packet).</summary>
-    public List<string> ExhaustionWarnings()
-    {
-        var list = new List<string>();
-        var c = _dp.Counters;
-        foreach (var (reason, hint) in ZonLb.Engine.Diagnostics.ExhaustionHints.Rules)
-        {
-            long now = c.Drops(reason), grew = now - _dropsByReason[(int)reason];
-            _dropsByReason[(int)reason] = now;
-            if (grew > 0)
-                list.Add($"{grew} frame(s) dropped as {reason.ToLabel()} in the last interval: {hint}");
-        }
-        return list;
-    }
-
-    /// <summary>One line per socket counter (XDP_STATISTICS) that grew since the last call, with its likely cause.</summary>
-    public List<string> SocketWarnings()
-    {
-        var list = new List<string>();
-        // with the workers parked: sockets are replaced under the same pause when an interface comes and goes
-        foreach (var (socket, _, stats) in _dp.Invoke(_dp.SocketStatistics).GetAwaiter().GetResult())
-        {
-            var key = (socket.InterfaceName, socket.QueueId);
-            if (_sockets.TryGetValue(key, out var before))
-                foreach (var h in ZonLb.Engine.Diagnostics.SocketHints.Grown(before, stats))
-                    list.Add($"socket {socket.InterfaceName}:{socket.QueueId}: {h}");
-            _sockets[key] = stats;
-        }
-        return list;
-    }
+    public StatusPrinter(LoadBalancer lb) => _lb = lb;
 
     public string Line()
     {
-        var c = _dp.Counters;
+        var c = _lb.ReadCounters();
         var now = DateTime.UtcNow;
         double secs = Math.Max((now - _at).TotalSeconds, 1e-3);
         long rx = c.RxPackets, tx = c.TxPackets, drops = c.TotalDrops;
         string line = $"{now.ToLocalTime():HH:mm:ss} rx {(rx - _rx) / secs:F0} pps, tx {(tx - _tx) / secs:F0} pps, " +
-                      $"connections {_dp.ActiveConnections} (new {c.NewConnections}), drops {drops - _drops} " +
-                      $"[{c.FormatDrops()}], frames free {_dp.FreeFrames}/{_dp.TotalFrames}";
+                      $"connections {c.ActiveConnections} (new {c.NewConnections}), drops {drops - _drops} " +
+                      $"[{c.FormatDrops()}], frames free {c.FreeFrames}/{c.TotalFrames}";
         _rx = rx;
         _tx = tx;
         _drops = drops;
@@ -221,14 +174,15 @@ internal sealed class StatusPrinter
         return line;
     }
 
-    public static string Totals(Dataplane dp)
+    public static string Totals(LoadBalancer lb)
     {
-        var c = dp.Counters;
+        var c = lb.ReadCounters();
+        var xdp = lb.ReadXdpCounters();
         return $"totals: rx_packets={c.RxPackets} tx_packets={c.TxPackets} to_backend={c.ToBackend} to_client={c.ToClient} " +
-               $"new_connections={c.NewConnections} active_connections={dp.ActiveConnections} " +
+               $"new_connections={c.NewConnections} active_connections={c.ActiveConnections} " +
                $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} handed_off={c.HandedOff} " +
                $"icmp_time_exceeded_sent={c.IcmpTimeExceededSent} icmp_rate_limited={c.IcmpRateLimited} " +
-               $"xdp_redirected={dp.XdpCounter(XdpProgramCounter.Redirected)} xdp_passed={dp.XdpCounter(XdpProgramCounter.Passed)} " +
+               $"xdp_redirected={xdp["redirected"]} xdp_passed={xdp["passed"]} " +
                $"drops: {c.FormatDrops()}";
     }
 }

@@ -15,7 +15,7 @@ namespace ZonLb.Engine.Balancing;
 /// service's Maglev table for new flows; `rise` successes in a row bring it back. Changes are logged with the
 /// reason. Backends added or removed at run time (backend add, reload) are picked up on the next round.
 /// </summary>
-public sealed class HealthChecker : IDisposable
+internal sealed class HealthChecker : IDisposable
 {
     private readonly Dataplane _dp;
     private readonly Action<string> _log;

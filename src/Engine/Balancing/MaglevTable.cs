@@ -8,7 +8,7 @@ namespace ZonLb.Engine.Balancing;
 /// backends changes about 1/N of the slots, and the table depends only on the backends' identities, weights
 /// and the table size, so every instance built from the same configuration maps a flow to the same backend.
 /// </summary>
-public sealed class MaglevTable
+internal sealed class MaglevTable
 {
     public const int DefaultSize = 65537;
 
@@ -109,7 +109,7 @@ public sealed class MaglevTable
 }
 
 /// <summary>Hashes that are the same in every process and on every run (unlike string.GetHashCode).</summary>
-public static class StableHash
+internal static class StableHash
 {
     /// <summary>FNV-1a over the UTF-16 code units, then a 64-bit finaliser.</summary>
     public static ulong Of(string s)

@@ -13,7 +13,7 @@ namespace ZonLb.Engine.Checksums;
 /// The vector paths sum little-endian 32-bit lanes; by the byte-order independence of the ones' complement
 /// sum, swapping the bytes of the folded result gives the big-endian sum.
 /// </summary>
-public static class InternetChecksum
+internal static class InternetChecksum
 {
     /// <summary>Folds a wide ones' complement sum to 16 bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

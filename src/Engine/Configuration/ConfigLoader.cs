@@ -28,6 +28,8 @@ public static class ConfigLoader
         "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds", "repair_partial_checksums",
     };
 
+    /// <summary>Reads and checks a TOML configuration file.</summary>
+    /// <exception cref="ConfigException">The file cannot be read or is not valid; the message names the file, key and value.</exception>
     public static LoadBalancerConfig LoadFile(string path)
     {
         string text;
@@ -42,6 +44,8 @@ public static class ConfigLoader
         return Parse(text, path);
     }
 
+    /// <summary>Parses and checks TOML text; <paramref name="source"/> names it in error messages.</summary>
+    /// <exception cref="ConfigException">The text is not a valid configuration.</exception>
     public static LoadBalancerConfig Parse(string text, string source)
     {
         TomlTable root;

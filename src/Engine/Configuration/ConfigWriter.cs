@@ -8,6 +8,7 @@ namespace ZonLb.Engine.Configuration;
 /// <summary>Writes a configuration in the TOML format <see cref="ConfigLoader"/> reads (config show, config import).</summary>
 public static class ConfigWriter
 {
+    /// <summary>The configuration as TOML that <see cref="ConfigLoader.Parse"/> reads back to the same model.</summary>
     public static string Write(LoadBalancerConfig c)
     {
         var sb = new StringBuilder();

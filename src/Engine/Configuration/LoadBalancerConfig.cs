@@ -8,12 +8,16 @@ namespace ZonLb.Engine.Configuration;
 /// <summary>The whole configuration: what the TOML file maps onto, and what code that embeds the engine builds.</summary>
 public sealed class LoadBalancerConfig
 {
+    /// <summary>The interfaces to attach to: at least one.</summary>
     public List<InterfaceConfig> Interfaces { get; } = new();
+    /// <summary>The services to serve: at least one.</summary>
     public List<ServiceConfig> Services { get; } = new();
+    /// <summary>Sizes and timeouts of the data path.</summary>
     public EngineOptions Engine { get; set; } = new();
     /// <summary>Where the configuration came from (a file path, or "code").</summary>
     public string Source { get; set; } = "code";
 
+    /// <summary>The control socket's path when none is configured.</summary>
     public const string DefaultControlSocket = "/run/zonlb-afxdp.sock";
 
     /// <summary>The Unix socket `zonlb-afxdp status|stats|...` talks to (mode 0600: root only).</summary>
@@ -26,16 +30,22 @@ public sealed class LoadBalancerConfig
 /// <summary>An interface the engine attaches to (client side, backend side, or both).</summary>
 public sealed class InterfaceConfig
 {
+    /// <summary>The interface's name in the engine's network namespace.</summary>
     public required string Name { get; init; }
+    /// <summary>How the XDP program is attached: native where the driver has it, else generic (Auto).</summary>
     public XdpAttachMode XdpMode { get; init; } = XdpAttachMode.Auto;
+    /// <summary>How AF_XDP sockets bind: zero-copy where the driver offers it, else copy (Auto).</summary>
     public XskBindMode XskMode { get; init; } = XskBindMode.Auto;
 }
 
 /// <summary>A service: a VIP, protocol and port that clients reach, balanced over backends.</summary>
 public sealed class ServiceConfig
 {
+    /// <summary>A unique name, used by commands, counters and logs.</summary>
     public required string Name { get; init; }
+    /// <summary>The address clients send to, IPv4 or IPv6; the service's backends and snat are of its family.</summary>
     public required IPAddress Vip { get; init; }
+    /// <summary>TCP, UDP, or ICMP (echo; ICMPv6 echo over an IPv6 VIP).</summary>
     public required IpProtocol Protocol { get; init; }
     /// <summary>0 for ICMP echo services.</summary>
     public ushort Port { get; init; }
@@ -43,21 +53,29 @@ public sealed class ServiceConfig
     public IPAddress? Snat { get; init; }
     /// <summary>How backends are checked; null: not checked (always up).</summary>
     public HealthConfig? Health { get; init; }
+    /// <summary>The backends new flows are spread over (Maglev, by weight).</summary>
     public List<BackendConfig> Backends { get; } = new();
 }
 
+/// <summary>How a backend is checked.</summary>
 public enum HealthKind
 {
+    /// <summary>Not checked: always up.</summary>
     None,
+    /// <summary>A TCP connect must succeed.</summary>
     Tcp,
+    /// <summary>An HTTP GET must answer 2xx or 3xx.</summary>
     Http,
 }
 
 /// <summary>Active health checks of a service's backends, from the load balancer's namespace.</summary>
 public sealed class HealthConfig
 {
+    /// <summary>What a check is.</summary>
     public HealthKind Kind { get; init; } = HealthKind.Tcp;
+    /// <summary>Time between two checks of one backend.</summary>
     public double IntervalSeconds { get; init; } = 2;
+    /// <summary>How long one check may take before it counts as failed.</summary>
     public double TimeoutSeconds { get; init; } = 1;
     /// <summary>Consecutive successes that bring a down backend back.</summary>
     public int Rise { get; init; } = 2;
@@ -69,8 +87,10 @@ public sealed class HealthConfig
     public bool Drain { get; init; } = true;
 }
 
+/// <summary>A backend of a service.</summary>
 public sealed class BackendConfig
 {
+    /// <summary>The backend's address, of the service's VIP's family.</summary>
     public required IPAddress Address { get; init; }
     /// <summary>0 for ICMP echo services.</summary>
     public ushort Port { get; init; }
@@ -91,25 +111,35 @@ public sealed class EngineOptions
     public int FrameSize { get; set; } = 2048;
     /// <summary>Entries of each fill, completion, RX and TX ring (a power of two).</summary>
     public int RingSize { get; set; } = 2048;
+    /// <summary>Connections the tables hold in all (split among workers).</summary>
     public int ConnectionCapacity { get; set; } = 1 << 20;
     /// <summary>Slots of each service's Maglev table; a prime.</summary>
     public int MaglevTableSize { get; set; } = Balancing.MaglevTable.DefaultSize;
     /// <summary>NAT source ports (and ICMP echo ids); the default stays clear of Linux's ephemeral range 32768-60999.</summary>
     public ushort NatPortMin { get; set; } = 61000;
+    /// <summary>The last NAT source port.</summary>
     public ushort NatPortMax { get; set; } = 65535;
-    // Idle timeouts per state, in seconds; the defaults are nf_conntrack's.
+    /// <summary>Idle timeout of a TCP connection in SYN_SENT (the defaults are nf_conntrack's).</summary>
     public int TcpSynSentTimeoutSeconds { get; set; } = 120;
+    /// <summary>Idle timeout in SYN_RECV.</summary>
     public int TcpSynRecvTimeoutSeconds { get; set; } = 60;
+    /// <summary>Idle timeout in ESTABLISHED.</summary>
     public int TcpEstablishedTimeoutSeconds { get; set; } = 432000;
+    /// <summary>Idle timeout in FIN_WAIT.</summary>
     public int TcpFinWaitTimeoutSeconds { get; set; } = 120;
+    /// <summary>Idle timeout in CLOSE_WAIT.</summary>
     public int TcpCloseWaitTimeoutSeconds { get; set; } = 60;
+    /// <summary>Idle timeout in LAST_ACK.</summary>
     public int TcpLastAckTimeoutSeconds { get; set; } = 30;
+    /// <summary>Idle timeout in TIME_WAIT.</summary>
     public int TcpTimeWaitTimeoutSeconds { get; set; } = 120;
+    /// <summary>Idle timeout after a RST (CLOSE).</summary>
     public int TcpCloseTimeoutSeconds { get; set; } = 10;
     /// <summary>UDP before the backend answered.</summary>
     public int UdpTimeoutSeconds { get; set; } = 30;
     /// <summary>UDP once the backend answered.</summary>
     public int UdpStreamTimeoutSeconds { get; set; } = 120;
+    /// <summary>Idle timeout of an ICMP echo flow.</summary>
     public int IcmpTimeoutSeconds { get; set; } = 30;
     /// <summary>How long a frame waits for its next hop's MAC before it is dropped.</summary>
     public int NeighborWaitMilliseconds { get; set; } = 1000;

@@ -16,6 +16,7 @@ namespace ZonLb.Engine.Configuration;
 /// </summary>
 public static class ZonLbImporter
 {
+    /// <summary>Reads a zon-lb configuration file; the notes say what was left out and why.</summary>
     public static (LoadBalancerConfig Config, List<string> Notes) ImportFile(string path)
     {
         string text;
@@ -30,6 +31,7 @@ public static class ZonLbImporter
         return Import(text, path);
     }
 
+    /// <summary>Converts zon-lb configuration text (<paramref name="source"/> names it in messages).</summary>
     public static (LoadBalancerConfig Config, List<string> Notes) Import(string text, string source)
     {
         TomlTable root;

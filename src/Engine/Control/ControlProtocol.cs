@@ -11,6 +11,7 @@ namespace ZonLb.Engine.Control;
 /// </summary>
 public static class ControlProtocol
 {
+    /// <summary>snake_case names, compact: how requests and results are serialized.</summary>
     public static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -18,12 +19,15 @@ public static class ControlProtocol
         WriteIndented = false,
     };
 
+    /// <summary>A request line (without the newline).</summary>
     public static string Request(string command, JsonObject? args = null) =>
         new JsonObject { ["command"] = command, ["args"] = args ?? new JsonObject() }.ToJsonString();
 
+    /// <summary>A success response carrying a result.</summary>
     public static string Ok(object? result) =>
         new JsonObject { ["ok"] = true, ["result"] = JsonSerializer.SerializeToNode(result, Json) }.ToJsonString();
 
+    /// <summary>A failure response carrying a message.</summary>
     public static string Error(string message) =>
         new JsonObject { ["ok"] = false, ["error"] = message }.ToJsonString();
 }

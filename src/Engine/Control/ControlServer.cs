@@ -20,9 +20,11 @@ public sealed class ControlServer : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Action<string> _log;
 
-    public ControlServer(Dataplane dp, string path, Action<string> log)
+    /// <summary>Listens on the Unix socket <paramref name="path"/> (mode 0600; only uid 0 peers are served) and
+    /// answers requests about and for <paramref name="loadBalancer"/>; a stale socket file is replaced.</summary>
+    public ControlServer(LoadBalancer loadBalancer, string path, Action<string> log)
     {
-        _dp = dp;
+        _dp = loadBalancer.Dataplane;
         _path = path;
         _log = log;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -195,6 +197,7 @@ public sealed class ControlServer : IDisposable
 
     private static long? Int(JsonObject o, string key) => o[key]?.GetValue<long>();
 
+    /// <summary>Stops listening and removes the socket file.</summary>
     public void Dispose()
     {
         _stop.Cancel();

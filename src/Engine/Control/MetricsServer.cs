@@ -16,9 +16,11 @@ public sealed class MetricsServer : IDisposable
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
 
-    public MetricsServer(Dataplane dp, string listen)
+    /// <summary>Serves the Prometheus text format of <paramref name="loadBalancer"/>'s counters on
+    /// "address:port" <paramref name="listen"/>, path /metrics.</summary>
+    public MetricsServer(LoadBalancer loadBalancer, string listen)
     {
-        _dp = dp;
+        _dp = loadBalancer.Dataplane;
         _listener = new TcpListener(IPEndPoint.Parse(listen));
         _listener.Start();
         _ = Task.Run(AcceptLoop);
@@ -182,6 +184,7 @@ public sealed class MetricsServer : IDisposable
         public override string ToString() => _sb.ToString();
     }
 
+    /// <summary>Stops listening.</summary>
     public void Dispose()
     {
         _stop.Cancel();

@@ -6,30 +6,51 @@ namespace ZonLb.Engine.Counters;
 /// </summary>
 public enum DropReason
 {
+    /// <summary>Not dropped.</summary>
     None = 0,
+    /// <summary>The frame ends inside a header.</summary>
     Truncated = 1,
+    /// <summary>A header is inconsistent (lengths, version, header order).</summary>
     Malformed = 2,
     /// <summary>Neither IPv4 nor IPv6 (the XDP program passes those to the kernel; seen only if steered by hand).</summary>
     NotIp = 3,
+    /// <summary>The IPv4 header checksum is wrong.</summary>
     BadIpChecksum = 4,
+    /// <summary>An IP fragment (IPv4 MF/offset, or an IPv6 fragment header that is not atomic).</summary>
     Fragment = 5,
+    /// <summary>Neither TCP, UDP nor ICMP/ICMPv6.</summary>
     UnsupportedProtocol = 6,
+    /// <summary>ICMP other than echo request or reply.</summary>
     IcmpNotEcho = 7,
+    /// <summary>No service at the destination (address, protocol, port).</summary>
     NoService = 8,
+    /// <summary>A reply to a NAT address with no connection behind it.</summary>
     NoConnection = 9,
+    /// <summary>TTL or hop limit ran out here (answered with ICMP time exceeded).</summary>
     TtlExceeded = 10,
+    /// <summary>No NAT port left for a new flow.</summary>
     NatPortsExhausted = 11,
+    /// <summary>No room for a new flow in the connection table.</summary>
     ConnectionTableFull = 12,
+    /// <summary>The kernel has no route to the destination.</summary>
     NoRoute = 13,
+    /// <summary>The route leaves through an interface the engine is not attached to.</summary>
     EgressNotAttached = 14,
+    /// <summary>The next hop's MAC did not resolve within neighbor_wait_ms.</summary>
     NeighborUnresolved = 15,
+    /// <summary>Too many frames already wait for neighbours.</summary>
     HoldQueueFull = 16,
+    /// <summary>The egress socket's TX ring was full.</summary>
     TxRingFull = 17,
+    /// <summary>No free UMEM frame.</summary>
     FramePoolEmpty = 18,
+    /// <summary>Every backend of the service is out.</summary>
     NoBackend = 19,
+    /// <summary>The ring to the worker that owns the connection was full.</summary>
     HandoffFull = 20,
 }
 
+/// <summary>The names operators see for drop reasons.</summary>
 public static class DropReasonNames
 {
     /// <summary>snake_case name used in status lines and metrics labels.</summary>
@@ -59,5 +80,6 @@ public static class DropReasonNames
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
+    /// <summary>How many reasons there are (None included).</summary>
     public const int Count = 21;
 }

@@ -6,7 +6,7 @@ namespace ZonLb.Engine.Counters;
 /// The data path's counters, written by the one worker thread that owns them and read (without locks, as
 /// whole 64-bit values) by whoever displays them.
 /// </summary>
-public sealed class EngineCounters
+internal sealed class EngineCounters
 {
     private readonly long[] _drops = new long[DropReasonNames.Count];
 

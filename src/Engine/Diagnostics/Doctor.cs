@@ -9,10 +9,14 @@ using ZonLb.Native.Netlink;
 
 namespace ZonLb.Engine.Diagnostics;
 
+/// <summary>The outcome of one host check.</summary>
 public enum CheckStatus
 {
+    /// <summary>As it should be.</summary>
     Ok,
+    /// <summary>Works, but something will bite (said how).</summary>
     Warning,
+    /// <summary>Will not work until fixed (said how).</summary>
     Error,
 }
 
@@ -28,6 +32,8 @@ public static class Doctor
     /// <summary>UMEM frame bytes the kernel keeps in front of a received frame (XDP_PACKET_HEADROOM).</summary>
     public const int XdpPacketHeadroom = 256;
 
+    /// <summary>Checks the host for <paramref name="cfg"/>: interfaces, queues, XDP state, offloads, MTU,
+    /// privileges, kernel features, sysctls and every backend's route and neighbour.</summary>
     public static List<HostCheck> Run(LoadBalancerConfig cfg)
     {
         var checks = new List<HostCheck>();

@@ -5,7 +5,7 @@ namespace ZonLb.Engine.Diagnostics;
 /// ZONLB_INJECT_FAULT (never set in production): "worker" makes the first worker throw once it has received
 /// a frame; "unhandled" makes a background thread throw an unhandled exception once it has.
 /// </summary>
-public static class FaultInjection
+internal static class FaultInjection
 {
     public static readonly string? Mode = Environment.GetEnvironmentVariable("ZONLB_INJECT_FAULT");
 

@@ -3,7 +3,7 @@ using ZonLb.Native.Abi;
 namespace ZonLb.Engine.Diagnostics;
 
 /// <summary>What a growing AF_XDP socket counter (XDP_STATISTICS) most likely means, and what to do.</summary>
-public static class SocketHints
+internal static class SocketHints
 {
     public static readonly (string Counter, Func<XdpStatistics, ulong> Read, string Cause)[] Rules =
     {
@@ -37,7 +37,7 @@ public static class SocketHints
 }
 
 /// <summary>What to do when frames are dropped for lack of a resource (logged once per status interval).</summary>
-public static class ExhaustionHints
+internal static class ExhaustionHints
 {
     public static readonly (Counters.DropReason Reason, string Hint)[] Rules =
     {

@@ -3,7 +3,7 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Flows;
 
 /// <summary>One translated connection: the client's view (client to VIP) and the backend's view (SNAT to backend).</summary>
-public struct Connection
+internal struct Connection
 {
     public IpAddr ClientIp;
     public ushort ClientPort;
@@ -39,7 +39,7 @@ public struct Connection
 /// The connection table: a fixed array of entries indexed from both directions. Sized once; inserts fail
 /// when it is full (the caller counts it). Owned by one worker thread.
 /// </summary>
-public sealed class ConnectionTable
+internal sealed class ConnectionTable
 {
     private readonly Connection[] _entries;
     private readonly int[] _freeList;

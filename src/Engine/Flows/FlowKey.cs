@@ -4,7 +4,7 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Flows;
 
 /// <summary>A directional 5-tuple as seen in a packet (ports host-order numbers).</summary>
-public readonly struct FlowKey : IEquatable<FlowKey>
+internal readonly struct FlowKey : IEquatable<FlowKey>
 {
     public readonly IpAddr SrcIp;
     public readonly IpAddr DstIp;

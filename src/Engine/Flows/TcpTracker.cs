@@ -3,7 +3,7 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Flows;
 
 /// <summary>TCP connection states, after the kernel's conntrack (nf_conntrack_proto_tcp).</summary>
-public enum TcpState : byte
+internal enum TcpState : byte
 {
     None = 0,
     SynSent = 1,
@@ -21,7 +21,7 @@ public enum TcpState : byte
 /// the client's side, "reply" the backend's). Liberal like conntrack's be_liberal: a flow first seen mid-stream
 /// is taken as established; sequence numbers are not checked.
 /// </summary>
-public static class TcpTracker
+internal static class TcpTracker
 {
     public static TcpState Initial(byte flags) =>
         (flags & Wire.TcpSyn) != 0 && (flags & TcpAck) == 0 ? TcpState.SynSent : TcpState.Established;

@@ -5,7 +5,7 @@ namespace ZonLb.Engine.Nat;
 /// same port twice while it is in use. Allocation walks from a rotating cursor, so a port just released is
 /// not handed out again at once.
 /// </summary>
-public sealed class PortAllocator
+internal sealed class PortAllocator
 {
     private readonly bool[] _used;
     private int _cursor;

@@ -4,7 +4,7 @@ using ZonLb.Engine.Checksums;
 namespace ZonLb.Engine.Packets;
 
 /// <summary>ICMP errors the load balancer sends as a router would.</summary>
-public static class IcmpErrors
+internal static class IcmpErrors
 {
     public const byte TimeExceeded = 11;
 

@@ -10,7 +10,7 @@ namespace ZonLb.Engine.Packets;
 /// IPv4 addresses are held IPv4-mapped (::ffff:a.b.c.d), so one type, one hash and one comparison serve both
 /// families on the data path; <see cref="IsV4"/> tells them apart.
 /// </summary>
-public readonly struct IpAddr : IEquatable<IpAddr>
+internal readonly struct IpAddr : IEquatable<IpAddr>
 {
     private const ulong V4MappedPrefix = 0x0000_FFFF_0000_0000UL;
 

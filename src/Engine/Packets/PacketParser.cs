@@ -8,7 +8,7 @@ namespace ZonLb.Engine.Packets;
 /// hold the identifier; <see cref="IcmpType"/> of an ICMPv6 echo is given as its ICMPv4 twin (8 request,
 /// 0 reply), so one code path serves both families.
 /// </summary>
-public struct ParsedPacket
+internal struct ParsedPacket
 {
     public int L3Offset;
     /// <summary>Where the transport header starts (after IPv4 options or IPv6 extension headers).</summary>
@@ -34,7 +34,7 @@ public struct ParsedPacket
 /// options, authentication and atomic fragment headers) and the TCP/UDP/ICMP-echo header, checking bounds
 /// once per header. Never throws: a frame it cannot use yields a <see cref="DropReason"/>.
 /// </summary>
-public static class PacketParser
+internal static class PacketParser
 {
     public static DropReason Parse(ReadOnlySpan<byte> frame, out ParsedPacket p)
     {

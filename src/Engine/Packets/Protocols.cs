@@ -3,12 +3,15 @@ namespace ZonLb.Engine.Packets;
 /// <summary>IP protocol numbers the engine handles.</summary>
 public enum IpProtocol : byte
 {
+    /// <summary>ICMP echo (ICMPv6 echo over IPv6).</summary>
     Icmp = 1,
+    /// <summary>TCP.</summary>
     Tcp = 6,
+    /// <summary>UDP.</summary>
     Udp = 17,
 }
 
-public static class IpProtocolExtensions
+internal static class IpProtocolExtensions
 {
     /// <summary>The protocol number packets of this protocol carry toward an address of
     /// <paramref name="family"/>'s family: ICMP echo is ICMPv6 (58) over IPv6.</summary>

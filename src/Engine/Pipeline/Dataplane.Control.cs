@@ -18,7 +18,7 @@ namespace ZonLb.Engine.Pipeline;
 /// to it and runs between two batches (at most one poll interval later); the caller awaits the result. Nothing
 /// here takes a lock on the hot path.
 /// </summary>
-public sealed partial class Dataplane
+internal sealed partial class Dataplane
 {
     private readonly SemaphoreSlim _controlLock = new(1, 1);
     private readonly ManualResetEventSlim _resume = new(true);
@@ -227,6 +227,7 @@ public sealed partial class Dataplane
                 int i = R.AddBackend(si, b);
                 SteerNatAddresses();
                 UpdateConfig(cfg => cfg.Services.First(x => x.Name == service).Backends.Add(new BackendConfig { Address = address, Port = b.Port, Weight = weight }));
+                BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, address, b.Port, s.Backends[i].State, "operator: add"));
                 return $"service {service}: backend {address}:{b.Port} added (index {i}, snat {b.SnatIp})";
             }
             int bi = port is ushort pt ? s.Find(ip, pt) : s.Backends.FindIndex(x => x.Info.Ip == ip);
@@ -251,6 +252,7 @@ public sealed partial class Dataplane
             }
             s.Rebuild();
             _log($"service {service}: backend {address}:{slot.Info.Port} {action}d by operator; now {slot.State}");
+            BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, address, slot.Info.Port, slot.State, $"operator: {action}"));
             return $"service {service}: backend {address}:{slot.Info.Port} {slot.State} (active connections {slot.Total.ActiveConnections} kept)";
         });
     }
@@ -267,6 +269,10 @@ public sealed partial class Dataplane
 
     private readonly Dictionary<(string, int), string> _healthReasons = new();
 
+    /// <summary>Told of every backend state change (health or operator); called with the workers parked, so it
+    /// must only queue the news.</summary>
+    internal Action<BackendStateChangedEventArgs>? BackendChanged;
+
     /// <summary>Marks a backend up or down for new flows (the health checker calls this).</summary>
     public Task<bool> SetBackendHealth(string service, int backend, bool up, string reason) => Invoke(() =>
     {
@@ -275,6 +281,11 @@ public sealed partial class Dataplane
         _healthReasons[(service, backend)] = reason;
         bool changed = s.Backends[backend].Unhealthy == up;
         s.SetOut(backend, !up);
+        if (changed)
+        {
+            var b = s.Backends[backend];
+            BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, b.Info.Ip.ToIPAddress(), b.Info.Port, b.State, reason));
+        }
         if (changed && !up && !(_config.Services.FirstOrDefault(x => x.Name == service)?.Health?.Drain ?? true))
         {
             int reset = Processors.Sum(p => p.FlushConnections(c => c.ServiceIndex == si && c.BackendIndex == backend));

@@ -11,7 +11,7 @@ namespace ZonLb.Engine.Pipeline;
 /// sockets closed (their frames taken back into the pool) while the others keep forwarding; when an interface
 /// of that name exists again (a new ifindex), sockets are bound to it again and the XDP program re-attached.
 /// </summary>
-public sealed partial class Dataplane
+internal sealed partial class Dataplane
 {
     private void WatchLinks()
     {

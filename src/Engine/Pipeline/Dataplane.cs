@@ -10,20 +10,9 @@ using ZonLb.Native.Xsk;
 
 namespace ZonLb.Engine.Pipeline;
 
-/// <summary>Where every UMEM frame is: in the pool, lent to the kernel (fill ring), received and not yet
-/// processed (RX ring), waiting to be sent (TX ring), sent and not yet completed (completion ring), or held (for
-/// a neighbour, or in a hand-off ring between workers). <see cref="Unaccounted"/> is what none of these explains: a leak, when the data path is idle.</summary>
-public readonly record struct FrameAccount(int Total, int Free, long Fill, long Rx, long Tx, long Completion, long Held)
-{
-    public long Unaccounted => Total - Free - Fill - Rx - Tx - Completion - Held;
-
-    public override string ToString() =>
-        $"frames_total={Total} frames_free={Free} frames_fill={Fill} frames_rx={Rx} frames_tx={Tx} " +
-        $"frames_completion={Completion} frames_held={Held} frames_unaccounted={Unaccounted}";
-}
 
 /// <summary>An attached interface: its kernel identity and the AF_XDP sockets bound to its queues.</summary>
-public sealed class Port
+internal sealed class Port
 {
     public required string Name { get; init; }
     /// <summary>Changes when the interface is deleted and created again.</summary>
@@ -50,7 +39,7 @@ public sealed class Port
 /// (<see cref="Invoke{T}"/>) parks every worker between batches and runs alone. Dispose stops the workers,
 /// detaches every XDP program it attached and closes the sockets.
 /// </summary>
-public sealed partial class Dataplane : IDisposable
+internal sealed partial class Dataplane : IDisposable
 {
     private LoadBalancerConfig _config;
     private readonly Action<string> _log;

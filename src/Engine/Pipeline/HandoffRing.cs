@@ -1,7 +1,7 @@
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>A received frame passed from the worker that got it to the worker that owns its connection.</summary>
-public struct Handoff
+internal struct Handoff
 {
     public ulong Addr;
     public int Length;
@@ -11,7 +11,7 @@ public struct Handoff
 /// A bounded single-producer single-consumer ring between two workers: the producer publishes with one release
 /// store per batch, the consumer reads with acquire loads. No locks, no allocation.
 /// </summary>
-public sealed class HandoffRing
+internal sealed class HandoffRing
 {
     private readonly Handoff[] _items;
     private readonly int _mask;

@@ -15,7 +15,7 @@ namespace ZonLb.Engine.Pipeline;
 /// (addresses, ports or ICMP id), TTL, checksums (repairing CHECKSUM_PARTIAL ones), next hop and MACs.
 /// Owned by one worker thread; allocation-free once the tables are warm.
 /// </summary>
-public sealed class PacketProcessor
+internal sealed class PacketProcessor
 {
     private readonly ServiceRegistry _registry;
     private readonly int _worker;

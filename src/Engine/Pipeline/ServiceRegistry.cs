@@ -8,7 +8,7 @@ namespace ZonLb.Engine.Pipeline;
 /// paused (see Dataplane's control path), so the workers read it without locks. It also decides which worker
 /// owns a packet's connection.
 /// </summary>
-public sealed class ServiceRegistry
+internal sealed class ServiceRegistry
 {
     private readonly Dictionary<ServiceKey, int> _index = new();
     private readonly HashSet<(IpAddr, IpProtocol)> _natAddresses = new();

@@ -7,7 +7,7 @@ using ZonLb.Native.Netlink;
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>Turns configured services into running ones: addresses as numbers and a SNAT address per backend.</summary>
-public static class ServiceResolver
+internal static class ServiceResolver
 {
     public static ResolvedService Resolve(ServiceConfig s, EngineOptions o, RtNetlink nl, int workers)
     {

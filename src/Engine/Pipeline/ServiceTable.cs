@@ -5,21 +5,21 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>A backend with the source address the engine uses toward it, and its Maglev weight.</summary>
-public readonly record struct ResolvedBackend(IpAddr Ip, ushort Port, IpAddr SnatIp, int Weight = 1)
+internal readonly record struct ResolvedBackend(IpAddr Ip, ushort Port, IpAddr SnatIp, int Weight = 1)
 {
     /// <summary>The identity Maglev hashes: the same in every instance with the same configuration.</summary>
     public string Identity => $"{Ip}:{Port}";
 }
 
 /// <summary>(VIP, protocol, port) of a service; port 0 for ICMP echo.</summary>
-public readonly record struct ServiceKey(IpAddr Vip, IpProtocol Protocol, ushort Port);
+internal readonly record struct ServiceKey(IpAddr Vip, IpProtocol Protocol, ushort Port);
 
 /// <summary>
 /// A backend of a running service: what it is, whether it takes new flows, and its counters (written by the
 /// worker thread only). Slots are never removed from a service, only marked removed, so that connections can
 /// keep referring to their backend by index.
 /// </summary>
-public sealed class BackendSlot
+internal sealed class BackendSlot
 {
     public BackendSlot(ResolvedBackend info, int workers = 1)
     {
@@ -46,7 +46,7 @@ public sealed class BackendSlot
 }
 
 /// <summary>Traffic counters of a service or a backend, for one worker.</summary>
-public sealed class FlowCounters
+internal sealed class FlowCounters
 {
     public long PacketsToBackend, BytesToBackend, PacketsToClient, BytesToClient, NewConnections, ActiveConnections;
     public readonly long[] Drops = new long[DropReasonNames.Count];
@@ -76,7 +76,7 @@ public sealed class FlowCounters
 /// and the Maglev table that assigns new flows. Changes rebuild the table; connections already assigned keep
 /// their backend. Mutated only on the worker thread.
 /// </summary>
-public sealed class ResolvedService
+internal sealed class ResolvedService
 {
     private readonly int _tableSize;
 

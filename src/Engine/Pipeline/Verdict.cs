@@ -1,7 +1,7 @@
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>What the worker does with a frame after the pipeline ran.</summary>
-public enum Verdict : byte
+internal enum Verdict : byte
 {
     /// <summary>Return the frame to the pool; the reason was counted.</summary>
     Drop,

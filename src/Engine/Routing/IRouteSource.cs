@@ -3,13 +3,13 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Routing;
 
 /// <summary>A route answer: egress interface index and next-hop address (the gateway, or the destination itself when on-link).</summary>
-public readonly record struct RouteAnswer(bool Found, int IfIndex, IpAddr NextHop, IpAddr PreferredSource);
+internal readonly record struct RouteAnswer(bool Found, int IfIndex, IpAddr NextHop, IpAddr PreferredSource);
 
 /// <summary>
 /// Where next hops come from: the kernel (rtnetlink) in production, a fixed table in unit tests. Called only on
 /// cache misses and refreshes, never per packet.
 /// </summary>
-public interface IRouteSource
+internal interface IRouteSource
 {
     RouteAnswer Lookup(IpAddr destination);
 

@@ -4,7 +4,7 @@ using ZonLb.Native.Netlink;
 namespace ZonLb.Engine.Routing;
 
 /// <summary>Routes and neighbours (ARP and NDP) from the kernel of the caller's network namespace, over rtnetlink.</summary>
-public sealed class KernelRouteSource : IRouteSource, IDisposable
+internal sealed class KernelRouteSource : IRouteSource, IDisposable
 {
     private readonly RtNetlink _nl = new();
 

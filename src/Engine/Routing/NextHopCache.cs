@@ -3,7 +3,7 @@ using ZonLb.Engine.Packets;
 namespace ZonLb.Engine.Routing;
 
 /// <summary>The outcome of a next-hop lookup.</summary>
-public enum NextHopState
+internal enum NextHopState
 {
     /// <summary>Egress interface and destination MAC are known.</summary>
     Resolved,
@@ -14,7 +14,7 @@ public enum NextHopState
 }
 
 /// <summary>A cached next hop for one destination address.</summary>
-public struct NextHop
+internal struct NextHop
 {
     /// <summary>The destination this entry is for (a slot hint must match it).</summary>
     public IpAddr Destination;
@@ -38,7 +38,7 @@ public struct NextHop
 /// neighbour table (ARP or NDP) and kept for a while: the ARP cache of the data path. A miss or an expired entry costs a
 /// few rtnetlink round trips on the worker thread; a hit is one dictionary probe.
 /// </summary>
-public sealed class NextHopCache
+internal sealed class NextHopCache
 {
     private readonly IRouteSource _source;
     private readonly Dictionary<IpAddr, int> _index = new(1024);
