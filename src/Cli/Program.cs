@@ -7,6 +7,21 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        var root = Root();
+        if (args is ["--version"])
+        {
+            Console.WriteLine(VersionText());
+            return ExitCodes.Ok;
+        }
+        var parsed = root.Parse(args);
+        int exit = parsed.Invoke();
+        // Usage errors (unknown option, missing --config) are configuration errors too.
+        return parsed.Errors.Count > 0 ? ExitCodes.ConfigError : exit;
+    }
+
+    /// <summary>Every command, as parsed, helped and completed.</summary>
+    public static RootCommand Root()
+    {
         var root = new RootCommand(
             "zonlb-afxdp: an L3/L4 load balancer and full-NAT engine on AF_XDP sockets.\n" +
             "Frames for configured service addresses are steered by a small XDP program into AF_XDP sockets and\n" +
@@ -20,15 +35,9 @@ public static class Program
         };
         foreach (var c in ControlCommands.Create())
             root.Subcommands.Add(c);
-        if (args is ["--version"])
-        {
-            Console.WriteLine(VersionText());
-            return ExitCodes.Ok;
-        }
-        var parsed = root.Parse(args);
-        int exit = parsed.Invoke();
-        // Usage errors (unknown option, missing --config) are configuration errors too.
-        return parsed.Errors.Count > 0 ? ExitCodes.ConfigError : exit;
+        foreach (var c in CompletionCommand.Create(Root))
+            root.Subcommands.Add(c);
+        return root;
     }
 
     /// <summary>The version, and the libraries and kernel it runs on.</summary>
