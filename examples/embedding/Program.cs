@@ -19,6 +19,10 @@ config.Services.Add(web);
 
 using (var lb = LoadBalancer.Start(config, line => Console.WriteLine($"engine: {line}")))
 {
+    // events arrive on a thread-pool thread
+    lb.BackendStateChanged += (_, e) => Console.WriteLine($"event: backend {e.Address}:{e.Port} of {e.Service} is {e.State} ({e.Reason})");
+    lb.ConnectionTableFull += (_, e) => Console.WriteLine($"event: connection table full, {e.Dropped} new flow(s) dropped");
+    lb.Warning += (_, w) => Console.WriteLine($"warning: {w}");
     Console.WriteLine($"embedded load balancer running for {seconds} s");
     for (int i = 0; i < seconds; i++)
     {
@@ -29,6 +33,10 @@ using (var lb = LoadBalancer.Start(config, line => Console.WriteLine($"engine: {
                           $"web: new_connections={service.NewConnections} active={service.ActiveConnections} " +
                           $"backend {service.Backends[0].Address}:{service.Backends[0].Port} {service.Backends[0].State}");
     }
+    // an operator action through the API: the backend takes no new flows, then takes them again
+    await lb.DisableBackendAsync("web", IPAddress.Parse("10.20.0.2"));
+    await lb.EnableBackendAsync("web", IPAddress.Parse("10.20.0.2"));
+    await Task.Delay(200);
     Console.WriteLine(lb.Stop());
 }
 Console.WriteLine("stopped and detached");

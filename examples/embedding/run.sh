@@ -30,5 +30,7 @@ wait "$APP" || { echo "FAILED: the sample exited with an error"; failed=1; }; AP
 cat "/tmp/$id.log"
 grep -q "new_connections=3" "/tmp/$id.log" || { echo "FAILED: the counters do not show the 3 connections"; failed=1; }
 grep -q "frames_unaccounted=0" "/tmp/$id.log" || { echo "FAILED: frames unaccounted"; failed=1; }
+grep -q "event: backend 10.20.0.2:8080 of web is disabled" "/tmp/$id.log" && grep -q "event: backend 10.20.0.2:8080 of web is up" "/tmp/$id.log" \
+    || { echo "FAILED: the BackendStateChanged events did not arrive"; failed=1; }
 [ "$(ip -n "$L" -o link show | grep -c xdp || true)" = 0 ] || { echo "FAILED: XDP left attached"; failed=1; }
 exit "$failed"
