@@ -142,6 +142,60 @@ static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], _
 	return 0;
 }
 
+/* An ICMP/ICMPv6 error quotes a packet we sent: from a VIP:port toward a client, or from SNAT:nat port toward
+ * a backend. Returns 1 when it does (the error belongs to one of our connections). The quoted IPv6 header is
+ * taken without extension headers. */
+static __always_inline int quotes_ours(void *quote, void *data_end, int v6)
+{
+	__u8 addr[16];
+	__u8 proto;
+	void *l4;
+
+	if (v6) {
+		struct ipv6hdr *ip6 = quote;
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		__builtin_memcpy(addr, &ip6->saddr, 16);
+		proto = ip6->nexthdr;
+		l4 = ip6 + 1;
+	} else {
+		struct iphdr *ip = quote;
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+			return 0;
+		__builtin_memset(addr, 0, 10);
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		__builtin_memcpy(addr + 12, &ip->saddr, 4);
+		proto = ip->protocol;
+		l4 = (void *)ip + ip->ihl * 4;
+	}
+	__u8 *h = l4;
+	if ((void *)(h + 8) > data_end)
+		return 0;
+	__u16 sport; /* network order: TCP/UDP source port, or the echo identifier */
+	int icmp = proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+	if (icmp)
+		__builtin_memcpy(&sport, h + 4, 2);
+	else if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+		__builtin_memcpy(&sport, h, 2);
+	else
+		return 0;
+
+	struct zonlb_service_key sk = { .port = icmp ? 0 : sport, .proto = proto };
+	__builtin_memcpy(sk.addr, addr, 16);
+	if (bpf_map_lookup_elem(&services, &sk))
+		return 1;
+	struct zonlb_nat_key nk = { .proto = proto };
+	__builtin_memcpy(nk.addr, addr, 16);
+	struct zonlb_nat_range *r = bpf_map_lookup_elem(&nat_addrs, &nk);
+	if (r) {
+		__u16 p = bpf_ntohs(sport);
+		if (p >= r->port_min && p <= r->port_max)
+			return 1;
+	}
+	return 0;
+}
+
 SEC("xdp")
 int zonlb_xdp(struct xdp_md *ctx)
 {
@@ -150,7 +204,7 @@ int zonlb_xdp(struct xdp_md *ctx)
 	void *l4;
 	__u8 daddr[16], proto;
 	__u16 dport = 0, icmp_id = 0;
-	int echo_request = 0, echo_reply = 0;
+	int echo_request = 0, echo_reply = 0, error_ours = 0;
 
 	count(ZONLB_XDP_SEEN);
 	if (!l3_parse(data, data_end, daddr, &proto, &l4))
@@ -178,6 +232,8 @@ int zonlb_xdp(struct xdp_md *ctx)
 		icmp_id = ih->un.echo.id;
 		echo_request = ih->type == ICMP_ECHO;
 		echo_reply = ih->type == ICMP_ECHOREPLY;
+		if (ih->type == ICMP_DEST_UNREACH || ih->type == ICMP_TIME_EXCEEDED)
+			error_ours = quotes_ours(ih + 1, data_end, 0);
 		break;
 	}
 	case IPPROTO_ICMPV6: {
@@ -188,17 +244,20 @@ int zonlb_xdp(struct xdp_md *ctx)
 		icmp_id = ih->icmp6_dataun.u_echo.identifier;
 		echo_request = ih->icmp6_type == ICMPV6_ECHO_REQUEST;
 		echo_reply = ih->icmp6_type == ICMPV6_ECHO_REPLY;
+		if (ih->icmp6_type == ICMPV6_DEST_UNREACH || ih->icmp6_type == ICMPV6_PKT_TOOBIG ||
+		    ih->icmp6_type == ICMPV6_TIME_EXCEED)
+			error_ours = quotes_ours(ih + 1, data_end, 1);
 		break;
 	}
 	default:
 		return pass();
 	}
 	int icmp = proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
-	if (icmp && !echo_request && !echo_reply)
+	if (icmp && !echo_request && !echo_reply && !error_ours)
 		return pass();
 
-	int steer = 0;
-	if (!icmp || echo_request) {
+	int steer = error_ours;
+	if (!steer && (!icmp || echo_request)) {
 		struct zonlb_service_key sk = { .port = icmp ? 0 : dport, .proto = proto };
 		__builtin_memcpy(sk.addr, daddr, 16);
 		if (bpf_map_lookup_elem(&services, &sk))

@@ -281,6 +281,10 @@ public sealed class CounterSnapshot
     public long IcmpTimeExceededSent => _c.IcmpTimeExceededSent;
     /// <summary>ICMP errors the rate limit held back.</summary>
     public long IcmpRateLimited => _c.IcmpRateLimited;
+    /// <summary>ICMP fragmentation-needed / packet-too-big messages sent for packets over the egress MTU.</summary>
+    public long IcmpTooBigSent => _c.IcmpTooBigSent;
+    /// <summary>ICMP errors about connections (from backends or routers) translated back to the other side.</summary>
+    public long IcmpErrorsTranslated => _c.IcmpErrorsTranslated;
     /// <summary>UMEM frames in the pool now.</summary>
     public int FreeFrames { get; }
     /// <summary>UMEM frames in all.</summary>

@@ -29,6 +29,7 @@ public sealed class PacketBuilder
     private bool _udpZeroChecksum;
     private PhysicalAddress _srcMac = DefaultSrcMac, _dstMac = DefaultDstMac;
     private readonly List<byte> _extensionHeaders = new();
+    private bool _dontFragment;
 
     public enum ChecksumKind { Valid, Partial, Wrong }
 
@@ -52,6 +53,8 @@ public sealed class PacketBuilder
     public PacketBuilder Checksum(ChecksumKind kind) { _checksum = kind; return this; }
     public PacketBuilder UdpWithoutChecksum() { _udpZeroChecksum = true; return this; }
     public PacketBuilder Vlan(ushort id) { _vlan = id; return this; }
+    /// <summary>IPv4: sets DF (what Linux does for TCP and, with path MTU discovery, for UDP).</summary>
+    public PacketBuilder DontFragment() { _dontFragment = true; return this; }
     public PacketBuilder Macs(PhysicalAddress src, PhysicalAddress dst) { _srcMac = src; _dstMac = dst; return this; }
     /// <summary>IPv6: adds an 8-byte extension header of this type (0 hop-by-hop, 43 routing, 60 destination
     /// options, 44 an atomic fragment) before the transport header, in the order added.</summary>
@@ -186,6 +189,8 @@ public sealed class PacketBuilder
                 break;
             }
         }
+        if (_dontFragment)
+            ip.FragmentFlags = 0x2;
         ip.UpdateIPChecksum();
         byte[] ipBytes = ip.Bytes;
         int ihl = (ipBytes[0] & 0x0F) * 4;
@@ -217,6 +222,55 @@ public sealed class PacketBuilder
             BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), etherType);
         }
         ipBytes.CopyTo(frame, eth);
+        return frame;
+    }
+
+    /// <summary>
+    /// An ICMP (IPv4 addresses) or ICMPv6 error frame from <paramref name="src"/> to <paramref name="dst"/> quoting
+    /// the IP packet of <paramref name="quotedFrame"/> (an untagged frame), cut to <paramref name="quoteLength"/>
+    /// bytes; <paramref name="mtu"/> goes where fragmentation-needed / packet-too-big carry it.
+    /// </summary>
+    public static byte[] IcmpError(string src, string dst, byte type, byte code, byte[] quotedFrame, int quoteLength, ushort mtu = 0)
+    {
+        var s = IPAddress.Parse(src);
+        var d = IPAddress.Parse(dst);
+        bool v6 = s.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        var quote = quotedFrame.AsSpan(14, Math.Min(quoteLength, quotedFrame.Length - 14));
+        var icmp = new byte[8 + quote.Length];
+        icmp[0] = type;
+        icmp[1] = code;
+        if (v6)
+            BinaryPrimitives.WriteUInt32BigEndian(icmp.AsSpan(4), mtu);
+        else
+            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(6), mtu);
+        quote.CopyTo(icmp.AsSpan(8));
+        byte[] ipBytes;
+        if (v6)
+        {
+            ushort pseudo = ReferenceChecksum.PseudoHeaderSumV6(s.GetAddressBytes(), d.GetAddressBytes(), 58, icmp.Length);
+            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), (ushort)~ReferenceChecksum.Add(pseudo, ReferenceChecksum.Sum(icmp)));
+            ipBytes = new byte[40 + icmp.Length];
+            ipBytes[0] = 0x60;
+            BinaryPrimitives.WriteUInt16BigEndian(ipBytes.AsSpan(4), (ushort)icmp.Length);
+            ipBytes[6] = 58;
+            ipBytes[7] = 64;
+            s.GetAddressBytes().CopyTo(ipBytes, 8);
+            d.GetAddressBytes().CopyTo(ipBytes, 24);
+            icmp.CopyTo(ipBytes, 40);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), (ushort)~ReferenceChecksum.Sum(icmp));
+            var ip = new IPv4Packet(s, d) { TimeToLive = 64, PayloadData = icmp, Protocol = PacketDotNet.ProtocolType.Icmp };
+            ip.UpdateCalculatedValues();
+            ip.UpdateIPChecksum();
+            ipBytes = ip.Bytes;
+        }
+        var frame = new byte[14 + ipBytes.Length];
+        DefaultDstMac.GetAddressBytes().CopyTo(frame, 0);
+        DefaultSrcMac.GetAddressBytes().CopyTo(frame, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), v6 ? (ushort)0x86DD : (ushort)0x0800);
+        ipBytes.CopyTo(frame, 14);
         return frame;
     }
 

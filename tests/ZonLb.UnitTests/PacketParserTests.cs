@@ -120,8 +120,16 @@ public class PacketParserTests
     public void Icmp_other_than_echo_is_reported_as_such()
     {
         var frame = IcmpEcho("10.10.0.2", "10.10.0.1", 1).Build();
-        frame[34] = 3; // destination unreachable
+        frame[34] = 13; // timestamp request
         Assert.Equal(DropReason.IcmpNotEcho, PacketParser.Parse(frame, out _));
+    }
+
+    [Fact]
+    public void An_icmp_error_too_short_to_quote_a_packet_is_truncated()
+    {
+        var frame = IcmpEcho("10.10.0.2", "10.10.0.1", 1).Build();
+        frame[34] = 3; // destination unreachable, quoting nothing
+        Assert.Equal(DropReason.Truncated, PacketParser.Parse(frame, out _));
     }
 
     [Fact]

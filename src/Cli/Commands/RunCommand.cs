@@ -181,7 +181,8 @@ internal sealed class StatusPrinter
         return $"totals: rx_packets={c.RxPackets} tx_packets={c.TxPackets} to_backend={c.ToBackend} to_client={c.ToClient} " +
                $"new_connections={c.NewConnections} active_connections={c.ActiveConnections} " +
                $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} handed_off={c.HandedOff} " +
-               $"icmp_time_exceeded_sent={c.IcmpTimeExceededSent} icmp_rate_limited={c.IcmpRateLimited} " +
+               $"icmp_time_exceeded_sent={c.IcmpTimeExceededSent} icmp_too_big_sent={c.IcmpTooBigSent} " +
+               $"icmp_errors_translated={c.IcmpErrorsTranslated} icmp_rate_limited={c.IcmpRateLimited} " +
                $"xdp_redirected={xdp["redirected"]} xdp_passed={xdp["passed"]} " +
                $"drops: {c.FormatDrops()}";
     }

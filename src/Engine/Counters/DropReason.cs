@@ -48,6 +48,10 @@ public enum DropReason
     NoBackend = 19,
     /// <summary>The ring to the worker that owns the connection was full.</summary>
     HandoffFull = 20,
+    /// <summary>Larger than the egress MTU with DF set, or IPv6: answered with ICMP fragmentation needed / packet too big.</summary>
+    FragmentationNeeded = 21,
+    /// <summary>Larger than the egress MTU without DF: the engine does not fragment.</summary>
+    MtuExceeded = 22,
 }
 
 /// <summary>The names operators see for drop reasons.</summary>
@@ -77,9 +81,11 @@ public static class DropReasonNames
         DropReason.FramePoolEmpty => "frame_pool_empty",
         DropReason.NoBackend => "no_backend",
         DropReason.HandoffFull => "handoff_full",
+        DropReason.FragmentationNeeded => "fragmentation_needed",
+        DropReason.MtuExceeded => "mtu_exceeded",
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>How many reasons there are (None included).</summary>
-    public const int Count = 21;
+    public const int Count = 23;
 }

@@ -27,6 +27,10 @@ internal sealed class EngineCounters
     /// <summary>ICMP time-exceeded messages sent for frames whose TTL ran out, and those the rate limit held back.</summary>
     public long IcmpTimeExceededSent;
     public long IcmpRateLimited;
+    /// <summary>ICMP errors about our connections translated back to the client or the backend.</summary>
+    public long IcmpErrorsTranslated;
+    /// <summary>ICMP fragmentation-needed / ICMPv6 packet-too-big messages sent for packets over the egress MTU.</summary>
+    public long IcmpTooBigSent;
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;
 
@@ -41,6 +45,7 @@ internal sealed class EngineCounters
             t.ExpiredConnections += c.ExpiredConnections; t.PartialChecksumsRepaired += c.PartialChecksumsRepaired;
             t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;
             t.IcmpTimeExceededSent += c.IcmpTimeExceededSent; t.IcmpRateLimited += c.IcmpRateLimited;
+            t.IcmpErrorsTranslated += c.IcmpErrorsTranslated; t.IcmpTooBigSent += c.IcmpTooBigSent;
             for (int i = 0; i < t._drops.Length; i++)
                 t._drops[i] += Volatile.Read(ref c._drops[i]);
         }

@@ -19,14 +19,23 @@ internal static class IcmpErrors
     /// of; returns the new frame length, or 0 when there is nothing to answer with (no source address of the
     /// family, not IP, no room).
     /// </summary>
-    public static int BuildTimeExceeded(Span<byte> frame, int originalLength, in IpAddr fromV4, in IpAddr fromV6, ReadOnlySpan<byte> fromMac)
+    public static int BuildTimeExceeded(Span<byte> frame, int originalLength, in IpAddr fromV4, in IpAddr fromV6, ReadOnlySpan<byte> fromMac) =>
+        Build(frame, originalLength, 0, fromV4, fromV6, fromMac);
+
+    /// <summary>Like <see cref="BuildTimeExceeded"/>, but ICMP destination unreachable / fragmentation needed
+    /// (IPv4) or ICMPv6 packet too big, carrying the next hop's <paramref name="mtu"/>.</summary>
+    public static int BuildTooBig(Span<byte> frame, int originalLength, int mtu, in IpAddr fromV4, in IpAddr fromV6, ReadOnlySpan<byte> fromMac) =>
+        Build(frame, originalLength, mtu, fromV4, fromV6, fromMac);
+
+    /// <summary>mtu 0: time exceeded; otherwise fragmentation needed / packet too big with that MTU.</summary>
+    private static int Build(Span<byte> frame, int originalLength, int mtu, in IpAddr fromV4, in IpAddr fromV6, ReadOnlySpan<byte> fromMac)
     {
         if (originalLength < 14 + 20 || frame.Length < originalLength || fromMac.Length != 6)
             return 0;
         int l3 = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12)) == Wire.EtherTypeVlan ? 18 : 14;
         ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(l3 - 2));
         if (etherType == Wire.EtherTypeIPv6)
-            return fromV6.IsUnspecified ? 0 : BuildTimeExceededV6(frame, originalLength, l3, fromV6, fromMac);
+            return fromV6.IsUnspecified ? 0 : BuildV6(frame, originalLength, l3, mtu, fromV6, fromMac);
         if (etherType != Wire.EtherTypeIPv4 || fromV4.IsUnspecified || frame.Length < 18 + 20 + 8 + 68 || originalLength < l3 + 20)
             return 0;
         int ihl = (frame[l3] & 0x0F) * 4;
@@ -52,13 +61,22 @@ internal static class IcmpErrors
 
         var icmp = frame.Slice(l3 + 20, 8 + quoted);
         icmp.Slice(0, 8).Clear();
-        icmp[0] = TimeExceeded; // code 0: TTL exceeded in transit
+        if (mtu == 0)
+        {
+            icmp[0] = TimeExceeded; // code 0: TTL exceeded in transit
+        }
+        else
+        {
+            icmp[0] = Wire.IcmpDestUnreachable;
+            icmp[1] = Wire.IcmpFragNeededCode;
+            BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(6), (ushort)mtu); // next-hop MTU (RFC 1191)
+        }
         quote.Slice(0, quoted).CopyTo(icmp.Slice(8));
         BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(2), InternetChecksum.Finish(InternetChecksum.Sum(icmp)));
         return l3 + total;
     }
 
-    private static int BuildTimeExceededV6(Span<byte> frame, int originalLength, int l3, in IpAddr from, ReadOnlySpan<byte> fromMac)
+    private static int BuildV6(Span<byte> frame, int originalLength, int l3, int mtu, in IpAddr from, ReadOnlySpan<byte> fromMac)
     {
         const int MinMtu = 1280, Header = Wire.IPv6Header + 8;
         if (originalLength < l3 + Wire.IPv6Header || frame[l3] >> 4 != 6)
@@ -81,7 +99,15 @@ internal static class IcmpErrors
 
         var icmp = frame.Slice(l3 + Wire.IPv6Header, 8 + quoted);
         icmp.Slice(0, 8).Clear();
-        icmp[0] = Icmpv6TimeExceeded; // code 0: hop limit exceeded in transit
+        if (mtu == 0)
+        {
+            icmp[0] = Icmpv6TimeExceeded; // code 0: hop limit exceeded in transit
+        }
+        else
+        {
+            icmp[0] = Wire.Icmpv6PacketTooBig;
+            BinaryPrimitives.WriteUInt32BigEndian(icmp.Slice(4), (uint)mtu);
+        }
         ushort sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(from, sender, Wire.ProtoIcmpv6, icmp.Length), InternetChecksum.Sum(icmp));
         BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(2), InternetChecksum.Finish(sum));
         return l3 + Header + quoted;

@@ -25,6 +25,18 @@ internal struct ParsedPacket
     public byte Ttl;
     public byte IcmpType;
     public byte TcpFlags;
+    /// <summary>An ICMP/ICMPv6 error (destination unreachable, packet too big, time exceeded): the Inner* fields
+    /// describe the packet it quotes, from its own header (so its source is one of our addresses).</summary>
+    public bool IsIcmpError;
+    public int InnerL3Offset;
+    public int InnerL4Offset;
+    /// <summary>How many bytes of the quoted packet's transport header are present (at least 8).</summary>
+    public int InnerL4Length;
+    public IpProtocol InnerProtocol;
+    public IpAddr InnerSrc;
+    public IpAddr InnerDst;
+    public ushort InnerSrcPort;
+    public ushort InnerDstPort;
 
     public readonly int L4Length => L3Offset + IpTotalLength - L4Offset;
 }
@@ -158,6 +170,9 @@ internal static class PacketParser
                     (true, Wire.Icmpv6EchoReply) => Wire.IcmpEchoReply,
                     _ => 255, // NDP, MLD, errors: not echo
                 };
+                if (p.IsV6 ? l4[0] is Wire.Icmpv6DestUnreachable or Wire.Icmpv6PacketTooBig or Wire.Icmpv6TimeExceeded
+                           : l4[0] is Wire.IcmpDestUnreachable or Wire.IcmpTimeExceeded)
+                    return ParseQuoted(l4.Slice(Wire.IcmpEchoHeader), ref p);
                 if (p.IcmpType is not (Wire.IcmpEchoRequest or Wire.IcmpEchoReply))
                     return DropReason.IcmpNotEcho;
                 ushort id = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpId));
@@ -168,5 +183,59 @@ internal static class PacketParser
             default:
                 return DropReason.UnsupportedProtocol;
         }
+    }
+
+    /// <summary>The packet an ICMP error quotes (after the 8-byte ICMP header): an IP header of the outer
+    /// family (IPv6 without extension headers) and at least the first 8 bytes of TCP, UDP or ICMP echo.</summary>
+    private static DropReason ParseQuoted(ReadOnlySpan<byte> quote, ref ParsedPacket p)
+    {
+        int l3 = p.L4Offset + Wire.IcmpEchoHeader;
+        int ihl;
+        byte protocol;
+        if (p.IsV6)
+        {
+            if (quote.Length < Wire.IPv6Header + 8 || quote[0] >> 4 != 6)
+                return DropReason.Truncated;
+            ihl = Wire.IPv6Header;
+            protocol = quote[Wire.Ip6NextHeader];
+            p.InnerSrc = IpAddr.ReadV6(quote.Slice(Wire.Ip6Src));
+            p.InnerDst = IpAddr.ReadV6(quote.Slice(Wire.Ip6Dst));
+        }
+        else
+        {
+            if (quote.Length < Wire.IPv4MinHeader || quote[0] >> 4 != 4)
+                return DropReason.Truncated;
+            ihl = (quote[0] & 0x0F) * 4;
+            if (ihl < Wire.IPv4MinHeader || quote.Length < ihl + 8)
+                return DropReason.Truncated;
+            protocol = quote[Wire.IpProto];
+            p.InnerSrc = IpAddr.ReadV4(quote.Slice(Wire.IpSrc));
+            p.InnerDst = IpAddr.ReadV4(quote.Slice(Wire.IpDst));
+        }
+        var l4 = quote.Slice(ihl);
+        switch (protocol)
+        {
+            case (byte)IpProtocol.Tcp:
+            case (byte)IpProtocol.Udp:
+                p.InnerProtocol = (IpProtocol)protocol;
+                p.InnerSrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
+                p.InnerDstPort = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(2));
+                break;
+            case (byte)IpProtocol.Icmp when !p.IsV6:
+            case Wire.ProtoIcmpv6 when p.IsV6:
+                byte type = l4[0];
+                if (type is not (Wire.IcmpEchoRequest or Wire.IcmpEchoReply or Wire.Icmpv6EchoRequest or Wire.Icmpv6EchoReply))
+                    return DropReason.IcmpNotEcho; // errors about errors are never answered
+                p.InnerProtocol = IpProtocol.Icmp;
+                p.InnerSrcPort = p.InnerDstPort = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpId));
+                break;
+            default:
+                return DropReason.UnsupportedProtocol;
+        }
+        p.IsIcmpError = true;
+        p.InnerL3Offset = l3;
+        p.InnerL4Offset = l3 + ihl;
+        p.InnerL4Length = l4.Length;
+        return DropReason.None;
     }
 }

@@ -36,6 +36,9 @@ internal static class Wire
     public const byte Icmpv6EchoRequest = 128;
     public const byte Icmpv6EchoReply = 129;
     public const byte ProtoIcmpv6 = 58;
+    // ICMP errors the engine translates for tracked connections
+    public const byte IcmpDestUnreachable = 3, IcmpTimeExceeded = 11, IcmpFragNeededCode = 4;
+    public const byte Icmpv6DestUnreachable = 1, Icmpv6PacketTooBig = 2, Icmpv6TimeExceeded = 3;
 
     // IPv6: fixed header, offsets inside it, extension headers walked to find the transport header
     public const int IPv6Header = 40;

@@ -50,6 +50,17 @@ internal sealed partial class Dataplane
                     else if (link.IsUp && port.Down)
                         _log($"interface {port.Name} is up again");
                     port.Down = !link.IsUp;
+                    if (link.Mtu != port.Mtu)
+                    {
+                        _log($"interface {port.Name}: MTU {port.Mtu} -> {link.Mtu}");
+                        port.Mtu = link.Mtu;
+                        Invoke(() =>
+                        {
+                            foreach (var w in _workers)
+                                w.Processor.SetMtu(port.IfIndex, link.Mtu);
+                            return 0;
+                        }).GetAwaiter().GetResult();
+                    }
                 }
                 catch (Exception e) when (e is Native.Interop.NativeException or InvalidOperationException)
                 {
@@ -118,6 +129,7 @@ internal sealed partial class Dataplane
             }
             port.IfIndex = link.Index;
             port.Mac = link.Mac.GetAddressBytes();
+            port.Mtu = link.Mtu;
             port.FirstSlot = first;
             port.Missing = false;
             var portList = _ports.Select(p => (p.IfIndex, p.Mac)).ToList();
@@ -125,6 +137,8 @@ internal sealed partial class Dataplane
             {
                 w.Bind(_ports);
                 w.Processor.UpdatePorts(portList);
+                foreach (var p in _ports)
+                    w.Processor.SetMtu(p.IfIndex, p.Mtu);
                 w.FillAll();
             }
             port.AttachedMode = _program.Attach(port.Name, link.Index, ic.XdpMode);

@@ -29,6 +29,8 @@ internal sealed class Port
     public uint FirstSlot { get; set; }
     /// <summary>The interface is gone (deleted); its sockets are dead until it comes back.</summary>
     public bool Missing { get; set; }
+    /// <summary>The interface's MTU: larger packets toward it are answered with ICMP, not sent.</summary>
+    public int Mtu { get; set; }
     public bool Down { get; set; }
 }
 
@@ -151,7 +153,7 @@ internal sealed partial class Dataplane : IDisposable
         uint slot = 0;
         foreach (var (ic, link, queues) in links)
         {
-            var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot };
+            var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot, Mtu = link.Mtu };
             var addresses = nl.GetIPv4Addresses(link.Index);
             port.Address = addresses.Count > 0 ? IpAddr.From(addresses[0]) : default;
             var addresses6 = nl.GetIPv6Addresses(link.Index);
@@ -176,6 +178,8 @@ internal sealed partial class Dataplane : IDisposable
             var routes = new KernelRouteSource();
             _routeSources.Add(routes);
             var processor = new PacketProcessor(_registry, w, portList, routes, o, new EngineCounters());
+            foreach (var port in _ports)
+                processor.SetMtu(port.IfIndex, port.Mtu);
             _workers[w] = new Worker(w, this, _umem, processor, _ports, o.CpuAffinity.Count > 0 ? o.CpuAffinity[w] : -1);
         }
 

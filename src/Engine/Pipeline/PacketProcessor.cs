@@ -26,6 +26,8 @@ internal sealed class PacketProcessor
     private readonly NextHopCache _nextHops;
     private int[] _portIfIndex;
     private byte[][] _portMac;
+    /// <summary>Egress MTU of each port (IP bytes); int.MaxValue until told.</summary>
+    private int[] _portMtu;
     private readonly EngineOptions _options;
     private readonly long[] _tcpTimeouts; // by TcpState
     private readonly Func<Connection, long> _timeoutOf;
@@ -58,6 +60,7 @@ internal sealed class PacketProcessor
         Counters = counters;
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
+        _portMtu = ports.Select(_ => int.MaxValue).ToArray();
         _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / registry.Workers));
         _countersOf = new FlowCounters[_connections.Capacity];
         _tcpTimeouts = new long[]
@@ -76,8 +79,21 @@ internal sealed class PacketProcessor
     {
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMac = ports.Select(p => p.Mac).ToArray();
+        _portMtu = ports.Select(_ => int.MaxValue).ToArray();
         _nextHops.Clear();
     }
+
+    /// <summary>The MTU of an attached interface: larger packets toward it are not sent but answered with
+    /// ICMP fragmentation needed / packet too big.</summary>
+    public void SetMtu(int ifIndex, int mtu)
+    {
+        int port = Array.IndexOf(_portIfIndex, ifIndex);
+        if (port >= 0)
+            _portMtu[port] = mtu;
+    }
+
+    /// <summary>The egress MTU that made the last frame too big (for the ICMP error the worker sends).</summary>
+    public int LastMtu { get; private set; }
 
     public EngineCounters Counters { get; }
     public ConnectionTable Connections => _connections;
@@ -144,6 +160,8 @@ internal sealed class PacketProcessor
             return Drop(DropReason.BadIpChecksum);
         if (p.Ttl <= 1)
             return Drop(DropReason.TtlExceeded);
+        if (p.IsIcmpError)
+            return ProcessIcmpError(frame, in p, now, out egressIfIndex, out nextHopKey);
 
         var key = new FlowKey(p.SrcIp, p.DstIp, p.SrcPort, p.DstPort, p.Protocol);
         bool toBackend;
@@ -210,9 +228,142 @@ internal sealed class PacketProcessor
             Counters.ToClient++;
         }
 
+        // The next hop first: a packet too big for the egress interface is answered about as it arrived.
+        var state = LookupHop(newDst, now, ref toBackend ? ref c.HopToBackend : ref c.HopToClient, out var hop, out int port, out reason);
+        egressIfIndex = hop.IfIndex;
+        if (reason != DropReason.None)
+            return Drop(reason);
+        if (p.IpTotalLength > _portMtu[port])
+        {
+            LastMtu = _portMtu[port];
+            // IPv6 routers never fragment; IPv4 packets with DF set ask not to be fragmented. The engine does not
+            // fragment the others either (counted apart).
+            bool df = p.IsV6 || (frame[p.L3Offset + Wire.IpFragment] & 0x40) != 0;
+            return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
+        }
         Translate(frame, in p, newSrc, newDst, newSport, newDport, toBackend);
         nextHopKey = newDst;
-        return Route(frame, newDst, now, out egressIfIndex, ref toBackend ? ref c.HopToBackend : ref c.HopToClient);
+        if (state == NextHopState.Pending)
+            return Verdict.Hold;
+        WriteMacs(frame, in hop, port);
+        return Verdict.Transmit;
+    }
+
+    /// <summary>
+    /// An ICMP error about a packet we translated (a backend's port unreachable, a router's fragmentation
+    /// needed or time exceeded): found through the quoted packet's tuple, and translated back like a packet
+    /// of the connection, the quoted packet included, so the sender of the original sees a correct error.
+    /// </summary>
+    private Verdict ProcessIcmpError(Span<byte> frame, in ParsedPacket p, long now, out int egressIfIndex, out IpAddr nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = default;
+        // The quoted packet is one we sent: toward a backend (from SNAT:nat port), or toward a client (from
+        // VIP:port). Its reverse is the key of the connection from the other side.
+        var reverse = new FlowKey(p.InnerDst, p.InnerSrc, p.InnerDstPort, p.InnerSrcPort, p.InnerProtocol);
+        bool aboutToBackend;
+        if (_connections.TryGetByBackend(reverse, out int index))
+            aboutToBackend = true;
+        else if (_connections.TryGetByClient(reverse, out index))
+            aboutToBackend = false;
+        else
+            return Drop(DropReason.NoConnection);
+        ref var c = ref _connections[index];
+        IpAddr outerDst, innerSrc, innerDst;
+        ushort innerSport, innerDport;
+        IpAddr outerSrc = p.SrcIp;
+        if (aboutToBackend)
+        {
+            // to the client, as if about the packet it sent to the VIP
+            outerDst = c.ClientIp;
+            if (outerSrc == c.BackendIp)
+                outerSrc = c.VipIp;
+            innerSrc = c.ClientIp; innerSport = c.ClientPort; innerDst = c.VipIp; innerDport = c.VipPort;
+        }
+        else
+        {
+            // to the backend, as if about the packet it sent to the SNAT address
+            outerDst = c.BackendIp;
+            if (outerSrc == c.ClientIp)
+                outerSrc = c.SnatIp;
+            innerSrc = c.BackendIp; innerSport = c.BackendPort; innerDst = c.SnatIp; innerDport = c.NatPort;
+        }
+        if (p.InnerProtocol == IpProtocol.Icmp)
+            innerSport = innerDport = aboutToBackend ? c.ClientPort : c.NatPort; // the echo id, as the other side knows it
+
+        // the quoted packet: addresses, ports (echo id), its L4 checksum where quoted, its IPv4 header checksum
+        var inner = frame.Slice(p.InnerL3Offset, p.InnerL4Offset - p.InnerL3Offset + p.InnerL4Length);
+        var innerL4 = inner.Slice(p.InnerL4Offset - p.InnerL3Offset);
+        int csOff = p.InnerProtocol switch { IpProtocol.Tcp => Wire.TcpChecksum, IpProtocol.Udp => Wire.UdpChecksum, _ => Wire.IcmpChecksum };
+        if (innerL4.Length >= csOff + 2)
+        {
+            ushort check = BinaryPrimitives.ReadUInt16BigEndian(innerL4.Slice(csOff));
+            if (!(p.InnerProtocol == IpProtocol.Udp && check == 0))
+            {
+                if (p.InnerProtocol != IpProtocol.Icmp || p.IsV6)
+                {
+                    check = InternetChecksum.UpdateAddress(check, p.InnerSrc, innerSrc);
+                    check = InternetChecksum.UpdateAddress(check, p.InnerDst, innerDst);
+                }
+                if (p.InnerProtocol == IpProtocol.Icmp)
+                {
+                    check = InternetChecksum.Update16(check, p.InnerSrcPort, innerSport);
+                }
+                else
+                {
+                    check = InternetChecksum.Update16(check, p.InnerSrcPort, innerSport);
+                    check = InternetChecksum.Update16(check, p.InnerDstPort, innerDport);
+                }
+                BinaryPrimitives.WriteUInt16BigEndian(innerL4.Slice(csOff), check);
+            }
+        }
+        if (p.InnerProtocol == IpProtocol.Icmp)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(innerL4.Slice(Wire.IcmpId), innerSport);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(innerL4, innerSport);
+            BinaryPrimitives.WriteUInt16BigEndian(innerL4.Slice(2), innerDport);
+        }
+        if (p.IsV6)
+        {
+            innerSrc.WriteV6(inner.Slice(Wire.Ip6Src));
+            innerDst.WriteV6(inner.Slice(Wire.Ip6Dst));
+        }
+        else
+        {
+            int innerIhl = p.InnerL4Offset - p.InnerL3Offset;
+            BinaryPrimitives.WriteUInt32BigEndian(inner.Slice(Wire.IpSrc), innerSrc.V4);
+            BinaryPrimitives.WriteUInt32BigEndian(inner.Slice(Wire.IpDst), innerDst.V4);
+            BinaryPrimitives.WriteUInt16BigEndian(inner.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(inner.Slice(0, innerIhl)));
+        }
+
+        // the outer header, and the ICMP checksum over the whole message (ICMPv6: with the new pseudo-header)
+        var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
+        var icmp = frame.Slice(p.L4Offset, p.L4Length);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(Wire.IcmpChecksum), 0);
+        ushort sum = InternetChecksum.Sum(icmp);
+        if (p.IsV6)
+        {
+            sum = InternetChecksum.Add(sum, InternetChecksum.PseudoHeaderSum(outerSrc, outerDst, Wire.ProtoIcmpv6, icmp.Length));
+            outerSrc.WriteV6(ip.Slice(Wire.Ip6Src));
+            outerDst.WriteV6(ip.Slice(Wire.Ip6Dst));
+            ip[Wire.Ip6HopLimit]--;
+        }
+        else
+        {
+            int ihl = p.L4Offset - p.L3Offset;
+            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), outerSrc.V4);
+            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), outerDst.V4);
+            ip[Wire.IpTtl]--;
+            BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(Wire.IcmpChecksum), InternetChecksum.Finish(sum));
+        Counters.IcmpErrorsTranslated++;
+        c.LastSeen = now;
+        nextHopKey = outerDst;
+        return Route(frame, outerDst, now, out egressIfIndex, ref aboutToBackend ? ref c.HopToClient : ref c.HopToBackend);
     }
 
     /// <summary>Retries the next hop of a held (already translated) frame.</summary>
@@ -224,18 +375,38 @@ internal sealed class PacketProcessor
 
     private Verdict Route(Span<byte> frame, in IpAddr destination, long now, out int egressIfIndex, ref int slotHint)
     {
-        var state = _nextHops.Lookup(destination, now, ref slotHint, out var hop);
+        var state = LookupHop(destination, now, ref slotHint, out var hop, out int port, out var reason);
         egressIfIndex = hop.IfIndex;
-        if (state == NextHopState.NoRoute)
-            return Drop(DropReason.NoRoute);
-        int port = Array.IndexOf(_portIfIndex, hop.IfIndex);
-        if (port < 0)
-            return Drop(DropReason.EgressNotAttached);
+        if (reason != DropReason.None)
+            return Drop(reason);
         if (state == NextHopState.Pending)
             return Verdict.Hold;
+        WriteMacs(frame, in hop, port);
+        return Verdict.Transmit;
+    }
+
+    /// <summary>The next hop toward destination and the attached port it leaves by; a drop reason when there
+    /// is no route or the route leaves by an interface we are not attached to.</summary>
+    private NextHopState LookupHop(in IpAddr destination, long now, ref int slotHint, out NextHop hop, out int port, out DropReason reason)
+    {
+        var state = _nextHops.Lookup(destination, now, ref slotHint, out hop);
+        port = -1;
+        reason = DropReason.None;
+        if (state == NextHopState.NoRoute)
+        {
+            reason = DropReason.NoRoute;
+            return state;
+        }
+        port = Array.IndexOf(_portIfIndex, hop.IfIndex);
+        if (port < 0)
+            reason = DropReason.EgressNotAttached;
+        return state;
+    }
+
+    private void WriteMacs(Span<byte> frame, in NextHop hop, int port)
+    {
         hop.WriteMac(frame);
         _portMac[port].CopyTo(frame.Slice(6, 6));
-        return Verdict.Transmit;
     }
 
     private int CreateConnection(int svcIndex, in ParsedPacket p, long now, out DropReason reason)

@@ -85,6 +85,14 @@ internal sealed class ServiceRegistry
     {
         if (Workers == 1)
             return 0;
+        if (p.IsIcmpError)
+        {
+            // the owner of the connection the quoted packet belongs to: it left us from a NAT port (its
+            // worker's) toward a backend, or from the VIP toward a client (the client flow's hash)
+            if (p.InnerSrcPort >= NatPortMin && p.InnerSrcPort <= NatPortMax && _natAddresses.Contains((p.InnerSrc, p.InnerProtocol)))
+                return p.InnerSrcPort % Workers;
+            return (int)(StableHash.Flow(p.InnerDst, p.InnerDstPort, (byte)p.InnerProtocol, p.InnerSrc, p.InnerSrcPort) % (ulong)Workers);
+        }
         bool reply = p.Protocol != IpProtocol.Icmp || p.IcmpType == Wire.IcmpEchoReply;
         if (reply && p.DstPort >= NatPortMin && p.DstPort <= NatPortMax && _natAddresses.Contains((p.DstIp, p.Protocol)))
             return p.DstPort % Workers;

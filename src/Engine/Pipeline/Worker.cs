@@ -177,8 +177,8 @@ internal sealed class Worker
                     else
                     {
                         v = Processor.Process(frame, in p, now, out egress, out hop);
-                        if (v == Verdict.Drop && Processor.LastDropReason == DropReason.TtlExceeded &&
-                            AnswerTimeExceeded(_portOfOwned[si], d.Addr, (int)d.Len, now))
+                        if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
+                            AnswerWithIcmp(_portOfOwned[si], d.Addr, (int)d.Len, now))
                             continue;
                     }
                     Complete(v, d.Addr, (int)d.Len, egress, hop, now);
@@ -214,9 +214,10 @@ internal sealed class Worker
         }
     }
 
-    /// <summary>Turns a frame whose TTL ran out into ICMP time-exceeded back out of the port it came in on,
-    /// within the rate limit; false when the frame should just be freed.</summary>
-    private bool AnswerTimeExceeded(Port ingress, ulong addr, int len, long now)
+    /// <summary>Turns a frame whose TTL ran out, or that is too big for its egress interface, into ICMP time
+    /// exceeded or fragmentation needed / packet too big back out of the port it came in on, within the rate
+    /// limit (shared by both); false when the frame should just be freed.</summary>
+    private bool AnswerWithIcmp(Port ingress, ulong addr, int len, long now)
     {
         long refill = (now - _icmpRefilledAt) * IcmpPerSecond / 1000;
         if (refill > 0)
@@ -230,11 +231,17 @@ internal sealed class Worker
             return false;
         }
         var whole = _umem.GetWholeFrame(addr, out int offset);
-        int n = IcmpErrors.BuildTimeExceeded(whole.Slice(offset), len, ingress.Address, ingress.Address6, ingress.Mac);
+        bool tooBig = Processor.LastDropReason == DropReason.FragmentationNeeded;
+        int n = tooBig
+            ? IcmpErrors.BuildTooBig(whole.Slice(offset), len, Processor.LastMtu, ingress.Address, ingress.Address6, ingress.Mac)
+            : IcmpErrors.BuildTimeExceeded(whole.Slice(offset), len, ingress.Address, ingress.Address6, ingress.Mac);
         if (n == 0)
             return false;
         _icmpTokens--;
-        Counters.IcmpTimeExceededSent++;
+        if (tooBig)
+            Counters.IcmpTooBigSent++;
+        else
+            Counters.IcmpTimeExceededSent++;
         Transmit(ingress.IfIndex, addr, n);
         return true;
     }
