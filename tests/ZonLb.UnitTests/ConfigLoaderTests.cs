@@ -165,6 +165,17 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Vlan_ids_are_read_per_interface_and_checked()
+    {
+        var cfg = ConfigLoader.Parse(Valid.Replace("name = \"lbc\"", "name = \"lbc\"\nvlans = [100, 200]"), "test.toml");
+        Assert.Equal(new[] { 100, 200 }, cfg.Interfaces[0].Vlans);
+        Assert.Empty(cfg.Interfaces[1].Vlans);
+        var m = ErrorOf(Valid.Replace("name = \"lbc\"", "name = \"lbc\"\nvlans = [100, 4095]"));
+        Assert.Contains("interface[0].vlans", m);
+        Assert.Contains("4095", m);
+    }
+
+    [Fact]
     public void Link_local_addresses_are_refused()
     {
         var m = ErrorOf(Valid.Replace("vip = \"10.10.0.1\"", "vip = \"fe80::1\""));

@@ -16,7 +16,7 @@ namespace ZonLb.Engine.Configuration;
 public static class ConfigLoader
 {
     private static readonly string[] TopKeys = { "interface", "service", "engine", "control_socket", "metrics_listen" };
-    private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode" };
+    private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode", "vlans" };
     private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "health", "backend" };
     private static readonly string[] HealthKeys = { "kind", "interval", "timeout", "rise", "fall", "path", "drain" };
     private static readonly string[] BackendKeys = { "address", "port", "weight" };
@@ -83,6 +83,7 @@ public static class ConfigLoader
                     ("auto", XdpAttachMode.Auto), ("native", XdpAttachMode.Native), ("generic", XdpAttachMode.Generic)),
                 XskMode = r.OptionalEnum(t, at, "xsk_mode", XskBindMode.Auto,
                     ("auto", XskBindMode.Auto), ("copy", XskBindMode.Copy), ("zerocopy", XskBindMode.ZeroCopy)),
+                Vlans = ReadVlans(r, t, at),
             });
         }
 
@@ -112,6 +113,21 @@ public static class ConfigLoader
             config.Engine = ReadEngine(r, et);
         }
         return config;
+    }
+
+    private static List<int> ReadVlans(Reader r, TomlTable t, string at)
+    {
+        if (!t.TryGetValue("vlans", out var v))
+            return new List<int>();
+        if (v is not TomlArray ids || ids.Any(x => x is not long))
+            throw r.Error(at, "vlans", v is TomlArray ? "[...]" : v, "must be a list of 802.1Q VLAN ids, e.g. [100, 200]");
+        var list = ids.Select(x => (long)x!).ToList();
+        foreach (long id in list)
+            if (id is < 1 or > 4094)
+                throw r.Error(at, "vlans", $"[{string.Join(", ", list)}]", $"VLAN id {id} out of range 1-4094");
+        if (list.Distinct().Count() != list.Count)
+            throw r.Error(at, "vlans", $"[{string.Join(", ", list)}]", "a VLAN id is listed twice");
+        return list.Select(x => (int)x).ToList();
     }
 
     private static ServiceConfig ReadService(Reader r, TomlTable t, string at, LoadBalancerConfig config)

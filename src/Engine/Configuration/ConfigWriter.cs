@@ -20,6 +20,8 @@ public static class ConfigWriter
                 sb.Append($"xdp_mode = \"{i.XdpMode.ToString().ToLowerInvariant()}\"\n");
             if (i.XskMode != XskBindMode.Auto)
                 sb.Append($"xsk_mode = \"{i.XskMode.ToString().ToLowerInvariant()}\"\n");
+            if (i.Vlans.Count > 0)
+                sb.Append($"vlans = [{string.Join(", ", i.Vlans)}]\n");
             sb.Append('\n');
         }
         if (c.ControlSocket != LoadBalancerConfig.DefaultControlSocket)

@@ -36,6 +36,9 @@ public sealed class InterfaceConfig
     public XdpAttachMode XdpMode { get; init; } = XdpAttachMode.Auto;
     /// <summary>How AF_XDP sockets bind: zero-copy where the driver offers it, else copy (Auto).</summary>
     public XskBindMode XskMode { get; init; } = XskBindMode.Auto;
+    /// <summary>802.1Q VLAN ids whose tagged frames this interface accepts (each needs a VLAN interface on it, e.g.
+    /// lbc.100, holding the addresses and routes of that VLAN); empty: only untagged frames.</summary>
+    public List<int> Vlans { get; init; } = new();
 }
 
 /// <summary>A service: a VIP, protocol and port that clients reach, balanced over backends.</summary>

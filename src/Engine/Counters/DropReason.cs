@@ -52,6 +52,8 @@ public enum DropReason
     FragmentationNeeded = 21,
     /// <summary>Larger than the egress MTU without DF: the engine does not fragment.</summary>
     MtuExceeded = 22,
+    /// <summary>An 802.1Q tag the receiving interface's configuration does not list (vlans).</summary>
+    VlanNotConfigured = 23,
 }
 
 /// <summary>The names operators see for drop reasons.</summary>
@@ -83,9 +85,10 @@ public static class DropReasonNames
         DropReason.HandoffFull => "handoff_full",
         DropReason.FragmentationNeeded => "fragmentation_needed",
         DropReason.MtuExceeded => "mtu_exceeded",
+        DropReason.VlanNotConfigured => "vlan_not_configured",
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>How many reasons there are (None included).</summary>
-    public const int Count = 23;
+    public const int Count = 24;
 }

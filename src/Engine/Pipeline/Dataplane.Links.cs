@@ -17,6 +17,7 @@ internal sealed partial class Dataplane
     {
         using var nl = new RtNetlink();
         var complained = new Dictionary<string, long>();
+        Dictionary<int, (int ParentIfIndex, ushort Vlan)>? vlans = null;
         while (!_stop)
         {
             for (int i = 0; i < 10 && !_stop; i++)
@@ -72,7 +73,45 @@ internal sealed partial class Dataplane
                     }
                 }
             }
+            // VLAN interfaces created, deleted or re-created on an attached port
+            if (_ports.Any(p => p.Vlans.Count > 0))
+            {
+                try
+                {
+                    var now = VlanInterfaces(nl);
+                    if (vlans == null || !now.OrderBy(kv => kv.Key).SequenceEqual(vlans.OrderBy(kv => kv.Key)))
+                    {
+                        if (vlans != null)
+                            _log($"VLAN interfaces now: {(now.Count == 0 ? "none" : string.Join(", ", now.Select(kv => $"ifindex {kv.Key} = VLAN {kv.Value.Vlan} on ifindex {kv.Value.ParentIfIndex}")))}");
+                        vlans = now;
+                        Invoke(() =>
+                        {
+                            foreach (var w in _workers)
+                                w.Processor.SetVlans(now);
+                            return 0;
+                        }).GetAwaiter().GetResult();
+                    }
+                }
+                catch (Native.Interop.NativeException)
+                {
+                    // tried again on the next round
+                }
+            }
         }
+    }
+
+    /// <summary>The VLAN interfaces stacked on attached ports whose VLAN ids the configuration lists:
+    /// ifindex -> (parent ifindex, VLAN id).</summary>
+    private Dictionary<int, (int ParentIfIndex, ushort Vlan)> VlanInterfaces(RtNetlink nl)
+    {
+        var map = new Dictionary<int, (int, ushort)>();
+        foreach (var link in nl.ListLinks())
+        {
+            var port = _ports.FirstOrDefault(p => p.IfIndex == link.ParentIndex && !p.Missing);
+            if (link.VlanId > 0 && port != null && port.Vlans.Contains(link.VlanId))
+                map[link.Index] = (port.IfIndex, (ushort)link.VlanId);
+        }
+        return map;
     }
 
     /// <summary>With the workers parked: closes a deleted interface's sockets and takes their frames back.</summary>

@@ -31,6 +31,11 @@ internal sealed class Port
     public bool Missing { get; set; }
     /// <summary>The interface's MTU: larger packets toward it are answered with ICMP, not sent.</summary>
     public int Mtu { get; set; }
+    /// <summary>802.1Q VLAN ids whose tagged frames are accepted (the configuration's vlans).</summary>
+    public HashSet<int> Vlans { get; init; } = new();
+
+    /// <summary>Whether a tagged frame's VLAN is one this interface expects.</summary>
+    public bool AcceptsVlan(ReadOnlySpan<byte> frame) => Vlans.Count > 0 && Vlans.Contains(VlanTags.Of(frame));
     public bool Down { get; set; }
 }
 
@@ -153,7 +158,11 @@ internal sealed partial class Dataplane : IDisposable
         uint slot = 0;
         foreach (var (ic, link, queues) in links)
         {
-            var port = new Port { Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot, Mtu = link.Mtu };
+            var port = new Port
+            {
+                Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot,
+                Mtu = link.Mtu, Vlans = ic.Vlans.ToHashSet(),
+            };
             var addresses = nl.GetIPv4Addresses(link.Index);
             port.Address = addresses.Count > 0 ? IpAddr.From(addresses[0]) : default;
             var addresses6 = nl.GetIPv6Addresses(link.Index);
@@ -180,6 +189,7 @@ internal sealed partial class Dataplane : IDisposable
             var processor = new PacketProcessor(_registry, w, portList, routes, o, new EngineCounters());
             foreach (var port in _ports)
                 processor.SetMtu(port.IfIndex, port.Mtu);
+            processor.SetVlans(VlanInterfaces(nl));
             _workers[w] = new Worker(w, this, _umem, processor, _ports, o.CpuAffinity.Count > 0 ? o.CpuAffinity[w] : -1);
         }
 

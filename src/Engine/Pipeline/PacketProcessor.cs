@@ -92,6 +92,26 @@ internal sealed class PacketProcessor
             _portMtu[port] = mtu;
     }
 
+    private Dictionary<int, (int Port, ushort Vlan)> _vlanOf = new();
+
+    /// <summary>VLAN interfaces (by ifindex) stacked on attached ports, with their VLAN ids: a route through one
+    /// leaves by its parent port, tagged.</summary>
+    public void SetVlans(IReadOnlyDictionary<int, (int ParentIfIndex, ushort Vlan)> vlans)
+    {
+        var map = new Dictionary<int, (int, ushort)>();
+        foreach (var (ifIndex, (parent, vlan)) in vlans)
+        {
+            int port = Array.IndexOf(_portIfIndex, parent);
+            if (port >= 0)
+                map[ifIndex] = (port, vlan);
+        }
+        _vlanOf = map;
+        _nextHops.Clear();
+    }
+
+    /// <summary>The 802.1Q VLAN id the last transmitted (or held) frame must leave with; 0: untagged.</summary>
+    public ushort LastEgressVlan { get; private set; }
+
     /// <summary>The egress MTU that made the last frame too big (for the ICMP error the worker sends).</summary>
     public int LastMtu { get; private set; }
 
@@ -398,8 +418,20 @@ internal sealed class PacketProcessor
             return state;
         }
         port = Array.IndexOf(_portIfIndex, hop.IfIndex);
+        LastEgressVlan = 0;
         if (port < 0)
-            reason = DropReason.EgressNotAttached;
+        {
+            if (_vlanOf.Count > 0 && _vlanOf.TryGetValue(hop.IfIndex, out var v))
+            {
+                port = v.Port;
+                LastEgressVlan = v.Vlan;
+                hop.IfIndex = _portIfIndex[port]; // sent on the parent's socket
+            }
+            else
+            {
+                reason = DropReason.EgressNotAttached;
+            }
+        }
         return state;
     }
 

@@ -150,6 +150,8 @@ internal sealed class Worker
                     Counters.RxBytes += d.Len;
                     var frame = _umem.GetFrame(d.Addr, (int)d.Len);
                     var reason = PacketParser.Parse(frame, out var p);
+                    if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
+                        reason = DropReason.VlanNotConfigured;
                     int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
                     if (owner != Index)
                     {
@@ -275,11 +277,31 @@ internal sealed class Worker
     private void Complete(Verdict v, ulong addr, int len, int egress, in IpAddr hop, long now)
     {
         if (v == Verdict.Transmit)
-            Transmit(egress, addr, len);
+            TransmitTagged(egress, addr, len, Processor.LastEgressVlan);
         else if (v == Verdict.Hold)
             Hold(addr, len, hop, now);
         else
             _umem.Free(addr);
+    }
+
+    /// <summary>Sends a frame with the 802.1Q tag its route asks for (vlan 0: none): a tag is rewritten in place,
+    /// pushed into the UMEM headroom in front of the frame, or popped, moving only the two MAC addresses.</summary>
+    private void TransmitTagged(int egress, ulong addr, int len, ushort vlan)
+    {
+        if (vlan == 0 && (len < 18 || _umem.GetFrame(addr, 14)[12] != 0x81))
+        {
+            Transmit(egress, addr, len); // untagged in and out: the common case, nothing to move
+            return;
+        }
+        var whole = _umem.GetWholeFrame(addr, out int offset);
+        int start = offset;
+        if (!VlanTags.Retag(whole, ref offset, ref len, vlan))
+        {
+            Counters.Drop(DropReason.Malformed); // no headroom: never with the kernel's XDP_PACKET_HEADROOM
+            _umem.Free(addr);
+            return;
+        }
+        Transmit(egress, (ulong)((long)addr + offset - start), len);
     }
 
     private void ReapCompletions(int si)
@@ -395,7 +417,7 @@ internal sealed class Worker
             var v = Processor.RetryHeld(frame, h.NextHop, now, out int egress);
             if (v == Verdict.Transmit)
             {
-                Transmit(egress, h.Addr, h.Length);
+                TransmitTagged(egress, h.Addr, h.Length, Processor.LastEgressVlan);
             }
             else if (v == Verdict.Hold && now < h.Deadline)
             {

@@ -8,7 +8,10 @@ namespace ZonLb.Native.Netlink;
 /// <summary>An interface as rtnetlink reports it.</summary>
 /// <param name="LinkNetnsId">For a veth or other link whose other end lives in another namespace: that
 /// namespace's id as this namespace numbers it (IFLA_LINK_NETNSID); -1 otherwise.</param>
-public sealed record LinkInfo(int Index, string Name, PhysicalAddress Mac, int Mtu, bool IsUp, int LinkNetnsId = -1);
+/// <param name="VlanId">For an 802.1Q VLAN interface: its VLAN id; -1 otherwise.</param>
+/// <param name="ParentIndex">For a VLAN interface: the index of the interface it is stacked on (IFLA_LINK); 0 otherwise.</param>
+public sealed record LinkInfo(int Index, string Name, PhysicalAddress Mac, int Mtu, bool IsUp, int LinkNetnsId = -1,
+    int VlanId = -1, int ParentIndex = 0);
 
 /// <summary>The kernel's answer to "how do I reach this address": egress interface, gateway (if any), preferred source.</summary>
 public sealed record RouteInfo(int OutIfIndex, IPAddress? Gateway, IPAddress? PreferredSource);
@@ -35,7 +38,8 @@ public sealed unsafe class RtNetlink : IDisposable
         NLM_F_REPLACE = 0x100, NLM_F_CREATE = 0x400, NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
     private const ushort RTM_NEWLINK = 16, RTM_GETLINK = 18, RTM_NEWADDR = 20, RTM_GETADDR = 22,
         RTM_NEWROUTE = 24, RTM_GETROUTE = 26, RTM_NEWNEIGH = 28, RTM_GETNEIGH = 30;
-    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_LINK_NETNSID = 37;
+    private const ushort IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_LINK = 5, IFLA_LINKINFO = 18, IFLA_LINK_NETNSID = 37;
+    private const ushort IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, IFLA_VLAN_ID = 1;
     private const ushort RTM_NEWNSID = 88, RTM_GETNSID = 90, NETNSA_NSID = 1, NETNSA_FD = 3;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2;
     private const ushort RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PREFSRC = 7;
@@ -99,24 +103,55 @@ public sealed unsafe class RtNetlink : IDisposable
         return found;
     }
 
+    /// <summary>Every interface of this namespace.</summary>
+    public List<LinkInfo> ListLinks()
+    {
+        var w = Begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
+        w.Bytes(16);
+        var list = new List<LinkInfo>();
+        int err = Transact(w, (type, msg) =>
+        {
+            if (type == RTM_NEWLINK)
+                list.Add(ParseLink(msg));
+        });
+        if (err != 0)
+            throw new NativeException("rtnetlink RTM_GETLINK dump", err);
+        return list;
+    }
+
     private static LinkInfo ParseLink(ReadOnlySpan<byte> msg)
     {
         int index = BinaryPrimitives.ReadInt32LittleEndian(msg.Slice(4));
         uint flags = BinaryPrimitives.ReadUInt32LittleEndian(msg.Slice(8));
         string name = "";
         var mac = PhysicalAddress.None;
-        int mtu = 0, netnsId = -1;
+        int mtu = 0, netnsId = -1, parent = 0, vlanId = -1;
         for (var a = new AttrReader(msg.Slice(16)); a.MoveNext();)
         {
             switch (a.Type)
             {
+                case IFLA_LINK: parent = BinaryPrimitives.ReadInt32LittleEndian(a.Value); break;
+                case IFLA_LINKINFO:
+                {
+                    bool vlan = false;
+                    for (var info = new AttrReader(a.Value); info.MoveNext();)
+                    {
+                        if (info.Type == IFLA_INFO_KIND)
+                            vlan = info.Value.TrimEnd((byte)0).SequenceEqual("vlan"u8);
+                        else if (info.Type == IFLA_INFO_DATA && vlan)
+                            for (var d = new AttrReader(info.Value); d.MoveNext();)
+                                if (d.Type == IFLA_VLAN_ID && d.Value.Length >= 2)
+                                    vlanId = BinaryPrimitives.ReadUInt16LittleEndian(d.Value);
+                    }
+                    break;
+                }
                 case IFLA_LINK_NETNSID: netnsId = BinaryPrimitives.ReadInt32LittleEndian(a.Value); break;
                 case IFLA_IFNAME: name = System.Text.Encoding.ASCII.GetString(a.Value.TrimEnd((byte)0)); break;
                 case IFLA_ADDRESS: mac = new PhysicalAddress(a.Value.ToArray()); break;
                 case IFLA_MTU: mtu = BinaryPrimitives.ReadInt32LittleEndian(a.Value); break;
             }
         }
-        return new LinkInfo(index, name, mac, mtu, (flags & IFF_UP) != 0, netnsId);
+        return new LinkInfo(index, name, mac, mtu, (flags & IFF_UP) != 0, netnsId, vlanId, vlanId >= 0 ? parent : 0);
     }
 
     /// <summary>The id this namespace gives the namespace open at fd (RTM_GETNSID), or -1 when it has none.</summary>
