@@ -46,7 +46,7 @@ public class ConfigImportTests
         [backend.9_0]
         ip = "198.51.100.2"
         proto = 1
-        options = ["redirect"]
+        options = ["redirect", "no_nat"]
 
         [netif.eth2.10]
         ip = "2001:db8::10"
@@ -62,7 +62,7 @@ public class ConfigImportTests
     {
         var (cfg, _) = ZonLbImporter.Import(ZonLb, "zonlb.toml");
         Assert.Equal(new[] { "eth1", "eth2" }, cfg.Interfaces.Select(i => i.Name));
-        Assert.Equal(new[] { "eth1_7", "eth1_8", "eth2_9" }, cfg.Services.Select(s => s.Name));
+        Assert.Equal(new[] { "eth1_7", "eth1_8", "eth2_9", "eth2_10" }, cfg.Services.Select(s => s.Name));
         var https = cfg.Services[0];
         Assert.Equal(IPAddress.Parse("192.0.2.10"), https.Vip);
         Assert.Equal(IpProtocol.Tcp, https.Protocol);
@@ -71,6 +71,9 @@ public class ConfigImportTests
         Assert.Equal(new[] { "198.51.100.2:8443", "198.51.100.3:443" }, https.Backends.Select(b => $"{b.Address}:{b.Port}"));
         Assert.Equal(IpProtocol.Icmp, cfg.Services[2].Protocol);
         Assert.Equal(0, cfg.Services[2].Backends[0].Port);
+        Assert.Equal(ForwardingMode.Dsr, cfg.Services[1].Mode); // dsr_l2
+        Assert.Equal(ForwardingMode.Nat, cfg.Services[0].Mode);
+        Assert.Equal((IPAddress.Parse("2001:db8::10"), IpProtocol.Icmp), (cfg.Services[3].Vip, cfg.Services[3].Protocol)); // ICMPv6 echo
     }
 
     [Fact]
@@ -78,8 +81,7 @@ public class ConfigImportTests
     {
         var (cfg, notes) = ZonLbImporter.Import(ZonLb, "zonlb.toml");
         Assert.Equal(0, cfg.Services[1].Backends[0].Weight); // "disable"
-        Assert.Contains(notes, n => n.Contains("dsr_l2", StringComparison.Ordinal));
-        Assert.Contains(notes, n => n.Contains("ICMPv6", StringComparison.Ordinal));
+        Assert.Contains(notes, n => n.Contains("no_nat", StringComparison.Ordinal));
         Assert.Contains(notes, n => n.Contains("weight 1 and no health check", StringComparison.Ordinal));
         Assert.Contains(notes, n => n.Contains("[actions]", StringComparison.Ordinal));
     }
@@ -91,7 +93,8 @@ public class ConfigImportTests
         string toml = ConfigWriter.Write(cfg);
         var back = ConfigLoader.Parse(toml, "imported.toml");
         Assert.Equal(toml, ConfigWriter.Write(back));
-        Assert.Equal(3, back.Services.Count);
+        Assert.Equal(4, back.Services.Count);
+        Assert.Equal(ForwardingMode.Dsr, back.Services[1].Mode);
     }
 
     [Fact]

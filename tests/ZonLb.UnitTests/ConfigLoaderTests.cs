@@ -176,6 +176,16 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void A_dsr_service_keeps_the_ports_and_has_no_snat()
+    {
+        string dsr = Valid.Replace("snat = \"10.20.0.1\"", "mode = \"dsr\"").Replace("port = 8080", "port = 80");
+        Assert.Equal(ForwardingMode.Dsr, ConfigLoader.Parse(dsr, "test.toml").Services[0].Mode);
+        Assert.Contains("service[0].backend[0].port = 8080", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "mode = \"dsr\"")));
+        Assert.Contains("service[0].snat", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "snat = \"10.20.0.1\"\nmode = \"dsr\"").Replace("port = 8080", "port = 80")));
+        Assert.Contains("service[0].mode = \"l3\"", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "mode = \"l3\"")));
+    }
+
+    [Fact]
     public void Link_local_addresses_are_refused()
     {
         var m = ErrorOf(Valid.Replace("vip = \"10.10.0.1\"", "vip = \"fe80::1\""));

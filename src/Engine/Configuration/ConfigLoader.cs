@@ -17,7 +17,7 @@ public static class ConfigLoader
 {
     private static readonly string[] TopKeys = { "interface", "service", "engine", "control_socket", "metrics_listen" };
     private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode", "vlans" };
-    private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "health", "backend" };
+    private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "mode", "health", "backend" };
     private static readonly string[] HealthKeys = { "kind", "interval", "timeout", "rise", "fall", "path", "drain" };
     private static readonly string[] BackendKeys = { "address", "port", "weight" };
     private static readonly string[] EngineKeys =
@@ -164,7 +164,10 @@ public static class ConfigLoader
                 throw r.Error(at, "health", hv, "must be a table, e.g. health = { kind = \"tcp\", interval = 2, timeout = 1, rise = 2, fall = 3 }");
             health = ReadHealth(r, ht, $"{at}.health", proto);
         }
-        var svc = new ServiceConfig { Name = name, Vip = vip, Protocol = proto, Port = port, Snat = snat, Health = health };
+        var mode = r.OptionalEnum(t, at, "mode", ForwardingMode.Nat, ("nat", ForwardingMode.Nat), ("dsr", ForwardingMode.Dsr));
+        if (mode == ForwardingMode.Dsr && snat != null)
+            throw r.Error(at, "snat", snat, "a dsr service translates no addresses: remove snat (the backend answers the client from the VIP)");
+        var svc = new ServiceConfig { Name = name, Vip = vip, Protocol = proto, Port = port, Snat = snat, Health = health, Mode = mode };
 
         var backends = r.TableArray(t, "backend", at);
         if (backends.Count == 0)
@@ -185,6 +188,8 @@ public static class ConfigLoader
             {
                 bport = b.ContainsKey("port") ? r.RequiredPort(b, bat, "port") : port;
             }
+            if (mode == ForwardingMode.Dsr && bport != port)
+                throw r.Error(bat, "port", bport, $"a dsr service changes no ports: the backend serves the service's port {port}");
             if (svc.Backends.Any(x => x.Address.Equals(addr) && x.Port == bport))
                 throw r.Error(bat, "address", addr, "backend listed twice");
             int weight = r.OptionalInt(b, bat, "weight", 1, 0, 1000);

@@ -38,6 +38,8 @@ public static class ConfigWriter
                 sb.Append($"port = {s.Port}\n");
             if (s.Snat != null)
                 sb.Append($"snat = \"{s.Snat}\"\n");
+            if (s.Mode == ForwardingMode.Dsr)
+                sb.Append("mode = \"dsr\"\n");
             if (s.Health is { } h)
                 sb.Append(string.Create(CultureInfo.InvariantCulture,
                     $"health = {{ kind = \"{h.Kind.ToString().ToLowerInvariant()}\", interval = {h.IntervalSeconds}, timeout = {h.TimeoutSeconds}, rise = {h.Rise}, fall = {h.Fall}, path = \"{h.Path}\", drain = {(h.Drain ? "true" : "false")} }}\n"));

@@ -54,10 +54,22 @@ public sealed class ServiceConfig
     public ushort Port { get; init; }
     /// <summary>Source address toward backends; null: the egress interface's address.</summary>
     public IPAddress? Snat { get; init; }
+    /// <summary>Full NAT (the default), or direct server return.</summary>
+    public ForwardingMode Mode { get; init; } = ForwardingMode.Nat;
     /// <summary>How backends are checked; null: not checked (always up).</summary>
     public HealthConfig? Health { get; init; }
     /// <summary>The backends new flows are spread over (Maglev, by weight).</summary>
     public List<BackendConfig> Backends { get; } = new();
+}
+
+/// <summary>How a service's packets reach its backends.</summary>
+public enum ForwardingMode
+{
+    /// <summary>Full NAT: toward the backend from the SNAT address and a NAT port; replies come back through us.</summary>
+    Nat,
+    /// <summary>Direct server return (L2): only the destination MAC changes; the backend holds the VIP (on its
+    /// loopback) and answers the client directly. Backends sit on a network attached to the load balancer.</summary>
+    Dsr,
 }
 
 /// <summary>How a backend is checked.</summary>

@@ -10,9 +10,10 @@ namespace ZonLb.Engine.Configuration;
 /// Reads a zon-lb `zonlb.toml` and builds the same load balancer in our model:
 /// each group `[netif.IF.GID]` (ip, proto, port) becomes a service named IF_GID with the VIP `ip`, and its
 /// backends `[backend.GID_IDX]` (ip, port, options) become the service's backends. Every netif interface is
-/// attached. Options: `src_ip=A` becomes the service's snat; `disable` becomes weight 0; `tx`, `redirect` need
-/// nothing (forwarding follows the kernel's routes); what we cannot express yet (dsr_l2, dsr_l3, no_nat,
-/// alt_addr, ICMPv6 groups) is left out and said in the notes.
+/// attached. Options: `src_ip=A` becomes the service's snat; `disable` becomes weight 0; `dsr_l2` becomes
+/// mode = "dsr"; `tx`, `redirect` need nothing (forwarding follows the kernel's routes); ICMPv6 groups (proto
+/// 58) become icmp services on their IPv6 VIP; what we cannot express (dsr_l3, no_nat, alt_addr) is left out and
+/// said in the notes.
 /// </summary>
 public static class ZonLbImporter
 {
@@ -69,8 +70,10 @@ public static class ZonLbImporter
                     case 17: protocol = IpProtocol.Udp; break;
                     case 1: protocol = IpProtocol.Icmp; break;
                     case 58:
-                        notes.Add($"{at}: ICMPv6 (proto 58) group left out: not supported by this version");
-                        continue;
+                        protocol = IpProtocol.Icmp; // ICMPv6 echo: our "icmp" over an IPv6 VIP
+                        if (vip.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+                            throw new ConfigException($"{source}: {at}: proto 58 (ICMPv6) with the IPv4 address {vip}");
+                        break;
                     default:
                         throw new ConfigException($"{source}: {at}.proto = {proto}: unknown protocol (6 tcp, 17 udp, 1 icmp, 58 icmpv6)");
                 }
@@ -83,6 +86,7 @@ public static class ZonLbImporter
                 }
 
                 IPAddress? snat = null;
+                bool dsr = false;
                 var backends = new List<BackendConfig>();
                 string prefix = gid + "_";
                 foreach (var (bkey, bValue) in backendTables.OrderBy(kv => int.TryParse(kv.Key.AsSpan(prefix.Length), out int i) ? i : int.MaxValue))
@@ -108,6 +112,8 @@ public static class ZonLbImporter
                             }
                             else if (o == "disable")
                                 weight = 0;
+                            else if (o == "dsr_l2")
+                                dsr = true;
                             else if (o is "tx" or "redirect")
                                 continue;
                             else
@@ -128,7 +134,12 @@ public static class ZonLbImporter
                     if (backends.Count == 0)
                         continue;
                 }
-                var svc = new ServiceConfig { Name = $"{ifName}_{gid}", Vip = vip, Protocol = protocol, Port = port, Snat = snat };
+                if (dsr && (snat != null || backends.Any(b => b.Port != port)))
+                {
+                    notes.Add($"{at}: dsr_l2 with src_ip or another backend port: imported as full NAT");
+                    dsr = false;
+                }
+                var svc = new ServiceConfig { Name = $"{ifName}_{gid}", Vip = vip, Protocol = protocol, Port = port, Snat = dsr ? null : snat, Mode = dsr ? ForwardingMode.Dsr : ForwardingMode.Nat };
                 svc.Backends.AddRange(backends);
                 cfg.Services.Add(svc);
             }

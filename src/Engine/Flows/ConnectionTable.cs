@@ -26,6 +26,8 @@ internal struct Connection
     /// <summary>The backend has answered (UDP: the stream timeout applies).</summary>
     public bool Replied;
     public bool InUse;
+    /// <summary>Direct server return: no NAT port, no backend-side key (replies bypass us).</summary>
+    public bool Dsr;
 
     public readonly FlowKey ClientKey => new(ClientIp, VipIp, ClientPort, VipPort, Protocol);
 
@@ -77,13 +79,14 @@ internal sealed class ConnectionTable
             return -1;
         var ck = c.ClientKey;
         var bk = c.BackendKey;
-        if (_byClient.ContainsKey(ck) || _byBackend.ContainsKey(bk))
+        if (_byClient.ContainsKey(ck) || (!c.Dsr && _byBackend.ContainsKey(bk)))
             return -1;
         int index = _freeList[--_freeCount];
         _entries[index] = c;
         _entries[index].InUse = true;
         _byClient.Add(ck, index);
-        _byBackend.Add(bk, index);
+        if (!c.Dsr)
+            _byBackend.Add(bk, index);
         return index;
     }
 
@@ -93,7 +96,8 @@ internal sealed class ConnectionTable
         if (!c.InUse)
             return;
         _byClient.Remove(c.ClientKey);
-        _byBackend.Remove(c.BackendKey);
+        if (!c.Dsr)
+            _byBackend.Remove(c.BackendKey);
         c = default;
         _freeList[_freeCount++] = index;
     }

@@ -111,7 +111,7 @@ internal sealed partial class Dataplane
                 {
                     var bt = b.Total;
                     return new BackendReport(
-                        b.Info.Ip.ToString(), b.Info.Port, b.Info.SnatIp.ToString(), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
+                        b.Info.Ip.ToString(), b.Info.Port, s.Dsr ? "dsr" : b.Info.SnatIp.ToString(), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
                         bt.PacketsToBackend, bt.BytesToBackend, bt.PacketsToClient, bt.BytesToClient, bt.NewConnections, bt.ActiveConnections);
                 }).ToList());
         }).ToList();
@@ -175,7 +175,7 @@ internal sealed partial class Dataplane
             string proto = c.Protocol.ToString().ToLowerInvariant();
             string state = c.Protocol == Packets.IpProtocol.Tcp ? c.TcpState.ToString().ToUpperInvariant() : c.Replied ? "REPLIED" : "UNREPLIED";
             list.Add(new ConnectionReport(s.Name, proto, c.ClientIp.WithPort(c.ClientPort), c.VipIp.WithPort(c.VipPort),
-                c.BackendIp.WithPort(c.BackendPort), c.SnatIp.WithPort(c.NatPort), state, now - c.LastSeen));
+                c.BackendIp.WithPort(c.BackendPort), c.Dsr ? "dsr" : c.SnatIp.WithPort(c.NatPort), state, now - c.LastSeen));
         }
         return list;
     });

@@ -210,7 +210,7 @@ internal sealed partial class Dataplane : IDisposable
         foreach (var s in _registry.Services)
             foreach (var b in s.Backends)
                 _log($"service {s.Name}: {s.Vip} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
-                     $"{b.Info.Ip.WithPort(b.Info.Port)} (snat {b.Info.SnatIp}, weight {b.Info.Weight})");
+                     $"{b.Info.Ip.WithPort(b.Info.Port)} ({(s.Dsr ? "direct server return" : $"snat {b.Info.SnatIp}")}, weight {b.Info.Weight})");
 
         _nextSlot = slot;
         _alive = workers;

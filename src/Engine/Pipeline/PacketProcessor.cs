@@ -232,6 +232,8 @@ internal sealed class PacketProcessor
         }
         if (!toBackend)
             c.Replied = true;
+        if (c.Dsr)
+            return ForwardDirect(frame, in p, ref c, now, out egressIfIndex, out nextHopKey);
         if (p.Protocol == IpProtocol.Tcp)
             c.TcpState = TcpTracker.Next(c.TcpState, p.TcpFlags, toBackend, ref c.FinFromClient);
 
@@ -386,6 +388,53 @@ internal sealed class PacketProcessor
         return Route(frame, outerDst, now, out egressIfIndex, ref aboutToBackend ? ref c.HopToClient : ref c.HopToBackend);
     }
 
+    /// <summary>
+    /// Direct server return: the frame goes to its connection's backend as it came, but for the MACs (and a
+    /// CHECKSUM_PARTIAL checksum completed, or the backend would drop it); TTL and addresses are the client's.
+    /// The backend, holding the VIP, answers the client directly, so only the client's side is ever seen:
+    /// TCP connections are tracked from its flags alone.
+    /// </summary>
+    private Verdict ForwardDirect(Span<byte> frame, in ParsedPacket p, ref Connection c, long now, out int egressIfIndex, out IpAddr nextHopKey)
+    {
+        nextHopKey = c.BackendIp;
+        if (p.Protocol == IpProtocol.Tcp)
+        {
+            bool syn = (p.TcpFlags & Wire.TcpSyn) != 0;
+            c.TcpState = (p.TcpFlags & Wire.TcpRst) != 0 ? TcpState.Close
+                : (p.TcpFlags & Wire.TcpFin) != 0 ? TcpState.TimeWait
+                : syn ? TcpState.SynSent : TcpState.Established;
+        }
+        Counters.ToBackend++;
+        var state = LookupHop(c.BackendIp, now, ref c.HopToBackend, out var hop, out int port, out var reason);
+        egressIfIndex = hop.IfIndex;
+        if (reason != DropReason.None)
+            return Drop(reason);
+        if (p.IpTotalLength > _portMtu[port])
+        {
+            LastMtu = _portMtu[port];
+            bool df = p.IsV6 || (frame[p.L3Offset + Wire.IpFragment] & 0x40) != 0;
+            return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
+        }
+        if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && _options.RepairPartialChecksums)
+        {
+            var l4 = frame.Slice(p.L4Offset, p.L4Length);
+            int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
+            byte wireProtocol = (byte)p.Protocol;
+            ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
+            if (check != 0 && check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4.Length))
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
+                ushort sum = InternetChecksum.Finish(InternetChecksum.Add(check, InternetChecksum.Sum(l4)));
+                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), p.Protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
+                Counters.PartialChecksumsRepaired++;
+            }
+        }
+        if (state == NextHopState.Pending)
+            return Verdict.Hold;
+        WriteMacs(frame, in hop, port);
+        return Verdict.Transmit;
+    }
+
     /// <summary>Retries the next hop of a held (already translated) frame.</summary>
     public Verdict RetryHeld(Span<byte> frame, in IpAddr nextHopKey, long now, out int egressIfIndex)
     {
@@ -455,8 +504,9 @@ internal sealed class PacketProcessor
         }
         var slot = s.Backends[bi];
         var b = slot.Info;
-        var ports = NatPorts(b, s.Protocol);
-        if (!ports.TryAllocate(out ushort natPort))
+        var ports = s.Dsr ? null : NatPorts(b, s.Protocol);
+        ushort natPort = 0;
+        if (ports != null && !ports.TryAllocate(out natPort))
         {
             reason = DropReason.NatPortsExhausted;
             sc.Drops[(int)reason]++;
@@ -477,11 +527,12 @@ internal sealed class PacketProcessor
             BackendIndex = bi,
             TcpState = s.Protocol == IpProtocol.Tcp ? TcpTracker.Initial(p.TcpFlags) : TcpState.None,
             LastSeen = now,
+            Dsr = s.Dsr,
         };
         int index = _connections.Add(c);
         if (index < 0)
         {
-            ports.Release(natPort);
+            ports?.Release(natPort);
             reason = DropReason.ConnectionTableFull;
             sc.Drops[(int)reason]++;
             return -1;
@@ -607,7 +658,7 @@ internal sealed class PacketProcessor
         var s = _registry.Services[c.ServiceIndex];
         s.PerWorker[_worker].ActiveConnections--;
         s.Backends[c.BackendIndex].PerWorker[_worker].ActiveConnections--;
-        if (_natPorts.TryGetValue((c.SnatIp, c.BackendIp, c.BackendPort, c.Protocol), out var ports))
+        if (!c.Dsr && _natPorts.TryGetValue((c.SnatIp, c.BackendIp, c.BackendPort, c.Protocol), out var ports))
             ports.Release(c.NatPort);
     }
 }

@@ -42,8 +42,9 @@ internal sealed class ServiceRegistry
             throw new InvalidOperationException($"service {s.Name}: {s.Key} is already served");
         Services.Add(s);
         _index.Add(s.Key, Services.Count - 1);
-        foreach (var b in s.Backends)
-            _natAddresses.Add((b.Info.SnatIp, s.Protocol));
+        if (!s.Dsr)
+            foreach (var b in s.Backends)
+                _natAddresses.Add((b.Info.SnatIp, s.Protocol));
         return Services.Count - 1;
     }
 
@@ -70,7 +71,8 @@ internal sealed class ServiceRegistry
             s.Backends.Add(new BackendSlot(b, Workers));
             i = s.Backends.Count - 1;
         }
-        _natAddresses.Add((b.SnatIp, s.Protocol));
+        if (!s.Dsr)
+            _natAddresses.Add((b.SnatIp, s.Protocol));
         s.Rebuild();
         return i;
     }

@@ -14,7 +14,8 @@ internal static class ServiceResolver
         var backends = new List<ResolvedBackend>();
         foreach (var b in s.Backends)
             backends.Add(ResolveBackend(s, b, nl));
-        return new ResolvedService(s.Name, IpAddr.From(s.Vip), s.Protocol, s.Port, backends.ToArray(), o.MaglevTableSize, workers);
+        return new ResolvedService(s.Name, IpAddr.From(s.Vip), s.Protocol, s.Port, backends.ToArray(), o.MaglevTableSize, workers,
+            s.Mode == ForwardingMode.Dsr);
     }
 
     /// <summary>The SNAT address toward a backend: the service's snat, else the kernel's preferred source toward
@@ -23,6 +24,8 @@ internal static class ServiceResolver
     public static ResolvedBackend ResolveBackend(ServiceConfig s, BackendConfig b, RtNetlink nl)
     {
         var bip = IpAddr.From(b.Address);
+        if (s.Mode == ForwardingMode.Dsr)
+            return new ResolvedBackend(bip, b.Port, default, b.Weight); // no source translation
         if (s.Snat != null)
             return new ResolvedBackend(bip, b.Port, IpAddr.From(s.Snat), b.Weight);
         var route = nl.GetRoute(b.Address, out int errno);

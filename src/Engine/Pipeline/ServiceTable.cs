@@ -81,8 +81,9 @@ internal sealed class ResolvedService
     private readonly int _tableSize;
 
     public ResolvedService(string name, IpAddr vip, IpProtocol protocol, ushort port, ResolvedBackend[] backends,
-        int maglevTableSize = MaglevTable.DefaultSize, int workers = 1)
+        int maglevTableSize = MaglevTable.DefaultSize, int workers = 1, bool dsr = false)
     {
+        Dsr = dsr;
         Name = name;
         Vip = vip;
         Protocol = protocol;
@@ -104,6 +105,8 @@ internal sealed class ResolvedService
 
     public string Name { get; }
     public IpAddr Vip { get; }
+    /// <summary>Direct server return: frames go to the backend unchanged but for the MACs; no NAT, no replies.</summary>
+    public bool Dsr { get; }
     public IpProtocol Protocol { get; }
     public ushort Port { get; }
     public List<BackendSlot> Backends { get; } = new();
