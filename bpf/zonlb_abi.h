@@ -11,6 +11,10 @@
 
 /* Addresses are 16 bytes: IPv6 as is, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
 
+struct zonlb_addr {
+	__u8 addr[16];
+};
+
 /* services: frames to (vip, proto, port) are steered. ICMP echo services use port 0; proto is the
  * packet's own (1 for ICMP, 58 for ICMPv6). */
 struct zonlb_service_key {
@@ -32,6 +36,9 @@ struct zonlb_nat_range {
 	__u16 port_min; /* host byte order */
 	__u16 port_max;
 };
+
+/* frag_addrs: addresses (VIPs and SNAT addresses) whose later IP fragments, which carry no ports, are
+ * steered: their first fragment was (by the maps above). Key: a 16-byte address; value: 1. */
 
 /* Counter slots of the per-CPU stats array. */
 enum zonlb_xdp_counter {

@@ -43,6 +43,13 @@ struct {
 	__type(value, struct zonlb_nat_range);
 } nat_addrs SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct zonlb_addr);
+	__type(value, __u8);
+} frag_addrs SEC(".maps");
+
 /* owner[0]: PID of the zonlb-afxdp process that attached this program, so that a later run can tell a
  * live instance from one left behind by a killed process. */
 struct {
@@ -75,7 +82,7 @@ static __always_inline int pass(void)
 /* Where the transport header starts and what it is: IPv4 after its options; IPv6 after the extension
  * headers the engine walks too (hop-by-hop, routing, destination options, authentication, fragment).
  * Returns 0 when the frame is not one the engine serves (the caller passes it). */
-static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], __u8 *proto, void **l4)
+static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], __u8 *proto, void **l4, int *later_fragment)
 {
 	struct ethhdr *eth = data;
 	__u16 h_proto;
@@ -95,9 +102,8 @@ static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], _
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
 			return 0;
-		/* Non-first fragments carry no ports: left to the kernel until fragments are handled. */
-		if (ip->frag_off & bpf_htons(0x1FFF))
-			return 0;
+		/* fragments after the first carry no ports: the caller steers them by address */
+		*later_fragment = (ip->frag_off & bpf_htons(0x1FFF)) != 0;
 		__builtin_memset(addr, 0, 10);
 		addr[10] = 0xff;
 		addr[11] = 0xff;
@@ -123,9 +129,13 @@ static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], _
 				return 0;
 			int len;
 			if (next == IPPROTO_FRAGMENT) {
-				/* offset non-zero or more fragments: not whole, left to the kernel for now */
-				if ((h[2] << 8 | h[3]) & 0xFFF9)
-					return 0;
+				/* offset non-zero: a later fragment, whose payload is no header */
+				if ((h[2] << 8 | h[3]) & 0xFFF8) {
+					*later_fragment = 1;
+					*proto = h[0];
+					*l4 = p + 8;
+					return 1;
+				}
 				len = 8;
 			} else if (next == IPPROTO_AH) {
 				len = (h[1] + 2) * 4;
@@ -204,11 +214,18 @@ int zonlb_xdp(struct xdp_md *ctx)
 	void *l4;
 	__u8 daddr[16], proto;
 	__u16 dport = 0, icmp_id = 0;
-	int echo_request = 0, echo_reply = 0, error_ours = 0;
+	int echo_request = 0, echo_reply = 0, error_ours = 0, later_fragment = 0;
 
 	count(ZONLB_XDP_SEEN);
-	if (!l3_parse(data, data_end, daddr, &proto, &l4))
+	if (!l3_parse(data, data_end, daddr, &proto, &l4, &later_fragment))
 		return pass();
+	if (later_fragment) {
+		struct zonlb_addr a;
+		__builtin_memcpy(a.addr, daddr, 16);
+		if (!bpf_map_lookup_elem(&frag_addrs, &a))
+			return pass();
+		goto redirect;
+	}
 
 	switch (proto) {
 	case IPPROTO_TCP: {
@@ -276,6 +293,7 @@ int zonlb_xdp(struct xdp_md *ctx)
 	if (!steer)
 		return pass();
 
+redirect:;
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 *base = bpf_map_lookup_elem(&if_slots, &ifindex);
 	if (!base)

@@ -285,6 +285,8 @@ public sealed class CounterSnapshot
     public long IcmpTooBigSent => _c.IcmpTooBigSent;
     /// <summary>ICMP errors about connections (from backends or routers) translated back to the other side.</summary>
     public long IcmpErrorsTranslated => _c.IcmpErrorsTranslated;
+    /// <summary>IP fragments after the first, forwarded the way of their datagram's first fragment.</summary>
+    public long FragmentsForwarded => _c.FragmentsForwarded;
     /// <summary>UMEM frames in the pool now.</summary>
     public int FreeFrames { get; }
     /// <summary>UMEM frames in all.</summary>

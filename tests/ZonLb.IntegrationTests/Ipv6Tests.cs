@@ -13,8 +13,8 @@ public sealed class Ipv6Fixture : IDisposable
             Topology.WaitForIpv6Ready();
             Servers = new Backends(Topology.Backend, Topology.BackendIp6, 8080, 5353);
             Servers4 = new Backends(Topology.Backend, Topology.BackendIp, 8080, 5353);
-            // both families in one configuration: the IPv6 services, plus the IPv4 web service
-            string v4 = Topology.DefaultConfig().Split("[[service]]")[1];
+            // both families in one configuration: the IPv6 services, plus the IPv4 ones
+            string v4 = string.Join("[[service]]", Topology.DefaultConfig().Split("[[service]]").Skip(1));
             LoadBalancer = ZonLbProcess.Start(Topology.Lb, Topology.Ipv6Config("[[service]]" + v4)).WaitUntilRunning();
         }
         catch

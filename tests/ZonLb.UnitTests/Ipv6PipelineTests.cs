@@ -60,11 +60,13 @@ public class Ipv6PipelineTests
     }
 
     [Fact]
-    public void A_non_first_fragment_is_reported_as_a_fragment()
+    public void A_non_first_fragment_is_marked_and_carries_no_ports()
     {
         var frame = Udp("fd00:10::2", 1, "fd00:10::1", 53).ExtensionHeader(44).Build();
         BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14 + 40 + 2), 185 << 3); // offset 1480
-        Assert.Equal(DropReason.Fragment, PacketParser.Parse(frame, out _));
+        Assert.Equal(DropReason.None, PacketParser.Parse(frame, out var p));
+        Assert.Equal((true, true, 0x12345678u, IpProtocol.Udp, (ushort)0), (p.IsFragment, p.IsLaterFragment, p.FragmentId, p.Protocol, p.DstPort));
+        Assert.Equal(14 + 48, p.L4Offset);
     }
 
     [Fact]

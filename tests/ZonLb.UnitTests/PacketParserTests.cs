@@ -90,11 +90,22 @@ public class PacketParserTests
     }
 
     [Fact]
-    public void Fragments_are_reported_as_such()
+    public void A_first_fragment_is_parsed_with_its_ports_and_marked()
     {
-        var frame = Udp("10.10.0.2", 1, "10.10.0.1", 53).Build();
+        var frame = Udp("10.10.0.2", 1, "10.10.0.1", 53).Payload(100).Build();
         frame[14 + 6] |= 0x20; // more fragments
-        Assert.Equal(DropReason.Fragment, PacketParser.Parse(frame, out _));
+        frame[14 + 4] = 0x12; frame[14 + 5] = 0x34; // identification
+        Assert.Equal(DropReason.None, PacketParser.Parse(frame, out var p));
+        Assert.Equal((true, false, 0x1234u, (ushort)53), (p.IsFragment, p.IsLaterFragment, p.FragmentId, p.DstPort));
+    }
+
+    [Fact]
+    public void A_later_fragment_has_a_protocol_but_no_ports()
+    {
+        var frame = Udp("10.10.0.2", 1, "10.10.0.1", 53).Payload(100).Build();
+        frame[14 + 7] = 185; // offset 1480
+        Assert.Equal(DropReason.None, PacketParser.Parse(frame, out var p));
+        Assert.Equal((true, true, IpProtocol.Udp, (ushort)0), (p.IsFragment, p.IsLaterFragment, p.Protocol, p.DstPort));
     }
 
     [Theory]

@@ -16,7 +16,7 @@ public enum DropReason
     NotIp = 3,
     /// <summary>The IPv4 header checksum is wrong.</summary>
     BadIpChecksum = 4,
-    /// <summary>An IP fragment (IPv4 MF/offset, or an IPv6 fragment header that is not atomic).</summary>
+    /// <summary>A later IP fragment whose first fragment did not arrive within 1 s (or too many waited).</summary>
     Fragment = 5,
     /// <summary>Neither TCP, UDP nor ICMP/ICMPv6.</summary>
     UnsupportedProtocol = 6,

@@ -31,6 +31,8 @@ internal sealed class EngineCounters
     public long IcmpErrorsTranslated;
     /// <summary>ICMP fragmentation-needed / ICMPv6 packet-too-big messages sent for packets over the egress MTU.</summary>
     public long IcmpTooBigSent;
+    /// <summary>Fragments after the first, forwarded after their datagram's first fragment.</summary>
+    public long FragmentsForwarded;
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;
 
@@ -46,6 +48,7 @@ internal sealed class EngineCounters
             t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;
             t.IcmpTimeExceededSent += c.IcmpTimeExceededSent; t.IcmpRateLimited += c.IcmpRateLimited;
             t.IcmpErrorsTranslated += c.IcmpErrorsTranslated; t.IcmpTooBigSent += c.IcmpTooBigSent;
+            t.FragmentsForwarded += c.FragmentsForwarded;
             for (int i = 0; i < t._drops.Length; i++)
                 t._drops[i] += Volatile.Read(ref c._drops[i]);
         }

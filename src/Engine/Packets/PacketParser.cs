@@ -37,6 +37,13 @@ internal struct ParsedPacket
     public IpAddr InnerDst;
     public ushort InnerSrcPort;
     public ushort InnerDstPort;
+    /// <summary>A fragment of a larger datagram: the first (offset 0, ports present, transport header parsed)
+    /// or a later one (no transport header: Protocol is known, ports are 0).</summary>
+    public bool IsFragment;
+    /// <summary>A fragment other than the first: it carries no transport header.</summary>
+    public bool IsLaterFragment;
+    /// <summary>The datagram's identification (IPv4: 16 bits, IPv6: 32 bits), shared by all its fragments.</summary>
+    public uint FragmentId;
 
     public readonly int L4Length => L3Offset + IpTotalLength - L4Offset;
 }
@@ -76,8 +83,13 @@ internal static class PacketParser
         int total = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpTotalLength));
         if (ihl < Wire.IPv4MinHeader || total < ihl || total > ip.Length)
             return DropReason.Malformed;
-        if ((BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpFragment)) & 0x3FFF) != 0)
-            return DropReason.Fragment; // MF set or offset non-zero
+        ushort frag = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpFragment));
+        if ((frag & 0x3FFF) != 0) // MF set or offset non-zero
+        {
+            p.IsFragment = true;
+            p.IsLaterFragment = (frag & 0x1FFF) != 0;
+            p.FragmentId = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpId));
+        }
 
         p.L3Offset = l3;
         p.L4Offset = l3 + ihl;
@@ -85,7 +97,27 @@ internal static class PacketParser
         p.Ttl = ip[Wire.IpTtl];
         p.SrcIp = IpAddr.ReadV4(ip.Slice(Wire.IpSrc));
         p.DstIp = IpAddr.ReadV4(ip.Slice(Wire.IpDst));
+        if (p.IsLaterFragment)
+            return LaterFragment(ip[Wire.IpProto], ref p);
         return ParseTransport(ip.Slice(ihl, total - ihl), ip[Wire.IpProto], ref p);
+    }
+
+    /// <summary>A fragment after the first: only the protocol is known; the ports come from its first fragment.</summary>
+    private static DropReason LaterFragment(byte protocol, ref ParsedPacket p)
+    {
+        switch (protocol)
+        {
+            case (byte)IpProtocol.Tcp:
+            case (byte)IpProtocol.Udp:
+                p.Protocol = (IpProtocol)protocol;
+                return DropReason.None;
+            case (byte)IpProtocol.Icmp when !p.IsV6:
+            case Wire.ProtoIcmpv6 when p.IsV6:
+                p.Protocol = IpProtocol.Icmp;
+                return DropReason.None;
+            default:
+                return DropReason.UnsupportedProtocol;
+        }
     }
 
     private static DropReason ParseV6(ReadOnlySpan<byte> frame, int l3, ref ParsedPacket p)
@@ -121,15 +153,26 @@ internal static class PacketParser
             };
             if (next == Wire.Ip6HopByHop && off != Wire.IPv6Header)
                 return DropReason.Malformed; // hop-by-hop only directly after the fixed header (RFC 8200 4.1)
-            if (next == Wire.Ip6Fragment &&
-                (BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(off + 2)) & 0xFFF9) != 0)
-                return DropReason.Fragment; // offset non-zero or M set; an atomic fragment is whole
+            if (next == Wire.Ip6Fragment)
+            {
+                ushort frag = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(off + 2));
+                if ((frag & 0xFFF9) != 0) // offset non-zero or M set; an atomic fragment is whole
+                {
+                    p.IsFragment = true;
+                    p.IsLaterFragment = (frag & 0xFFF8) != 0;
+                    p.FragmentId = BinaryPrimitives.ReadUInt32BigEndian(ip.Slice(off + 4));
+                }
+            }
             if (off + length > total)
                 return DropReason.Truncated;
             next = ip[off];
             off += length;
+            if (p.IsLaterFragment)
+                break; // what follows is the middle of the datagram, not headers
         }
         p.L4Offset = l3 + off;
+        if (p.IsLaterFragment)
+            return LaterFragment(next, ref p);
         return ParseTransport(ip.Slice(off, total - off), next, ref p);
     }
 
@@ -152,8 +195,8 @@ internal static class PacketParser
                 if (l4.Length < Wire.UdpHeader)
                     return DropReason.Truncated;
                 int udpLength = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(4));
-                if (udpLength != l4.Length)
-                    return DropReason.Malformed;
+                if (p.IsFragment ? udpLength < l4.Length : udpLength != l4.Length)
+                    return DropReason.Malformed; // a first fragment holds the start of the datagram only
                 p.Protocol = IpProtocol.Udp;
                 p.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
                 p.DstPort = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(2));

@@ -48,7 +48,7 @@ internal static class Wire
     public const int Ip6MaxExtensionHeaders = 8;
 
     // offsets inside the IPv4 header
-    public const int IpTtl = 8, IpProto = 9, IpChecksum = 10, IpSrc = 12, IpDst = 16, IpTotalLength = 2, IpFragment = 6;
+    public const int IpTtl = 8, IpProto = 9, IpChecksum = 10, IpSrc = 12, IpDst = 16, IpTotalLength = 2, IpId = 4, IpFragment = 6;
     // offsets of the checksum field inside L4 headers
     public const int TcpChecksum = 16, UdpChecksum = 6, IcmpChecksum = 2, IcmpId = 4;
     public const int TcpFlags = 13;

@@ -262,7 +262,12 @@ internal sealed partial class Dataplane
     private void SteerNatAddresses()
     {
         foreach (var (snat, proto) in R.NatAddresses)
+        {
             _program!.AddNatAddress(snat.ToIPAddress(), proto.WireNumber(snat), _config.Engine.NatPortMin, _config.Engine.NatPortMax);
+            _program.AddFragmentAddress(snat.ToIPAddress());
+        }
+        foreach (var s in R.Services)
+            _program!.AddFragmentAddress(s.Vip.ToIPAddress());
     }
 
     // ---------------- health ----------------

@@ -31,6 +31,10 @@ internal sealed class PacketProcessor
     private readonly EngineOptions _options;
     private readonly long[] _tcpTimeouts; // by TcpState
     private readonly Func<Connection, long> _timeoutOf;
+    /// <summary>Datagrams whose first fragment was seen: where their later fragments go (bounded, expiring).</summary>
+    private readonly Dictionary<FragmentKey, FragmentRoute> _fragments = new();
+    public const int FragmentCapacity = 4096;
+    public const long FragmentLifetimeMs = 5000;
     private readonly Action<Connection> _releasePort;
 
     /// <summary>A single-worker pipeline over its own registry of services.</summary>
@@ -182,6 +186,8 @@ internal sealed class PacketProcessor
             return Drop(DropReason.TtlExceeded);
         if (p.IsIcmpError)
             return ProcessIcmpError(frame, in p, now, out egressIfIndex, out nextHopKey);
+        if (p.IsLaterFragment)
+            return ProcessLaterFragment(frame, in p, now, out egressIfIndex, out nextHopKey);
 
         var key = new FlowKey(p.SrcIp, p.DstIp, p.SrcPort, p.DstPort, p.Protocol);
         bool toBackend;
@@ -232,6 +238,8 @@ internal sealed class PacketProcessor
         }
         if (!toBackend)
             c.Replied = true;
+        if (p.IsFragment)
+            RememberFragment(in p, index, toBackend, now);
         if (c.Dsr)
             return ForwardDirect(frame, in p, ref c, now, out egressIfIndex, out nextHopKey);
         if (p.Protocol == IpProtocol.Tcp)
@@ -415,7 +423,7 @@ internal sealed class PacketProcessor
             bool df = p.IsV6 || (frame[p.L3Offset + Wire.IpFragment] & 0x40) != 0;
             return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
         }
-        if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && _options.RepairPartialChecksums)
+        if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && _options.RepairPartialChecksums && !p.IsFragment)
         {
             var l4 = frame.Slice(p.L4Offset, p.L4Length);
             int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
@@ -433,6 +441,93 @@ internal sealed class PacketProcessor
             return Verdict.Hold;
         WriteMacs(frame, in hop, port);
         return Verdict.Transmit;
+    }
+
+    /// <summary>A first fragment's decision, for the later fragments of its datagram (and for other workers,
+    /// which hand those fragments to this one).</summary>
+    private void RememberFragment(in ParsedPacket p, int connection, bool toBackend, long now)
+    {
+        var key = new FragmentKey(p.SrcIp, p.DstIp, p.FragmentId, p.Protocol);
+        if (_fragments.Count >= FragmentCapacity && !_fragments.ContainsKey(key))
+        {
+            ExpireFragments(now);
+            if (_fragments.Count >= FragmentCapacity)
+                return; // its later fragments will wait, then be dropped as `fragment`
+        }
+        _fragments[key] = new FragmentRoute(connection, toBackend, now + FragmentLifetimeMs);
+        if (_registry.Workers > 1)
+            _registry.FragmentOwners[key] = _worker;
+    }
+
+    /// <summary>Forgets datagrams whose first fragment is older than the fragment lifetime.</summary>
+    private void ExpireFragments(long now)
+    {
+        if (_fragments.Count == 0)
+            return;
+        List<FragmentKey>? old = null;
+        foreach (var (key, route) in _fragments)
+            if (now >= route.Expires)
+                (old ??= new()).Add(key);
+        if (old == null)
+            return;
+        foreach (var key in old)
+        {
+            _fragments.Remove(key);
+            if (_registry.Workers > 1)
+                _registry.FragmentOwners.TryRemove(key, out _);
+        }
+    }
+
+    /// <summary>
+    /// A fragment after the first carries no ports: it follows its datagram's first fragment, whose connection
+    /// and direction were remembered; only addresses, TTL / hop limit and the IPv4 header checksum change (the
+    /// L4 checksum, in the first fragment, already covers the new addresses). Before its first fragment, it waits.
+    /// </summary>
+    private Verdict ProcessLaterFragment(Span<byte> frame, in ParsedPacket p, long now, out int egressIfIndex, out IpAddr nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = default;
+        if (!_fragments.TryGetValue(new FragmentKey(p.SrcIp, p.DstIp, p.FragmentId, p.Protocol), out var route) ||
+            now >= route.Expires || !_connections[route.Connection].InUse)
+            return Verdict.HoldFragment;
+        ref var c = ref _connections[route.Connection];
+        c.LastSeen = now;
+        Counters.FragmentsForwarded++;
+        if (route.ToBackend)
+            Counters.ToBackend++;
+        else
+            Counters.ToClient++;
+        if (c.Dsr)
+        {
+            nextHopKey = c.BackendIp;
+            var hopState = LookupHop(c.BackendIp, now, ref c.HopToBackend, out var directHop, out int directPort, out var why);
+            egressIfIndex = directHop.IfIndex;
+            if (why != DropReason.None)
+                return Drop(why);
+            if (hopState == NextHopState.Pending)
+                return Verdict.Hold;
+            WriteMacs(frame, in directHop, directPort);
+            return Verdict.Transmit;
+        }
+        IpAddr newSrc = route.ToBackend ? c.SnatIp : c.VipIp;
+        IpAddr newDst = route.ToBackend ? c.BackendIp : c.ClientIp;
+        var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
+        if (p.IsV6)
+        {
+            newSrc.WriteV6(ip.Slice(Wire.Ip6Src));
+            newDst.WriteV6(ip.Slice(Wire.Ip6Dst));
+            ip[Wire.Ip6HopLimit]--;
+        }
+        else
+        {
+            int ihl = p.L4Offset - p.L3Offset;
+            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc.V4);
+            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst.V4);
+            ip[Wire.IpTtl]--;
+            BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
+        }
+        nextHopKey = newDst;
+        return Route(frame, newDst, now, out egressIfIndex, ref route.ToBackend ? ref c.HopToBackend : ref c.HopToClient);
     }
 
     /// <summary>Retries the next hop of a held (already translated) frame.</summary>
@@ -564,7 +659,8 @@ internal sealed class PacketProcessor
                 int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
                 bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
-                bool partial = !udpNoChecksum && _options.RepairPartialChecksums &&
+                // (a fragmented datagram's checksum is always whole: the sender's stack computed it to fragment)
+                bool partial = !udpNoChecksum && !p.IsFragment && _options.RepairPartialChecksums &&
                     check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4.Length);
                 BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
@@ -639,6 +735,7 @@ internal sealed class PacketProcessor
     /// <summary>Removes idle connections (bounded work per call) and releases their NAT ports.</summary>
     public int ExpireConnections(long now, int budget)
     {
+        ExpireFragments(now);
         int n = _connections.Sweep(now, budget, _timeoutOf, _releasePort);
         Counters.ExpiredConnections += n;
         return n;

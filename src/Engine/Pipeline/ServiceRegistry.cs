@@ -1,4 +1,5 @@
 using ZonLb.Engine.Balancing;
+using ZonLb.Engine.Flows;
 using ZonLb.Engine.Packets;
 
 namespace ZonLb.Engine.Pipeline;
@@ -23,6 +24,10 @@ internal sealed class ServiceRegistry
     }
 
     public int Workers { get; }
+
+    /// <summary>With several workers: the worker that saw each datagram's first fragment, so that its later
+    /// fragments (which carry no ports) are handed to it. Touched only by fragments.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<FragmentKey, int> FragmentOwners { get; } = new();
     public ushort NatPortMin { get; }
     public ushort NatPortMax { get; }
     public List<ResolvedService> Services { get; } = new();
@@ -87,6 +92,8 @@ internal sealed class ServiceRegistry
     {
         if (Workers == 1)
             return 0;
+        if (p.IsLaterFragment)
+            return FragmentOwners.TryGetValue(new FragmentKey(p.SrcIp, p.DstIp, p.FragmentId, p.Protocol), out int owner) ? owner : -1;
         if (p.IsIcmpError)
         {
             // the owner of the connection the quoted packet belongs to: it left us from a NAT port (its

@@ -9,4 +9,6 @@ internal enum Verdict : byte
     Transmit,
     /// <summary>Translated, but the next hop's MAC is not known yet: keep the frame and retry.</summary>
     Hold,
+    /// <summary>A later fragment whose first fragment has not been seen: keep it (untouched) and run it again.</summary>
+    HoldFragment,
 }

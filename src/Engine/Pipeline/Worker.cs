@@ -32,6 +32,10 @@ internal sealed class Worker
     private readonly Handoff[] _handoffScratch = new Handoff[Batch];
     private HeldFrame[] _held = new HeldFrame[256];
     private int _heldCount;
+    /// <summary>Later fragments that arrived before their first fragment (run again each round, up to 1 s).</summary>
+    private readonly HeldFrame[] _fragmentsHeld = new HeldFrame[256];
+    private int _fragmentsHeldCount;
+    private const long FragmentWaitMs = 1000;
 
     private struct HeldFrame
     {
@@ -97,7 +101,7 @@ internal sealed class Worker
     public Wakeup Wakeup { get; } = new();
     /// <summary>Inbox[w]: frames handed over by worker w.</summary>
     public HandoffRing[] Inbox { get; }
-    public int HeldFrames => _heldCount;
+    public int HeldFrames => _heldCount + _fragmentsHeldCount;
     public Thread? Thread { get; set; }
 
     /// <summary>Frames waiting in this worker's inboxes.</summary>
@@ -153,6 +157,8 @@ internal sealed class Worker
                     if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
                         reason = DropReason.VlanNotConfigured;
                     int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
+                    if (owner < 0)
+                        owner = Index; // a later fragment whose first was not seen yet: it waits here
                     if (owner != Index)
                     {
                         if (workers[owner].Inbox[Index].TryPush(d.Addr, (int)d.Len))
@@ -202,6 +208,8 @@ internal sealed class Worker
                 work += DrainInbox(Inbox[w], now);
             if (_heldCount > 0)
                 RetryHeld(now);
+            if (_fragmentsHeldCount > 0)
+                RetryFragments(now);
             work += Flush();
             if (now >= nextSweep)
             {
@@ -209,7 +217,7 @@ internal sealed class Worker
                 Processor.ExpireConnections(now, Math.Max(4096, Processor.Connections.Capacity / 50));
                 nextSweep = now + 100;
             }
-            if (work == 0 && _heldCount == 0 && !TxInFlight())
+            if (work == 0 && _heldCount == 0 && _fragmentsHeldCount == 0 && !TxInFlight())
                 poller.Wait(50);
             else if (work == 0)
                 Thread.Yield();
@@ -280,6 +288,8 @@ internal sealed class Worker
             TransmitTagged(egress, addr, len, Processor.LastEgressVlan);
         else if (v == Verdict.Hold)
             Hold(addr, len, hop, now);
+        else if (v == Verdict.HoldFragment)
+            HoldFragment(addr, len, now);
         else
             _umem.Free(addr);
     }
@@ -405,6 +415,68 @@ internal sealed class Worker
         }
         _held[_heldCount++] = new HeldFrame { Addr = addr, Length = len, NextHop = hop, Deadline = now + _dp.Config.Engine.NeighborWaitMilliseconds };
         Counters.Held++;
+    }
+
+    private void HoldFragment(ulong addr, int len, long now)
+    {
+        if (_fragmentsHeldCount == _fragmentsHeld.Length)
+        {
+            Counters.Drop(DropReason.Fragment);
+            _umem.Free(addr);
+            return;
+        }
+        _fragmentsHeld[_fragmentsHeldCount++] = new HeldFrame { Addr = addr, Length = len, Deadline = now + FragmentWaitMs };
+    }
+
+    /// <summary>Runs waiting later fragments again: handed to the worker that saw their first fragment, or
+    /// forwarded, or kept until their deadline, then dropped as `fragment`.</summary>
+    private void RetryFragments(long now)
+    {
+        var registry = Processor.Registry;
+        var workers = _dp.Workers;
+        int kept = 0;
+        for (int i = 0; i < _fragmentsHeldCount; i++)
+        {
+            var h = _fragmentsHeld[i];
+            var frame = _umem.GetFrame(h.Addr, h.Length);
+            if (PacketParser.Parse(frame, out var p) != DropReason.None)
+            {
+                _umem.Free(h.Addr);
+                continue;
+            }
+            int owner = registry.OwnerOf(in p);
+            if (owner >= 0 && owner != Index)
+            {
+                if (workers[owner].Inbox[Index].TryPush(h.Addr, h.Length))
+                {
+                    Counters.HandedOff++;
+                    workers[owner].Inbox[Index].Publish();
+                    workers[owner].Wakeup.Signal();
+                }
+                else
+                {
+                    Counters.Drop(DropReason.HandoffFull);
+                    _umem.Free(h.Addr);
+                }
+                continue;
+            }
+            var v = Processor.Process(frame, in p, now, out int egress, out IpAddr hop);
+            if (v == Verdict.HoldFragment)
+            {
+                if (now < h.Deadline)
+                {
+                    _fragmentsHeld[kept++] = h;
+                }
+                else
+                {
+                    Counters.Drop(DropReason.Fragment);
+                    _umem.Free(h.Addr);
+                }
+                continue;
+            }
+            Complete(v, h.Addr, h.Length, egress, hop, now);
+        }
+        _fragmentsHeldCount = kept;
     }
 
     private void RetryHeld(long now)

@@ -22,7 +22,7 @@ public sealed unsafe class XdpProgram : IDisposable
 {
     private nint _obj;
     private readonly int _progFd;
-    private readonly int _xsksMap, _ifSlotsMap, _servicesMap, _natMap, _statsMap, _ownerMap;
+    private readonly int _xsksMap, _ifSlotsMap, _servicesMap, _natMap, _statsMap, _ownerMap, _fragMap;
     private readonly Dictionary<int, (string Name, uint Flags)> _attached = new();
 
     static XdpProgram()
@@ -31,8 +31,9 @@ public sealed unsafe class XdpProgram : IDisposable
         LibBpf.libbpf_set_print(0);
     }
 
-    private XdpProgram(nint obj, int progFd, int xsks, int ifSlots, int services, int nat, int stats, int owner)
+    private XdpProgram(nint obj, int progFd, int xsks, int ifSlots, int services, int nat, int stats, int owner, int frag)
     {
+        _fragMap = frag;
         _ownerMap = owner;
         _obj = obj;
         _progFd = progFd;
@@ -55,7 +56,7 @@ public sealed unsafe class XdpProgram : IDisposable
         {
             nint prog = BpfObjectFile.Program(obj, SteeringAbi.ProgramName);
             var p = new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
-                MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"), MapFd(obj, "owner"));
+                MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"), MapFd(obj, "owner"), MapFd(obj, "frag_addrs"));
             uint key = 0, pid = (uint)Environment.ProcessId;
             Update(p._ownerMap, &key, &pid, "owner");
             return p;
@@ -255,6 +256,14 @@ public sealed unsafe class XdpProgram : IDisposable
         var key = new NatKey { Addr = MapAddress.From(addr), Proto = proto };
         var range = new NatRange { PortMin = portMin, PortMax = portMax };
         Update(_natMap, &key, &range, "nat_addrs");
+    }
+
+    /// <summary>Later IP fragments (no ports) to this address go to our sockets: a VIP or a SNAT address.</summary>
+    public void AddFragmentAddress(IPAddress addr)
+    {
+        var key = MapAddress.From(addr);
+        byte one = 1;
+        Update(_fragMap, &key, &one, "frag_addrs");
     }
 
     /// <summary>The sum over CPUs of one of the program's counters.</summary>
