@@ -93,6 +93,25 @@ public class VlanTests
     }
 
     [Fact]
+    public void Replies_to_a_tagged_client_leave_with_its_tag_and_frames_to_the_backend_untagged()
+    {
+        var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
+            .Neighbor("10.10.0.2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 });
+        var p = new PacketProcessor(
+            new[] { new ResolvedService("web", IpAddr.Parse("10.10.0.1"), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 8080, IpAddr.Parse("10.20.0.1")) }) },
+            new[] { (2, LbcMac), (3, LbsMac) }, routes, new EngineOptions(), new EngineCounters());
+
+        var syn = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Vlan(100).Build();
+        Assert.Equal(Verdict.Transmit, p.Process(syn, 1000, out _, out _));
+        Assert.Equal(0, p.LastEgressVlan);
+        ushort natPort = (ushort)(syn[18 + 20] << 8 | syn[18 + 21]);
+
+        var synAck = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(0x12).Build();
+        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out int egress, out _));
+        Assert.Equal((2, (ushort)100), (egress, p.LastEgressVlan));
+    }
+
+    [Fact]
     public void Without_the_vlan_interface_known_the_route_is_not_attached()
     {
         var routes = new FixedRoutes().Subnet("10.10.100.0", 7).Neighbor("10.10.100.2", new byte[] { 2, 0, 0, 0, 0xC, 2 });

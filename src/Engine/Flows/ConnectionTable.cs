@@ -28,6 +28,8 @@ internal struct Connection
     public bool InUse;
     /// <summary>Direct server return: no NAT port, no backend-side key (replies bypass us).</summary>
     public bool Dsr;
+    /// <summary>The 802.1Q VLAN the client's packets arrive on (0: untagged): replies go back with it.</summary>
+    public ushort ClientVlan;
 
     public readonly FlowKey ClientKey => new(ClientIp, VipIp, ClientPort, VipPort, Protocol);
 

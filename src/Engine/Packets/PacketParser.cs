@@ -25,6 +25,8 @@ internal struct ParsedPacket
     public byte Ttl;
     public byte IcmpType;
     public byte TcpFlags;
+    /// <summary>The 802.1Q VLAN id of a tagged frame; 0 when untagged.</summary>
+    public ushort Vlan;
     /// <summary>An ICMP/ICMPv6 error (destination unreachable, packet too big, time exceeded): the Inner* fields
     /// describe the packet it quotes, from its own header (so its source is one of our addresses).</summary>
     public bool IsIcmpError;
@@ -67,6 +69,7 @@ internal static class PacketParser
             if (frame.Length < Wire.EthernetHeader + Wire.VlanTag)
                 return DropReason.Truncated;
             etherType = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(16));
+            p.Vlan = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(14)) & 0x0FFF);
             l3 += Wire.VlanTag;
         }
         if (etherType == Wire.EtherTypeIPv6)

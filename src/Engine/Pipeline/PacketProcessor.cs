@@ -263,6 +263,8 @@ internal sealed class PacketProcessor
         egressIfIndex = hop.IfIndex;
         if (reason != DropReason.None)
             return Drop(reason);
+        if (!toBackend && LastEgressVlan == 0)
+            LastEgressVlan = c.ClientVlan; // back with the tag the client's packets came with
         if (p.IpTotalLength > _portMtu[port])
         {
             LastMtu = _portMtu[port];
@@ -393,7 +395,10 @@ internal sealed class PacketProcessor
         Counters.IcmpErrorsTranslated++;
         c.LastSeen = now;
         nextHopKey = outerDst;
-        return Route(frame, outerDst, now, out egressIfIndex, ref aboutToBackend ? ref c.HopToClient : ref c.HopToBackend);
+        var v = Route(frame, outerDst, now, out egressIfIndex, ref aboutToBackend ? ref c.HopToClient : ref c.HopToBackend);
+        if (aboutToBackend && LastEgressVlan == 0)
+            LastEgressVlan = c.ClientVlan;
+        return v;
     }
 
     /// <summary>
@@ -527,7 +532,10 @@ internal sealed class PacketProcessor
             BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
         }
         nextHopKey = newDst;
-        return Route(frame, newDst, now, out egressIfIndex, ref route.ToBackend ? ref c.HopToBackend : ref c.HopToClient);
+        var verdict = Route(frame, newDst, now, out egressIfIndex, ref route.ToBackend ? ref c.HopToBackend : ref c.HopToClient);
+        if (!route.ToBackend && LastEgressVlan == 0)
+            LastEgressVlan = c.ClientVlan;
+        return verdict;
     }
 
     /// <summary>Retries the next hop of a held (already translated) frame.</summary>
@@ -623,6 +631,7 @@ internal sealed class PacketProcessor
             TcpState = s.Protocol == IpProtocol.Tcp ? TcpTracker.Initial(p.TcpFlags) : TcpState.None,
             LastSeen = now,
             Dsr = s.Dsr,
+            ClientVlan = p.Vlan,
         };
         int index = _connections.Add(c);
         if (index < 0)

@@ -43,6 +43,8 @@ internal sealed class Worker
         public int Length;
         public IpAddr NextHop;
         public long Deadline;
+        /// <summary>The VLAN the frame leaves with when its route gives none (the client's).</summary>
+        public ushort Vlan;
     }
 
     public Worker(int index, Dataplane dp, Umem umem, PacketProcessor processor, IReadOnlyList<Port> ports, int cpu)
@@ -413,7 +415,11 @@ internal sealed class Worker
             _umem.Free(addr);
             return;
         }
-        _held[_heldCount++] = new HeldFrame { Addr = addr, Length = len, NextHop = hop, Deadline = now + _dp.Config.Engine.NeighborWaitMilliseconds };
+        _held[_heldCount++] = new HeldFrame
+        {
+            Addr = addr, Length = len, NextHop = hop, Deadline = now + _dp.Config.Engine.NeighborWaitMilliseconds,
+            Vlan = Processor.LastEgressVlan,
+        };
         Counters.Held++;
     }
 
@@ -489,7 +495,7 @@ internal sealed class Worker
             var v = Processor.RetryHeld(frame, h.NextHop, now, out int egress);
             if (v == Verdict.Transmit)
             {
-                TransmitTagged(egress, h.Addr, h.Length, Processor.LastEgressVlan);
+                TransmitTagged(egress, h.Addr, h.Length, Processor.LastEgressVlan != 0 ? Processor.LastEgressVlan : h.Vlan);
             }
             else if (v == Verdict.Hold && now < h.Deadline)
             {
