@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The end-to-end benchmark: one topology, one generator, one sink, four ways to get from the client to the
+# backend, measured in one run:
+#
+#   client ns [eth0 10.10.0.2] --veth-- [lbc 10.10.0.1 | LB ns | lbs 10.20.0.1] --veth-- [eth0 10.20.0.2] backend ns
+#
+#   zonlb    zonlb-afxdp, full NAT through a UDP service (VIP 10.10.0.1:9 -> 10.20.0.2:9) and a TCP one (5201)
+#   nftables the kernel's forwarding with nftables DNAT + masquerade and conntrack (what an operator would use)
+#   kernel   plain kernel IP forwarding, no NAT (the client sends to 10.20.0.2)
+#   xdp      an XDP program on lbc redirecting to lbs with the MACs rewritten (the in-kernel veth ceiling)
+#
+# UDP: 60-byte frames (18-byte payloads) from zonlb-trafficgen (bench/ZonLb.TrafficGen, AF_XDP TX on the
+# client's eth0), 1 flow and 1024 flows (source ports); counted by an XDP sink on the backend's eth0
+# (bench/e2e/sink.bpf.c: counts and drops UDP to port 9, passes the rest). TCP: iperf3 (sink detached).
+# Placement on this 2-core machine: the generator runs on CPU 0 (taskset); the load balancer's work on CPU 1:
+# receive work of lbc and of the backend's eth0 in threaded NAPI pinned to CPU 1 (veth does NAPI when an XDP
+# program is attached or GRO is on, so GRO is turned on where no program is), and zonlb-afxdp's worker pinned
+# to CPU 1 (engine.cpu_affinity). Every case runs REPEATS times; the table shows median and min-max.
+#
+# Usage: sudo bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-5}
+repeats=${2:-5}
+root=$PWD
+dll=$root/src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
+gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
+[ -f "$dll" ] && [ -f "$gen" ] || dotnet build ZonLb.sln -c Release >/dev/null
+. scripts/lib/topology.sh
+id="zbe$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
+LB_PID=""; IPERF_PID=""
+cleanup() {
+    [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
+    [ -n "$IPERF_PID" ] && kill -TERM "$IPERF_PID" 2>/dev/null || true
+    zlb_topology_delete "$C" "$L" "$S"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+zlb_topology "$C" "$L" "$S" 1
+ip -n "$S" route add 10.10.0.0/24 via 10.20.0.1   # the non-NAT rows: routes both ways through the LB
+ip -n "$C" route add 10.20.0.0/24 via 10.10.0.1
+mac() { ip -n "$1" -o link show dev "$2" | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/'; }
+hexmac() { echo "0x${1//:/,0x}"; }
+LBC_MAC=$(mac "$L" lbc); LBS_MAC=$(mac "$L" lbs); BE_MAC=$(mac "$S" eth0)
+LBS_IFINDEX=$(ip -n "$L" -o link show dev lbs | cut -d: -f1)
+cflags=(-O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu)
+clang "${cflags[@]}" -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
+clang "${cflags[@]}" -DOUT_IFINDEX="$LBS_IFINDEX" -DOUT_SRC_MAC="$(hexmac "$LBS_MAC")" -DOUT_DST_MAC="$(hexmac "$BE_MAC")" \
+    -c bench/e2e/redirect.bpf.c -o "$tmp/redirect.o"
+ip netns exec "$S" iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
+IPERF_PID=$!
+
+sink_on()  { ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp; }
+sink_off() { ip -n "$S" link set dev eth0 xdp off; }
+# the sink program's counter, summed over CPUs
+sink_count() {
+    local prog map
+    prog=$(ip -n "$S" -d link show dev eth0 | sed -nE 's/.*prog\/xdp id ([0-9]+).*/\1/p' | head -1)
+    map=$(bpftool prog show id "$prog" | sed -nE 's/.*map_ids ([0-9]+).*/\1/p')
+    # with BTF, bpftool prints {"key": 0, "values": [{"cpu": 0, "value": N}, ...]}
+    bpftool map dump id "$map" | awk '/"value":/ { v = $0; gsub(/[^0-9]/, "", v); s += v } END { printf "%d\n", s }'
+}
+# receive work in threaded NAPI on CPU 1
+pin_napi() {
+    ip netns exec "$L" sh -c 'echo 1 > /sys/class/net/lbc/threaded' 2>/dev/null || true
+    ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/threaded' 2>/dev/null || true
+    for p in $(ps -eo pid=,comm= | awk '$2 ~ /^napi\/(lbc|eth0)-/ { print $1 }'); do taskset -pc 1 "$p" >/dev/null 2>&1 || true; done
+}
+
+start_zonlb() {
+    cat > "$tmp/lb.toml" <<TOML
+control_socket = "$tmp/lb.sock"
+[[interface]]
+name = "lbc"
+[[interface]]
+name = "lbs"
+[[service]]
+name = "bench-udp"
+vip = "10.10.0.1"
+protocol = "udp"
+port = 9
+[[service.backend]]
+address = "10.20.0.2"
+[[service]]
+name = "bench-tcp"
+vip = "10.10.0.1"
+protocol = "tcp"
+port = 5201
+[[service.backend]]
+address = "10.20.0.2"
+[engine]
+cpu_affinity = [1]
+TOML
+    ip netns exec "$L" dotnet "$dll" run --config "$tmp/lb.toml" --status-interval 0 > "$tmp/lb.log" 2>&1 &
+    LB_PID=$!
+    for _ in $(seq 1 100); do grep -q "running with" "$tmp/lb.log" && break; sleep 0.1; done
+    grep -q "running with" "$tmp/lb.log" || { cat "$tmp/lb.log"; echo "zonlb-afxdp did not start"; exit 1; }
+}
+stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; }
+
+setup() { # mode
+    case $1 in
+        zonlb) start_zonlb ;;
+        nftables)
+            ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=1
+            ip netns exec "$L" nft -f - <<NFT
+table ip zbench {
+    chain pre { type nat hook prerouting priority dstnat; ip daddr 10.10.0.1 udp dport 9 dnat to 10.20.0.2; ip daddr 10.10.0.1 tcp dport 5201 dnat to 10.20.0.2; }
+    chain post { type nat hook postrouting priority srcnat; oifname "lbs" masquerade; }
+}
+NFT
+            ip netns exec "$L" ethtool -K lbc gro on >/dev/null ;;
+        kernel)
+            ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=1
+            ip netns exec "$L" ethtool -K lbc gro on >/dev/null ;;
+        xdp)
+            ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=1 # TCP's other direction, and ARP's sake
+            ip -n "$L" link set dev lbc xdp obj "$tmp/redirect.o" sec xdp ;;
+    esac
+    pin_napi
+}
+teardown() { # mode
+    case $1 in
+        zonlb) stop_zonlb ;;
+        nftables) ip netns exec "$L" nft delete table ip zbench; ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0
+                  ip netns exec "$L" ethtool -K lbc gro off >/dev/null ;;
+        kernel) ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0; ip netns exec "$L" ethtool -K lbc gro off >/dev/null ;;
+        xdp) ip -n "$L" link set dev lbc xdp off; ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0 ;;
+    esac
+}
+target() { case $1 in zonlb|nftables) echo 10.10.0.1 ;; *) echo 10.20.0.2 ;; esac; }
+
+udp_run() { # mode flows -> "forwarded offered" pps
+    local before after out
+    ip -n "$C" neigh replace "$(target "$1")" lladdr "$LBC_MAC" dev eth0 2>/dev/null || true
+    ip netns exec "$C" ping -c 1 -W 1 "$(target "$1")" >/dev/null 2>&1 || true # the LB's neighbour entries
+    before=$(sink_count)
+    out=$(ip netns exec "$C" taskset -c 0 dotnet "$gen" eth0 "$LBC_MAC" 10.10.0.2 "$(target "$1")" 9 --flows "$2" --seconds "$secs")
+    sleep 0.2
+    after=$(sink_count)
+    local offered; offered=$(echo "$out" | sed -nE 's/^offered ([0-9]+) pps.*/\1/p')
+    echo "$(( (after - before) / secs )) $offered"
+}
+tcp_run() { # mode -> Gbit/s
+    local extra=()
+    ip netns exec "$C" taskset -c 0 iperf3 -c "$(target "$1")" -p 5201 -t "$secs" -J > "$tmp/iperf.json" 2>/dev/null || { echo 0; return; }
+    sed -nE '/"sum_received"/,/}/ s/.*"bits_per_second":[[:space:]]*([0-9.e+]+).*/\1/p' "$tmp/iperf.json" | head -1 | awk '{ printf "%.2f\n", $1 / 1e9 }'
+}
+stats() { # values... -> "median min max"
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %s %s\n", m, v[1], v[NR] }'
+}
+
+declare -A result offered
+modes=(zonlb nftables kernel xdp)
+echo "== $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r)"
+echo "== ${secs} s per case, ${repeats} repeats; generator on CPU 0, load balancer work on CPU 1"
+for mode in "${modes[@]}"; do
+    setup "$mode"
+    sink_on
+    for flows in 1 1024; do
+        vals=(); offs=()
+        for r in $(seq 1 "$repeats"); do
+            read -r fwd off < <(udp_run "$mode" "$flows")
+            vals+=("$fwd"); offs+=("$off")
+            echo "   $mode udp $flows flow(s) run $r: forwarded $fwd pps, offered $off pps"
+        done
+        result[$mode,udp$flows]=$(stats "${vals[@]}")
+        offered[$mode,udp$flows]=$(stats "${offs[@]}")
+    done
+    sink_off
+    [ "$mode" = xdp ] && { ip netns exec "$S" ethtool -K eth0 gro on >/dev/null; ip netns exec "$C" ethtool -K eth0 tx off >/dev/null; }
+    vals=()
+    for r in $(seq 1 "$repeats"); do
+        g=$(tcp_run "$mode"); vals+=("$g")
+        echo "   $mode tcp run $r: $g Gbit/s"
+    done
+    result[$mode,tcp]=$(stats "${vals[@]}")
+    [ "$mode" = xdp ] && { ip netns exec "$S" ethtool -K eth0 gro off >/dev/null; ip netns exec "$C" ethtool -K eth0 tx on >/dev/null; }
+    teardown "$mode"
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+echo
+printf '%-10s | %-30s | %-30s | %-22s\n' "path" "UDP 60 B, 1 flow: pps (ratio)" "UDP 60 B, 1024 flows: pps (ratio)" "TCP iperf3: Gbit/s"
+printf '%s\n' "-----------+--------------------------------+--------------------------------+-----------------------"
+for mode in "${modes[@]}"; do
+    read -r m1 lo1 hi1 <<< "${result[$mode,udp1]}"; read -r z1 _ _ <<< "${result[zonlb,udp1]}"
+    read -r m2 lo2 hi2 <<< "${result[$mode,udp1024]}"; read -r z2 _ _ <<< "${result[zonlb,udp1024]}"
+    read -r t tlo thi <<< "${result[$mode,tcp]}"
+    printf '%-10s | %8s [%s-%s] %-7s | %8s [%s-%s] %-7s | %5s [%s-%s]\n' "$mode" \
+        "$m1" "$lo1" "$hi1" "($(ratio "$m1" "$z1"))" "$m2" "$lo2" "$hi2" "($(ratio "$m2" "$z2"))" "$t" "$tlo" "$thi"
+done
+read -r o1 _ _ <<< "${offered[zonlb,udp1]}"; read -r o2 _ _ <<< "${offered[zonlb,udp1024]}"
+echo "generator offered (zonlb rows, median): $o1 pps (1 flow), $o2 pps (1024 flows); ratios are each row / zonlb"
+echo "xdp TCP row: the client's tx checksum offload off (a plain XDP redirect cannot complete CHECKSUM_PARTIAL)"
