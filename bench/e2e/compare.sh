@@ -15,7 +15,9 @@
 # Placement on this 2-core machine: the generator runs on CPU 0 (taskset); the load balancer's work on CPU 1:
 # receive work of lbc and of the backend's eth0 in threaded NAPI pinned to CPU 1 (veth does NAPI when an XDP
 # program is attached or GRO is on, so GRO is turned on where no program is), and zonlb-afxdp's worker pinned
-# to CPU 1 (engine.cpu_affinity). Every case runs REPEATS times; the table shows median and min-max.
+# to CPU 1 (engine.cpu_affinity) with nice -15 (engine.worker_nice; WORKER_NICE=0 to compare), so that the
+# kernel's receive work on that CPU does not starve it. Every case runs REPEATS times; the table shows median
+# and min-max.
 #
 # Usage: sudo bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
 set -euo pipefail
@@ -91,6 +93,7 @@ port = 5201
 address = "10.20.0.2"
 [engine]
 cpu_affinity = [1]
+worker_nice = ${WORKER_NICE:--15}
 TOML
     ip netns exec "$L" dotnet "$dll" run --config "$tmp/lb.toml" --status-interval 0 > "$tmp/lb.log" 2>&1 &
     LB_PID=$!

@@ -186,6 +186,14 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Busy_polling_and_worker_nice_are_engine_options_with_ranges()
+    {
+        var cfg = ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\nbusy_poll_usecs = 50\nworker_nice = -15"), "test.toml");
+        Assert.Equal((50, -15), (cfg.Engine.BusyPollMicroseconds, cfg.Engine.WorkerNice));
+        Assert.Contains("engine.worker_nice = -30", ErrorOf(Valid.Replace("[engine]", "[engine]\nworker_nice = -30")));
+    }
+
+    [Fact]
     public void Link_local_addresses_are_refused()
     {
         var m = ErrorOf(Valid.Replace("vip = \"10.10.0.1\"", "vip = \"fe80::1\""));

@@ -64,6 +64,10 @@ public static class ConfigWriter
         }
         if (!c.Engine.RepairPartialChecksums)
             engine.Append("repair_partial_checksums = false\n");
+        if (c.Engine.BusyPollMicroseconds != 0)
+            engine.Append($"busy_poll_usecs = {c.Engine.BusyPollMicroseconds}\n");
+        if (c.Engine.WorkerNice != 0)
+            engine.Append($"worker_nice = {c.Engine.WorkerNice}\n");
         if (c.Engine.CpuAffinity.Count > 0)
             engine.Append(CultureInfo.InvariantCulture, $"cpu_affinity = [{string.Join(", ", c.Engine.CpuAffinity)}]\n");
         if (engine.Length > 0)

@@ -160,6 +160,12 @@ public sealed class EngineOptions
     public int NeighborWaitMilliseconds { get; set; } = 1000;
     /// <summary>Debug: false leaves CHECKSUM_PARTIAL frames unrepaired (reproduces the dropped SYN of the seed notes).</summary>
     public bool RepairPartialChecksums { get; set; } = true;
+    /// <summary>Busy polling of the AF_XDP sockets, in microseconds per syscall (SO_BUSY_POLL with
+    /// SO_PREFER_BUSY_POLL); 0: off. The workers then never sleep and run the receive queues' NAPI themselves.</summary>
+    public int BusyPollMicroseconds { get; set; }
+    /// <summary>The workers' nice value (-20..19); 0 leaves it. Lower gives a worker sharing a CPU with the
+    /// kernel's receive work more of that CPU.</summary>
+    public int WorkerNice { get; set; }
     /// <summary>How long a learnt next hop is used before the kernel is asked again.</summary>
     public int NeighborCacheSeconds { get; set; } = 5;
 }

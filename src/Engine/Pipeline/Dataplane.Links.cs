@@ -151,7 +151,12 @@ internal sealed partial class Dataplane
                 // any bound socket shares the UMEM; with none left, the first new socket registers it again
                 var umemOwner = _sockets.FirstOrDefault();
                 for (int q = 0; q < queues; q++)
-                    created.Add(XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode));
+                {
+                    var socket = XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode);
+                    created.Add(socket);
+                    if (_config.Engine.BusyPollMicroseconds > 0)
+                        socket.EnableBusyPoll(_config.Engine.BusyPollMicroseconds, 64);
+                }
             }
             catch
             {

@@ -172,6 +172,8 @@ internal sealed partial class Dataplane : IDisposable
             {
                 var s = XskSocket.Create(_umem, _sockets.Count == 0 ? null : _sockets[0], ic.Name, link.Index, q,
                     (uint)o.RingSize, ic.XskMode);
+                if (o.BusyPollMicroseconds > 0)
+                    s.EnableBusyPoll(o.BusyPollMicroseconds, 64);
                 _sockets.Add(s);
                 port.Sockets.Add(s);
                 _program.SetSocket(slot++, s.Fd);

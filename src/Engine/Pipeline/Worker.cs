@@ -129,6 +129,10 @@ internal sealed class Worker
     {
         if (Cpu >= 0)
             CpuAffinity.PinCurrentThread(Cpu);
+        var o = _dp.Config.Engine;
+        if (o.WorkerNice != 0)
+            CpuAffinity.SetCurrentThreadNice(o.WorkerNice);
+        bool busyPoll = o.BusyPollMicroseconds > 0;
         var poller = new XskPoller(_owned, Wakeup);
         _rebound = false;
         var workers = _dp.Workers;
@@ -219,7 +223,14 @@ internal sealed class Worker
                 Processor.ExpireConnections(now, Math.Max(4096, Processor.Connections.Capacity / 50));
                 nextSweep = now + 100;
             }
-            if (work == 0 && _heldCount == 0 && _fragmentsHeldCount == 0 && !TxInFlight())
+            if (busyPoll)
+            {
+                // no sleeping: a syscall on each socket runs its receive queue's NAPI in this thread
+                if (work == 0)
+                    foreach (var s in _owned)
+                        s.WakeRx();
+            }
+            else if (work == 0 && _heldCount == 0 && _fragmentsHeldCount == 0 && !TxInFlight())
                 poller.Wait(50);
             else if (work == 0)
                 Thread.Yield();
@@ -375,6 +386,9 @@ internal sealed class Worker
 
     /// <summary>Publishes this round's TX descriptors and kicks every socket whose TX ring still holds frames
     /// (copy mode sends at most 32 frames per kick).</summary>
+    /// <summary>Enough kicks for a full RX batch's worth of frames (Batch / 32), and some.</summary>
+    private const int MaxKicksPerFlush = 8;
+
     private int Flush()
     {
         int kicked = 0;
@@ -387,13 +401,18 @@ internal sealed class Worker
                 _txInFlight[i] += _txPending[i];
                 _txPending[i] = 0;
             }
-            if (s.Tx.Outstanding > 0)
+            // Copy mode sends at most 32 frames per kick: kick again while the kernel keeps taking frames, so a
+            // batch of 64 received frames does not leave half of its replies waiting a whole round.
+            for (int k = 0; k < MaxKicksPerFlush && s.Tx.Outstanding > 0; k++)
             {
+                uint before = s.Tx.Outstanding;
                 int err = s.KickTx();
                 Counters.TxKicks++;
+                kicked++;
                 if (err != 0 && err != Errno.EAGAIN && err != Errno.EBUSY && err != Errno.ENOBUFS)
                     Counters.TxKickErrors++;
-                kicked++;
+                if (err != 0 || s.Tx.Outstanding == before)
+                    break; // the kernel is busy or took nothing: try again next round
             }
         }
         return kicked;

@@ -34,6 +34,12 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int socket(int domain, int type, int protocol);
 
+    // int setpriority(int which, id_t who, int prio);  which = PRIO_PROCESS (0), who = a thread id (0: the caller)
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int setpriority(int which, uint who, int prio);
+
+    public const int SO_BUSY_POLL = 46, SO_PREFER_BUSY_POLL = 69, SO_BUSY_POLL_BUDGET = 70;
+
     // int close(int fd);
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int close(int fd);

@@ -77,6 +77,14 @@ public sealed unsafe class Wakeup : IDisposable
 /// <summary>Pins the calling thread to one CPU.</summary>
 public static unsafe class CpuAffinity
 {
+    /// <summary>The calling thread's nice value (-20 most favoured .. 19): a data-path thread sharing a core with
+    /// the kernel's receive work gets its turn more often with a lower value.</summary>
+    public static void SetCurrentThreadNice(int nice)
+    {
+        if (Libc.setpriority(0 /* PRIO_PROCESS */, 0 /* the calling thread */, nice) != 0)
+            throw NativeException.FromLastError($"setpriority({nice})");
+    }
+
     public static void PinCurrentThread(int cpu)
     {
         if (cpu is < 0 or >= 64)

@@ -147,6 +147,22 @@ public sealed unsafe class XskSocket : IDisposable
         Libc.recvfrom(_fd, null, 0, Libc.MSG_DONTWAIT, null, null);
     }
 
+    /// <summary>
+    /// Busy polling: the socket's NAPI context is run by this process's syscalls on the socket (recvfrom, sendto)
+    /// for up to <paramref name="microseconds"/> and <paramref name="budget"/> packets, preferred over the
+    /// kernel's own scheduling of it (SO_PREFER_BUSY_POLL), instead of in softirq or a NAPI thread.
+    /// </summary>
+    public void EnableBusyPoll(int microseconds, int budget)
+    {
+        int one = 1;
+        if (Libc.setsockopt(_fd, Libc.SOL_SOCKET, Libc.SO_PREFER_BUSY_POLL, &one, sizeof(int)) != 0)
+            throw NativeException.FromLastError($"setsockopt(SO_PREFER_BUSY_POLL) on {InterfaceName} queue {QueueId}");
+        if (Libc.setsockopt(_fd, Libc.SOL_SOCKET, Libc.SO_BUSY_POLL, &microseconds, sizeof(int)) != 0)
+            throw NativeException.FromLastError($"setsockopt(SO_BUSY_POLL, {microseconds}) on {InterfaceName} queue {QueueId}");
+        if (Libc.setsockopt(_fd, Libc.SOL_SOCKET, Libc.SO_BUSY_POLL_BUDGET, &budget, sizeof(int)) != 0)
+            throw NativeException.FromLastError($"setsockopt(SO_BUSY_POLL_BUDGET, {budget}) on {InterfaceName} queue {QueueId}");
+    }
+
     /// <summary>The kernel's per-socket counters.</summary>
     public XdpStatistics GetStatistics()
     {

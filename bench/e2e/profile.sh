@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Where the CPU goes while zonlb-afxdp forwards 60-byte UDP as fast as the generator offers it: the topology
+# and placement of compare.sh (generator on CPU 0, load balancer work on CPU 1), zonlb-afxdp with perf maps
+# (DOTNET_PerfMapEnabled=1, so JIT-compiled methods have names), and `perf record -a -g` over SECONDS.
+# Prints CPU 1's time by thread and by symbol. ENGINE_EXTRA adds [engine] lines (e.g. "worker_nice = -15" or
+# "busy_poll_usecs = 50"). Usage: sudo [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-5}
+root=$PWD
+dll=$root/src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
+gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
+. scripts/lib/topology.sh
+id="zbp$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
+LB_PID=""
+cleanup() {
+    [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
+    zlb_topology_delete "$C" "$L" "$S"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+zlb_topology "$C" "$L" "$S" 1
+clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
+ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp
+cat > "$tmp/lb.toml" <<TOML
+control_socket = "$tmp/lb.sock"
+[[interface]]
+name = "lbc"
+[[interface]]
+name = "lbs"
+[[service]]
+name = "bench-udp"
+vip = "10.10.0.1"
+protocol = "udp"
+port = 9
+[[service.backend]]
+address = "10.20.0.2"
+[engine]
+cpu_affinity = [1]
+${ENGINE_EXTRA:-}
+TOML
+DOTNET_PerfMapEnabled=1 ip netns exec "$L" dotnet "$dll" run --config "$tmp/lb.toml" --status-interval 1 > "$tmp/lb.log" 2>&1 &
+LB_PID=$!
+for _ in $(seq 1 100); do grep -q "running with" "$tmp/lb.log" && break; sleep 0.1; done
+ip netns exec "$L" sh -c 'echo 1 > /sys/class/net/lbc/threaded'
+ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/threaded'
+for p in $(ps -eo pid=,comm= | awk '$2 ~ /^napi\/(lbc|eth0)-/ { print $1 }'); do taskset -pc 1 "$p" >/dev/null; done
+ip netns exec "$C" ping -c 1 -W 1 10.10.0.1 >/dev/null || true
+LBC_MAC=$(ip -n "$L" -o link show dev lbc | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/')
+ip netns exec "$C" taskset -c 0 dotnet "$gen" eth0 "$LBC_MAC" 10.10.0.2 10.10.0.1 9 --flows 1024 --seconds $((secs + 3)) > "$tmp/gen.log" &
+sleep 1.5
+perf record -a -g -C 1 -o "$tmp/perf.data" -- sleep "$secs" 2> /dev/null
+top -b -H -n 1 -d 1 | head -25 | tail -18
+wait %2 2>/dev/null || true
+cat "$tmp/gen.log"
+grep -E " rx [0-9]+ pps" "$tmp/lb.log" | tail -3
+echo "== CPU 1, by thread"
+perf report -i "$tmp/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -12
+echo "== the worker thread: kernel vs user space (JIT code shows as [unknown]/perf-PID.map)"
+perf report -i "$tmp/perf.data" --no-children --comm zonlb-worker-0 --sort dso --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -8
+echo "== the worker thread, by symbol"
+perf report -i "$tmp/perf.data" --no-children --comm zonlb-worker-0 --sort symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -25
+echo "== CPU 1, by symbol (self time)"
+perf report -i "$tmp/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -40
