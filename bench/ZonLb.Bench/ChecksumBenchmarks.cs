@@ -9,7 +9,7 @@ public class ChecksumBenchmarks
 {
     private byte[] _data = Array.Empty<byte>();
 
-    [Params(64, 1500, 9000)]
+    [Params(64, 576, 1500, 9000)]
     public int Length { get; set; }
 
     [GlobalSetup]

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using ZonLb.Engine.Checksums;
+using ZonLb.Engine.Packets;
 
 namespace ZonLb.Bench;
 
@@ -27,6 +28,37 @@ internal static class Frames
         BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(2), dport);
         BinaryPrimitives.WriteUInt16BigEndian(udp.Slice(4), (ushort)udp.Length);
         WriteL4Checksum(udp, src, dst, 17, 6);
+        return f;
+    }
+
+    /// <summary>An Ethernet/IPv6 TCP ACK or UDP frame of the given total length with a valid checksum.</summary>
+    public static byte[] V6(bool tcp, IpAddr src, ushort sport, IpAddr dst, ushort dport, int frameLength)
+    {
+        var f = new byte[frameLength];
+        f[12] = 0x86;
+        f[13] = 0xDD;
+        var ip = f.AsSpan(14);
+        ip[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(4), (ushort)(frameLength - 54));
+        ip[6] = tcp ? (byte)6 : (byte)17;
+        ip[7] = 64;
+        src.WriteV6(ip.Slice(8));
+        dst.WriteV6(ip.Slice(24));
+        var l4 = ip.Slice(40);
+        BinaryPrimitives.WriteUInt16BigEndian(l4, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), dport);
+        int cs = tcp ? 16 : 6;
+        if (tcp)
+        {
+            l4[12] = 0x50;
+            l4[13] = 0x10;
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(4), (ushort)l4.Length);
+        }
+        ushort sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, ip[6], l4.Length), InternetChecksum.Sum(l4));
+        BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(cs), InternetChecksum.Finish(sum));
         return f;
     }
 
