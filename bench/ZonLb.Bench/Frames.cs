@@ -84,4 +84,37 @@ internal static class Frames
         ushort sum = InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, protocol, l4.Length), InternetChecksum.Sum(l4));
         BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(offset), InternetChecksum.Finish(sum));
     }
+
+    /// <summary>TTL / hop limit back to 64 (each pass takes one); IPv4's header checksum fixed incrementally.</summary>
+    public static void ResetHops(Span<byte> frame, bool v6)
+    {
+        if (v6)
+        {
+            frame[14 + 7] = 64;
+            return;
+        }
+        ushort oldWord = (ushort)(frame[22] << 8 | frame[23]);
+        ushort newWord = (ushort)(64 << 8 | frame[23]);
+        ushort check = (ushort)(frame[24] << 8 | frame[25]);
+        check = InternetChecksum.Update16(check, oldWord, newWord);
+        frame[22] = 64;
+        frame[24] = (byte)(check >> 8);
+        frame[25] = (byte)check;
+    }
+
+    /// <summary>Swaps source and destination addresses and ports (checksums stay valid): a translated packet
+    /// becomes its reply.</summary>
+    public static void SwapEnds(Span<byte> frame, bool v6)
+    {
+        int addr = v6 ? 16 : 4, src = v6 ? 22 : 26, l4 = v6 ? 54 : 34;
+        Span<byte> tmp = stackalloc byte[16];
+        var a = frame.Slice(src, addr);
+        var b = frame.Slice(src + addr, addr);
+        a.CopyTo(tmp);
+        b.CopyTo(a);
+        tmp.Slice(0, addr).CopyTo(b);
+        frame.Slice(l4, 2).CopyTo(tmp);
+        frame.Slice(l4 + 2, 2).CopyTo(frame.Slice(l4, 2));
+        tmp.Slice(0, 2).CopyTo(frame.Slice(l4 + 2, 2));
+    }
 }

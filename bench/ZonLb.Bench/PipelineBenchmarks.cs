@@ -34,21 +34,13 @@ public class PipelineBenchmarks
 
     private int CsOffset => Protocol == "tcp" ? 34 + 16 : 34 + 6;
 
-    private sealed class StaticRoutes : IRouteSource
-    {
-        public RouteAnswer Lookup(IpAddr destination) =>
-            new(true, (destination.V4 >> 8) == 0x0A1400 ? 3 : 2, destination, default);
-        public byte[]? Neighbor(int ifIndex, IpAddr address) => new byte[] { 2, 0, 0, 0, 0, (byte)ifIndex };
-        public void Resolve(int ifIndex, IpAddr address) { }
-    }
-
     [GlobalSetup]
     public void Setup()
     {
         var proto = Protocol == "tcp" ? IpProtocol.Tcp : IpProtocol.Udp;
         var services = new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), proto, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) }) };
         _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
-            new StaticRoutes(), new EngineOptions(), new EngineCounters());
+            new BenchRoutes(), new EngineOptions(), new EngineCounters());
         _umem = new byte[Batch * FrameSize];
         for (int i = 0; i < Batch; i++)
         {
@@ -95,27 +87,7 @@ public class PipelineBenchmarks
         frame[CsOffset + 1] = (byte)sum;
     }
 
-    /// <summary>Puts the TTL back to 64 (each pass decrements it), fixing the IP checksum incrementally.</summary>
-    private static void ResetTtl(Span<byte> frame)
-    {
-        ushort oldWord = (ushort)(frame[22] << 8 | frame[23]);
-        ushort newWord = (ushort)(64 << 8 | frame[23]);
-        ushort check = (ushort)(frame[24] << 8 | frame[25]);
-        check = ZonLb.Engine.Checksums.InternetChecksum.Update16(check, oldWord, newWord);
-        frame[22] = 64;
-        frame[24] = (byte)(check >> 8);
-        frame[25] = (byte)check;
-    }
+    private static void ResetTtl(Span<byte> frame) => Frames.ResetHops(frame, v6: false);
 
-    /// <summary>Swaps source and destination addresses and ports: a translated packet becomes its reply.</summary>
-    private static void SwapEnds(Span<byte> frame)
-    {
-        Span<byte> tmp = stackalloc byte[4];
-        frame.Slice(26, 4).CopyTo(tmp);
-        frame.Slice(30, 4).CopyTo(frame.Slice(26, 4));
-        tmp.CopyTo(frame.Slice(30, 4));
-        frame.Slice(34, 2).CopyTo(tmp);
-        frame.Slice(36, 2).CopyTo(frame.Slice(34, 2));
-        tmp.Slice(0, 2).CopyTo(frame.Slice(36, 2));
-    }
+    private static void SwapEnds(Span<byte> frame) => Frames.SwapEnds(frame, v6: false);
 }

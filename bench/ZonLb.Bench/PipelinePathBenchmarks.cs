@@ -37,17 +37,7 @@ public class PipelinePathBenchmarks
     private bool V6 => Family == "v6";
     private bool IsTcp => Protocol == "tcp";
     private int FrameLength => Size == "1500" ? 1514 : V6 ? (IsTcp ? 78 : 62) : 64;
-    private int AddrLength => V6 ? 16 : 4;
-    private int SrcOffset => V6 ? 14 + 8 : 14 + 12;
     private int L4Offset => V6 ? 14 + 40 : 14 + 20;
-
-    private sealed class StaticRoutes : IRouteSource
-    {
-        public RouteAnswer Lookup(IpAddr destination) =>
-            new(true, destination.IsV4 ? ((destination.V4 >> 8) == 0x0A1400 ? 3 : 2) : ((destination.Hi & 0xFFFF_0000UL) == 0x0020_0000UL ? 3 : 2), destination, default);
-        public byte[]? Neighbor(int ifIndex, IpAddr address) => new byte[] { 2, 0, 0, 0, 0, (byte)ifIndex };
-        public void Resolve(int ifIndex, IpAddr address) { }
-    }
 
     private IpAddr Client => V6 ? IpAddr.Parse("fd00:10::2") : IpAddr.Parse("10.10.0.2");
     private IpAddr Vip => V6 ? IpAddr.Parse("fd00:10::1") : IpAddr.Parse("10.10.0.1");
@@ -60,7 +50,7 @@ public class PipelinePathBenchmarks
         var snat = V6 ? IpAddr.Parse("fd00:20::1") : IpAddr.Parse("10.20.0.1");
         var services = new[] { new ResolvedService("web", Vip, proto, 80, new[] { new ResolvedBackend(backend, 8080, snat) }) };
         _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
-            new StaticRoutes(), new EngineOptions { ConnectionCapacity = 65536 }, new EngineCounters());
+            new BenchRoutes(), new EngineOptions { ConnectionCapacity = 65536 }, new EngineCounters());
         _umem = new byte[Batch * FrameSize];
         for (int i = 0; i < Batch; i++)
         {
@@ -140,34 +130,7 @@ public class PipelinePathBenchmarks
         _nextPort += Batch;
     }
 
-    /// <summary>TTL / hop limit back to 64 (each pass takes one); IPv4's header checksum fixed incrementally.</summary>
-    private void ResetHops(Span<byte> frame)
-    {
-        if (V6)
-        {
-            frame[14 + 7] = 64;
-            return;
-        }
-        ushort oldWord = (ushort)(frame[22] << 8 | frame[23]);
-        ushort newWord = (ushort)(64 << 8 | frame[23]);
-        ushort check = (ushort)(frame[24] << 8 | frame[25]);
-        check = ZonLb.Engine.Checksums.InternetChecksum.Update16(check, oldWord, newWord);
-        frame[22] = 64;
-        frame[24] = (byte)(check >> 8);
-        frame[25] = (byte)check;
-    }
+    private void ResetHops(Span<byte> frame) => Frames.ResetHops(frame, V6);
 
-    /// <summary>Swaps source and destination addresses and ports: a translated packet becomes its reply.</summary>
-    private void SwapEnds(Span<byte> frame)
-    {
-        Span<byte> tmp = stackalloc byte[16];
-        var a = frame.Slice(SrcOffset, AddrLength);
-        var b = frame.Slice(SrcOffset + AddrLength, AddrLength);
-        a.CopyTo(tmp);
-        b.CopyTo(a);
-        tmp.Slice(0, AddrLength).CopyTo(b);
-        frame.Slice(L4Offset, 2).CopyTo(tmp);
-        frame.Slice(L4Offset + 2, 2).CopyTo(frame.Slice(L4Offset, 2));
-        tmp.Slice(0, 2).CopyTo(frame.Slice(L4Offset + 2, 2));
-    }
+    private void SwapEnds(Span<byte> frame) => Frames.SwapEnds(frame, V6);
 }

@@ -266,13 +266,7 @@ internal sealed class PacketProcessor
         if (!toBackend && LastEgressVlan == 0)
             LastEgressVlan = c.ClientVlan; // back with the tag the client's packets came with
         if (p.IpTotalLength > _portMtu[port])
-        {
-            LastMtu = _portMtu[port];
-            // IPv6 routers never fragment; IPv4 packets with DF set ask not to be fragmented. The engine does not
-            // fragment the others either (counted apart).
-            bool df = p.IsV6 || (frame[p.L3Offset + Wire.IpFragment] & 0x40) != 0;
-            return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
-        }
+            return TooBig(frame, in p, port);
         Translate(frame, in p, newSrc, newDst, newSport, newDport, toBackend);
         nextHopKey = newDst;
         if (state == NextHopState.Pending)
@@ -372,25 +366,12 @@ internal sealed class PacketProcessor
         }
 
         // the outer header, and the ICMP checksum over the whole message (ICMPv6: with the new pseudo-header)
-        var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
         var icmp = frame.Slice(p.L4Offset, p.L4Length);
         BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(Wire.IcmpChecksum), 0);
         ushort sum = InternetChecksum.Sum(icmp);
         if (p.IsV6)
-        {
             sum = InternetChecksum.Add(sum, InternetChecksum.PseudoHeaderSum(outerSrc, outerDst, Wire.ProtoIcmpv6, icmp.Length));
-            outerSrc.WriteV6(ip.Slice(Wire.Ip6Src));
-            outerDst.WriteV6(ip.Slice(Wire.Ip6Dst));
-            ip[Wire.Ip6HopLimit]--;
-        }
-        else
-        {
-            int ihl = p.L4Offset - p.L3Offset;
-            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), outerSrc.V4);
-            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), outerDst.V4);
-            ip[Wire.IpTtl]--;
-            BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
-        }
+        RewriteIpHeader(frame, in p, outerSrc, outerDst);
         BinaryPrimitives.WriteUInt16BigEndian(icmp.Slice(Wire.IcmpChecksum), InternetChecksum.Finish(sum));
         Counters.IcmpErrorsTranslated++;
         c.LastSeen = now;
@@ -423,11 +404,7 @@ internal sealed class PacketProcessor
         if (reason != DropReason.None)
             return Drop(reason);
         if (p.IpTotalLength > _portMtu[port])
-        {
-            LastMtu = _portMtu[port];
-            bool df = p.IsV6 || (frame[p.L3Offset + Wire.IpFragment] & 0x40) != 0;
-            return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
-        }
+            return TooBig(frame, in p, port);
         if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && _options.RepairPartialChecksums && !p.IsFragment)
         {
             var l4 = frame.Slice(p.L4Offset, p.L4Length);
@@ -516,21 +493,7 @@ internal sealed class PacketProcessor
         }
         IpAddr newSrc = route.ToBackend ? c.SnatIp : c.VipIp;
         IpAddr newDst = route.ToBackend ? c.BackendIp : c.ClientIp;
-        var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
-        if (p.IsV6)
-        {
-            newSrc.WriteV6(ip.Slice(Wire.Ip6Src));
-            newDst.WriteV6(ip.Slice(Wire.Ip6Dst));
-            ip[Wire.Ip6HopLimit]--;
-        }
-        else
-        {
-            int ihl = p.L4Offset - p.L3Offset;
-            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc.V4);
-            BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst.V4);
-            ip[Wire.IpTtl]--;
-            BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
-        }
+        RewriteIpHeader(frame, in p, newSrc, newDst);
         nextHopKey = newDst;
         var verdict = Route(frame, newDst, now, out egressIfIndex, ref route.ToBackend ? ref c.HopToBackend : ref c.HopToClient);
         if (!route.ToBackend && LastEgressVlan == 0)
@@ -585,6 +548,16 @@ internal sealed class PacketProcessor
             }
         }
         return state;
+    }
+
+    /// <summary>A packet over its egress port's MTU: not sent. IPv6 routers never fragment; IPv4 packets with DF
+    /// set ask not to be fragmented (both answered by the worker with ICMP); the engine does not fragment the
+    /// others either (counted apart).</summary>
+    private Verdict TooBig(ReadOnlySpan<byte> frame, in ParsedPacket p, int port)
+    {
+        LastMtu = _portMtu[port];
+        bool df = p.IsV6 || (frame[p.L3Offset + Wire.IpFragment] & 0x40) != 0;
+        return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
     }
 
     private void WriteMacs(Span<byte> frame, in NextHop hop, int port)
@@ -717,9 +690,16 @@ internal sealed class PacketProcessor
             }
         }
 
+        RewriteIpHeader(frame, in p, newSrc, newDst);
+    }
+
+    /// <summary>New addresses and one hop less in the IP header; IPv4's header checksum recomputed (IPv6 has
+    /// none). The transport header is the caller's business.</summary>
+    private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst)
+    {
+        var ip = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
         if (p.IsV6)
         {
-            // No header checksum in IPv6: addresses and the hop limit are all there is to change.
             newSrc.WriteV6(ip.Slice(Wire.Ip6Src));
             newDst.WriteV6(ip.Slice(Wire.Ip6Dst));
             ip[Wire.Ip6HopLimit]--;
@@ -728,7 +708,7 @@ internal sealed class PacketProcessor
         BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc.V4);
         BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst.V4);
         ip[Wire.IpTtl]--;
-        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip.Slice(0, ihl)));
+        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip));
     }
 
     private Verdict Drop(DropReason reason)
