@@ -12,14 +12,15 @@
 # UDP: 60-byte frames (18-byte payloads) from zonlb-trafficgen (bench/ZonLb.TrafficGen, AF_XDP TX on the
 # client's eth0), 1 flow and 1024 flows (source ports); counted by an XDP sink on the backend's eth0
 # (bench/e2e/sink.bpf.c: counts and drops UDP to port 9, passes the rest). TCP: iperf3 (sink detached).
-# Placement on this 2-core machine: the generator runs on CPU 0 (taskset); the load balancer's work on CPU 1:
+# Placement on this 2-core machine: the generator (and iperf3's client) run on CPU 0 (taskset); the load
+# balancer's work on CPU 1:
 # receive work of lbc and of the backend's eth0 in threaded NAPI pinned to CPU 1 (veth does NAPI when an XDP
 # program is attached or GRO is on, so GRO is turned on where no program is), and zonlb-afxdp's worker pinned
 # to CPU 1 (engine.cpu_affinity) with nice -15 (engine.worker_nice; WORKER_NICE=0 to compare), so that the
 # kernel's receive work on that CPU does not starve it. Every case runs REPEATS times; the table shows median
 # and min-max.
 #
-# Usage: sudo bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
+# Usage: sudo [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -151,11 +152,13 @@ tcp_run() { # mode -> Gbit/s
     sed -nE '/"sum_received"/,/}/ s/.*"bits_per_second":[[:space:]]*([0-9.e+]+).*/\1/p' "$tmp/iperf.json" | head -1 | awk '{ printf "%.2f\n", $1 / 1e9 }'
 }
 stats() { # values... -> "median min max"
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %s %s\n", m, v[1], v[NR] }'
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf (m >= 1000 ? "%d %d %d\n" : "%.2f %.2f %.2f\n"), m, v[1], v[NR] }'
 }
 
 declare -A result offered
-modes=(zonlb nftables kernel xdp)
+read -r -a modes <<< "${MODES:-zonlb nftables kernel xdp}"
 echo "== $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r)"
 echo "== ${secs} s per case, ${repeats} repeats; generator on CPU 0, load balancer work on CPU 1"
 for mode in "${modes[@]}"; do
