@@ -192,7 +192,7 @@ internal sealed partial class Dataplane
         return Processors.SelectMany(p => p.NextHops.Entries).DistinctBy(e => e.Key).Select(e => new NextHopReport(
             e.Key.ToString(), IfName(e.Value.IfIndex), e.Value.IfIndex, e.Value.Gateway.ToString(),
             e.Value.State == NextHopState.Resolved
-                ? $"{e.Value.Mac0:x2}:{e.Value.Mac1:x2}:{e.Value.Mac2:x2}:{e.Value.Mac3:x2}:{e.Value.Mac4:x2}:{e.Value.Mac5:x2}"
+                ? e.Value.MacText
                 : null,
             e.Value.State.ToString().ToLowerInvariant(), e.Value.RefreshAt - now)).ToList();
     });

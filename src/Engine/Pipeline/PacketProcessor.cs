@@ -25,7 +25,8 @@ internal sealed class PacketProcessor
     private readonly FlowCounters[] _countersOf;
     private readonly NextHopCache _nextHops;
     private int[] _portIfIndex;
-    private byte[][] _portMac;
+    /// <summary>Each port's MAC as one 48-bit number (bytes in wire order, little-endian), written with two stores.</summary>
+    private ulong[] _portMacWord;
     /// <summary>Egress MTU of each port (IP bytes); int.MaxValue until told.</summary>
     private int[] _portMtu;
     private readonly EngineOptions _options;
@@ -63,7 +64,7 @@ internal sealed class PacketProcessor
         _options = options;
         Counters = counters;
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
-        _portMac = ports.Select(p => p.Mac).ToArray();
+        _portMacWord = ports.Select(p => MacWord(p.Mac)).ToArray();
         _portMtu = ports.Select(_ => int.MaxValue).ToArray();
         _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / registry.Workers));
         _countersOf = new FlowCounters[_connections.Capacity];
@@ -82,7 +83,7 @@ internal sealed class PacketProcessor
     public void UpdatePorts(IReadOnlyList<(int IfIndex, byte[] Mac)> ports)
     {
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
-        _portMac = ports.Select(p => p.Mac).ToArray();
+        _portMacWord = ports.Select(p => MacWord(p.Mac)).ToArray();
         _portMtu = ports.Select(_ => int.MaxValue).ToArray();
         _nextHops.Clear();
     }
@@ -550,6 +551,13 @@ internal sealed class PacketProcessor
         return state;
     }
 
+    private static ulong MacWord(byte[] mac)
+    {
+        Span<byte> eight = stackalloc byte[8];
+        mac.CopyTo(eight);
+        return BinaryPrimitives.ReadUInt64LittleEndian(eight);
+    }
+
     /// <summary>A packet over its egress port's MTU: not sent. IPv6 routers never fragment; IPv4 packets with DF
     /// set ask not to be fragmented (both answered by the worker with ICMP); the engine does not fragment the
     /// others either (counted apart).</summary>
@@ -563,7 +571,9 @@ internal sealed class PacketProcessor
     private void WriteMacs(Span<byte> frame, in NextHop hop, int port)
     {
         hop.WriteMac(frame);
-        _portMac[port].CopyTo(frame.Slice(6, 6));
+        ulong mac = _portMacWord[port];
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.Slice(6), (uint)mac);
+        BinaryPrimitives.WriteUInt16LittleEndian(frame.Slice(10), (ushort)(mac >> 32));
     }
 
     private int CreateConnection(int svcIndex, in ParsedPacket p, long now, out DropReason reason)

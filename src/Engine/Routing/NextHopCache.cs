@@ -20,16 +20,28 @@ internal struct NextHop
     public IpAddr Destination;
     public int IfIndex;
     public IpAddr Gateway;
-    public byte Mac0, Mac1, Mac2, Mac3, Mac4, Mac5;
+    /// <summary>The neighbour's MAC as one 48-bit number (bytes in wire order, little-endian).</summary>
+    public ulong Mac;
     public NextHopState State;
     /// <summary>When (in engine ticks) to ask the kernel again.</summary>
     public long RefreshAt;
     /// <summary>When the kernel was last asked to resolve this neighbour (pending entries).</summary>
     public long AskedAt;
 
+    /// <summary>Writes the MAC into the first 6 bytes of dst (two stores).</summary>
     public readonly void WriteMac(Span<byte> dst)
     {
-        dst[0] = Mac0; dst[1] = Mac1; dst[2] = Mac2; dst[3] = Mac3; dst[4] = Mac4; dst[5] = Mac5;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(dst, (uint)Mac);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(4), (ushort)(Mac >> 32));
+    }
+
+    public readonly string MacText
+    {
+        get
+        {
+            ulong mac = Mac;
+            return string.Join(':', Enumerable.Range(0, 6).Select(i => ((byte)(mac >> (8 * i))).ToString("x2")));
+        }
     }
 }
 
@@ -134,7 +146,8 @@ internal sealed class NextHopCache
             hop.RefreshAt = now + _pendingRetry;
             return hop;
         }
-        hop.Mac0 = mac[0]; hop.Mac1 = mac[1]; hop.Mac2 = mac[2]; hop.Mac3 = mac[3]; hop.Mac4 = mac[4]; hop.Mac5 = mac[5];
+        for (int i = 5; i >= 0; i--)
+            hop.Mac = hop.Mac << 8 | mac[i];
         hop.State = NextHopState.Resolved;
         hop.RefreshAt = now + _resolvedTtl;
         return hop;
