@@ -191,6 +191,19 @@ public class DiagnosticsTests
     }
 
     [Fact]
+    public void Doctor_checks_ipv6_backends_in_the_ndp_table_and_ipv6_forwarding()
+    {
+        using var t = Topology.Create();
+        t.WaitForIpv6Ready();
+        t.Lb.Exec(TimeSpan.FromSeconds(10), "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
+        var r = Doctor(t, Topology.Ipv6Config());
+        Assert.Contains($"no NDP entry for next hop {Topology.BackendIp6}", Line(r, $"backend web6 {Topology.BackendIp6}"));
+        Assert.StartsWith("warning", Line(r, "ipv6 forwarding"));
+        t.Lb.Exec(TimeSpan.FromSeconds(10), "ping", "-6", "-c", "1", "-W", "2", Topology.BackendIp6);
+        Assert.Contains("(NDP entry present)", Line(Doctor(t, Topology.Ipv6Config()), $"backend web6 {Topology.BackendIp6}"));
+    }
+
+    [Fact]
     public void Doctor_warns_about_a_stale_control_socket_file_and_speaks_json()
     {
         using var t = Healthy();

@@ -242,6 +242,12 @@ public static class Doctor
         checks.Add(fwd == "1"
             ? new("ip_forward", CheckStatus.Warning, "net.ipv4.ip_forward = 1: the kernel routes what the XDP program passes, so clients can reach backends directly around the load balancer (and see their real addresses); set it to 0 unless this host routes on purpose")
             : new("ip_forward", CheckStatus.Ok, "net.ipv4.ip_forward = 0: only the engine forwards between the client and backend sides"));
+        if (!cfg.Services.Any(x => x.Vip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6))
+            return;
+        string fwd6 = ReadSysctl("/proc/sys/net/ipv6/conf/all/forwarding");
+        checks.Add(fwd6 == "1"
+            ? new("ipv6 forwarding", CheckStatus.Warning, "net.ipv6.conf.all.forwarding = 1: the kernel routes the IPv6 the XDP program passes, so clients can reach IPv6 backends around the load balancer; set it to 0 unless this host routes on purpose")
+            : new("ipv6 forwarding", CheckStatus.Ok, "net.ipv6.conf.all.forwarding = 0: only the engine forwards IPv6 between the client and backend sides"));
     }
 
     private static void CheckBackendNeighbor(List<HostCheck> checks, RtNetlink nl, ServiceConfig s, BackendConfig b)
@@ -255,12 +261,13 @@ public static class Doctor
         }
         var hop = route.Gateway ?? b.Address;
         var n = nl.GetNeighbor(route.OutIfIndex, hop);
+        string table = hop.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "NDP" : "ARP";
         if (n is { IsUsable: true } u)
-            checks.Add(new(name, CheckStatus.Ok, $"next hop {hop} is {string.Join(':', u.Mac!.GetAddressBytes().Select(x => x.ToString("x2", CultureInfo.InvariantCulture)))} (ARP entry present)"));
+            checks.Add(new(name, CheckStatus.Ok, $"next hop {hop} is {string.Join(':', u.Mac!.GetAddressBytes().Select(x => x.ToString("x2", CultureInfo.InvariantCulture)))} ({table} entry present)"));
         else if (n is { } f && (f.State & NeighborInfo.NUD_FAILED) != 0)
-            checks.Add(new(name, CheckStatus.Error, $"ARP for next hop {hop} failed: the backend does not answer on its link; check it is up ('ping {hop}')"));
+            checks.Add(new(name, CheckStatus.Error, $"{table} for next hop {hop} failed: the backend does not answer on its link; check it is up ('ping {hop}')"));
         else
-            checks.Add(new(name, CheckStatus.Warning, $"no ARP entry for next hop {hop} yet: the first packets toward it will wait (up to neighbor_wait_ms) while the engine asks the kernel to resolve it; 'ping -c1 {hop}' fills it"));
+            checks.Add(new(name, CheckStatus.Warning, $"no {table} entry for next hop {hop} yet: the first packets toward it will wait (up to neighbor_wait_ms) while the engine asks the kernel to resolve it; 'ping -c1 {hop}' fills it"));
     }
 
     private static string ReadSysctl(string path)
