@@ -28,6 +28,25 @@ public class DiagnosticsTests
     }
 
     [Fact]
+    public async Task Trace_finds_the_dropped_syn_over_ipv6_too()
+    {
+        using var t = Topology.Create();
+        t.WaitForIpv6Ready();
+        using var servers = new Backends(t.Backend, Topology.BackendIp6, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.Ipv6Config("\n[engine]\nrepair_partial_checksums = false\n")).WaitUntilRunning();
+
+        var trace = Task.Run(() => t.Lb.Exec(TimeSpan.FromSeconds(60), "dotnet", ZonLbProcess.CliPath, "trace", "--config", lb.ConfigPath, "--seconds", "6"));
+        await Task.Delay(2500);
+        var curl = t.Client.Exec(TimeSpan.FromSeconds(20), "curl", "-6", "-sS", "-m", "2", $"http://[{Topology.Vip6}]/");
+        Assert.NotEqual(0, curl.ExitCode);
+
+        var r = await trace;
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.Contains($"tcp [{Topology.LbBackendSideIp6}]:", r.Stdout);
+        Assert.Contains($"-> [{Topology.BackendIp6}]:8080 reason TCP_CSUM at tcp_v6_rcv", r.Stdout);
+    }
+
+    [Fact]
     public async Task Trace_sees_nothing_of_ours_dropped_when_the_repair_is_on()
     {
         using var t = Topology.Create();

@@ -57,6 +57,9 @@ public static class TraceCommand
         return set.ToList();
     }
 
+    private static string WithPort(IPAddress a, ushort port) =>
+        a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{a}]:{port}" : $"{a}:{port}";
+
     public static int Execute(string path, string? service, double seconds)
     {
         LoadBalancerConfig cfg;
@@ -100,7 +103,7 @@ public static class TraceCommand
                     drops++;
                     string proto = e.Protocol switch { 6 => "tcp", 17 => "udp", 1 => "icmp", _ => $"proto {e.Protocol}" };
                     string ends = e.Protocol is 6 or 17
-                        ? $"{e.Source}:{e.SourcePort} -> {e.Destination}:{e.DestinationPort}"
+                        ? $"{WithPort(e.Source, e.SourcePort)} -> {WithPort(e.Destination, e.DestinationPort)}"
                         : $"{e.Source} -> {e.Destination}";
                     string ns = namespaces.TryGetValue(e.NetnsInode, out var name) ? name : $"netns {e.NetnsInode}";
                     string reason = reasons.TryGetValue(e.Reason, out var rn) ? rn : $"reason {e.Reason}";

@@ -13,8 +13,8 @@ public unsafe struct DropEvent
     public uint Reason;
     public uint IfIndex;
     public uint NetnsInode;
-    public uint SaddrBe;
-    public uint DaddrBe;
+    public fixed byte Saddr[16];
+    public fixed byte Daddr[16];
     public ushort SportBe;
     public ushort DportBe;
     public byte Protocol;
@@ -30,8 +30,29 @@ public unsafe struct DropEvent
         }
     }
 
-    public readonly IPAddress Source => new(SaddrBe);
-    public readonly IPAddress Destination => new(DaddrBe);
+    public readonly IPAddress Source
+    {
+        get
+        {
+            fixed (byte* p = Saddr)
+                return Unmap(new ReadOnlySpan<byte>(p, 16));
+        }
+    }
+
+    public readonly IPAddress Destination
+    {
+        get
+        {
+            fixed (byte* p = Daddr)
+                return Unmap(new ReadOnlySpan<byte>(p, 16));
+        }
+    }
+
+    private static IPAddress Unmap(ReadOnlySpan<byte> a)
+    {
+        var ip = new IPAddress(a);
+        return ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip;
+    }
     public readonly ushort SourcePort => (ushort)IPAddress.NetworkToHostOrder((short)SportBe);
     public readonly ushort DestinationPort => (ushort)IPAddress.NetworkToHostOrder((short)DportBe);
 }
@@ -72,9 +93,7 @@ public sealed unsafe class DropTracer : IDisposable
             nint prog = BpfObjectFile.Program(obj, "zonlb_trace_kfree_skb");
             foreach (var a in watch)
             {
-                if (a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
-                    continue;
-                uint key = BitConverter.ToUInt32(a.GetAddressBytes());
+                var key = MapAddress.From(a);
                 byte one = 1;
                 int e = LibBpf.bpf_map_update_elem(watchMap, &key, &one, LibBpf.BPF_ANY);
                 if (e != 0)
