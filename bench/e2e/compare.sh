@@ -30,6 +30,7 @@ dll=$root/src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
 gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
 [ -f "$dll" ] && [ -f "$gen" ] || dotnet build ZonLb.sln -c Release >/dev/null
 . scripts/lib/topology.sh
+. scripts/lib/zonlb.sh
 id="zbe$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
 LB_PID=""; IPERF_PID=""
 cleanup() {
@@ -96,10 +97,7 @@ address = "10.20.0.2"
 cpu_affinity = [1]
 worker_nice = ${WORKER_NICE:--15}
 TOML
-    ip netns exec "$L" dotnet "$dll" run --config "$tmp/lb.toml" --status-interval 0 > "$tmp/lb.log" 2>&1 &
-    LB_PID=$!
-    for _ in $(seq 1 100); do grep -q "running with" "$tmp/lb.log" && break; sleep 0.1; done
-    grep -q "running with" "$tmp/lb.log" || { cat "$tmp/lb.log"; echo "zonlb-afxdp did not start"; exit 1; }
+    zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
 stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; }
 

@@ -11,6 +11,7 @@ root=$PWD
 dll=$root/src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
 gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
 . scripts/lib/topology.sh
+. scripts/lib/zonlb.sh
 id="zbp$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
 LB_PID=""
 cleanup() {
@@ -39,9 +40,7 @@ address = "10.20.0.2"
 cpu_affinity = [1]
 ${ENGINE_EXTRA:-}
 TOML
-DOTNET_PerfMapEnabled=1 ip netns exec "$L" dotnet "$dll" run --config "$tmp/lb.toml" --status-interval 1 > "$tmp/lb.log" 2>&1 &
-LB_PID=$!
-for _ in $(seq 1 100); do grep -q "running with" "$tmp/lb.log" && break; sleep 0.1; done
+DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" 1 || exit 1
 ip netns exec "$L" sh -c 'echo 1 > /sys/class/net/lbc/threaded'
 ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/threaded'
 for p in $(ps -eo pid=,comm= | awk '$2 ~ /^napi\/(lbc|eth0)-/ { print $1 }'); do taskset -pc 1 "$p" >/dev/null; done

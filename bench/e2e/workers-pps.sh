@@ -12,6 +12,7 @@ repeats=${2:-3}
 dll=src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
 [ -f "$dll" ] || ./scripts/setup.sh
 . scripts/lib/topology.sh
+. scripts/lib/zonlb.sh
 id="zbw$$"; C="$id-c"; L="$id-l"; S="$id-s"
 LB_PID=""; SRV_PID=""
 cleanup() {
@@ -50,9 +51,7 @@ address = "10.20.0.2"
 [engine]
 workers = $workers
 TOML
-    ip netns exec "$L" dotnet "$dll" run --config "/tmp/$id.toml" --status-interval 0 > "/tmp/$id.log" 2>&1 &
-    LB_PID=$!
-    for _ in $(seq 1 100); do grep -q "running with" "/tmp/$id.log" && break; sleep 0.1; done
+    zlb_start "$L" "/tmp/$id.toml" "/tmp/$id.log" || exit 1
     local before after
     before=$(dotnet "$dll" stats --socket "/tmp/$id.sock" --json | sed -n 's/.*"tx_packets": \([0-9]*\),.*/\1/p' | head -1)
     ip netns exec "$C" iperf3 -c 10.10.0.1 -p 5201 -u -b 0 -l 18 -P 4 -t "$secs" > "/tmp/$id.iperf" 2>&1 || true

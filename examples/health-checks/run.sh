@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 dll=${ZONLB_DLL:-src/Cli/bin/Release/net10.0/zonlb-afxdp.dll}
 here=examples/health-checks
 . scripts/lib/topology.sh
+. scripts/lib/zonlb.sh
 id="zhc$$"; C="$id-c"; L="$id-l"; S="$id-s"
 LB_PID=""; SRV=()
 cleanup() {
@@ -26,9 +27,7 @@ ip -n "$S" addr add 10.20.0.3/24 dev eth0
 serve() { ip netns exec "$S" socat -T5 "TCP4-LISTEN:8080,bind=$1,reuseaddr,fork" EXEC:examples/netns-full-nat/http-responder.sh & SRV+=($!); }
 serve 10.20.0.2; serve 10.20.0.3; b3=${SRV[1]}
 (echo "control_socket = \"/tmp/$id.sock\""; cat "$here/zonlb.toml") > "/tmp/$id.toml"
-ip netns exec "$L" dotnet "$dll" run --config "/tmp/$id.toml" --status-interval 0 > "/tmp/$id.log" 2>&1 &
-LB_PID=$!
-for _ in $(seq 1 100); do grep -q "running with" "/tmp/$id.log" && break; sleep 0.1; done
+zlb_start "$L" "/tmp/$id.toml" "/tmp/$id.log" || exit 1
 state() { dotnet "$dll" stats --socket "/tmp/$id.sock" | grep "backend 10.20.0.3:8080" | awk '{print $3}'; }
 newflows() { dotnet "$dll" stats --socket "/tmp/$id.sock" | grep "backend $1:8080" | sed -n 's/.*, new \([0-9]*\),.*/\1/p'; }
 failed=0

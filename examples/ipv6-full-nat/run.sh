@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dll=${ZONLB_DLL:-src/Cli/bin/Release/net10.0/zonlb-afxdp.dll}
 . scripts/lib/topology.sh
+. scripts/lib/zonlb.sh
 
 id="zv6ex$$"
 C="$id-client"; L="$id-lb"; S="$id-backend"
@@ -37,11 +38,8 @@ SRV_PIDS+=($!)
 config=examples/ipv6-full-nat/zonlb.toml
 echo "== zonlb-afxdp run --config $config (in $L)"
 (echo "control_socket = \"/tmp/$id.sock\""; cat "$config") > "/tmp/$id.toml"
-ip netns exec "$L" dotnet "$dll" run --config "/tmp/$id.toml" --status-interval 0 > "/tmp/$id.log" 2>&1 &
-LB_PID=$!
-for _ in $(seq 1 100); do grep -q "running with" "/tmp/$id.log" && break; sleep 0.1; done
+zlb_start "$L" "/tmp/$id.toml" "/tmp/$id.log" || exit 1
 cat "/tmp/$id.log"
-grep -q "running with" "/tmp/$id.log" || { echo "zonlb-afxdp did not start"; exit 1; }
 sleep 0.3
 
 failed=0

@@ -13,6 +13,7 @@ secs=${1:-60}
 dll=${ZONLB_DLL:-src/Cli/bin/Release/net10.0/zonlb-afxdp.dll}
 [ -f "$dll" ] || ./scripts/setup.sh >/dev/null
 . scripts/lib/topology.sh
+. scripts/lib/zonlb.sh
 id="zsoak$$"; C="$id-c"; L="$id-l"; S="$id-s"; dir=$(mktemp -d)
 pids=(); LB_PID=""
 cleanup() {
@@ -76,10 +77,7 @@ udp_timeout = 3
 udp_stream_timeout = 3
 icmp_timeout = 3
 TOML
-ip netns exec "$L" dotnet "$dll" run --config "$dir/lb.toml" --status-interval 10 > "$dir/lb.log" 2>&1 &
-LB_PID=$!
-for _ in $(seq 1 100); do grep -q "running with" "$dir/lb.log" && break; sleep 0.1; done
-grep -q "running with" "$dir/lb.log" || { cat "$dir/lb.log"; echo "soak: zonlb-afxdp did not start"; exit 1; }
+zlb_start "$L" "$dir/lb.toml" "$dir/lb.log" 10 || { echo "soak: zonlb-afxdp did not start"; exit 1; }
 sleep 0.5
 
 end=$(( $(date +%s) + secs ))
