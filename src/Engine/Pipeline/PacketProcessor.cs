@@ -406,18 +406,16 @@ internal sealed class PacketProcessor
             return Drop(reason);
         if (p.IpTotalLength > _portMtu[port])
             return TooBig(frame, in p, port);
-        if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp && _options.RepairPartialChecksums && !p.IsFragment)
+        if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
         {
             var l4 = frame.Slice(p.L4Offset, p.L4Length);
             int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
             byte wireProtocol = (byte)p.Protocol;
             ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
-            if (check != 0 && check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4.Length))
+            if (check != 0 && IsPartial(in p, check, wireProtocol, l4.Length))
             {
-                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
-                ushort sum = InternetChecksum.Finish(InternetChecksum.Add(check, InternetChecksum.Sum(l4)));
+                ushort sum = CompleteChecksum(l4, csOff, p.SrcIp, p.DstIp, wireProtocol);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), p.Protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
-                Counters.PartialChecksumsRepaired++;
             }
         }
         if (state == NextHopState.Pending)
@@ -635,6 +633,22 @@ internal sealed class PacketProcessor
         return index;
     }
 
+    /// <summary>CHECKSUM_PARTIAL from the sender's TX offload: the L4 checksum field holds only the folded
+    /// pseudo-header sum of the packet as sent (never for fragments: the sender's stack computed the whole
+    /// checksum to fragment the datagram). Off when engine.repair_partial_checksums is false.</summary>
+    private bool IsPartial(in ParsedPacket p, ushort check, byte wireProtocol, int l4Length) =>
+        _options.RepairPartialChecksums && !p.IsFragment &&
+        check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4Length);
+
+    /// <summary>The full L4 checksum of the segment for these addresses (the field is zeroed first); counted as
+    /// a repaired partial checksum.</summary>
+    private ushort CompleteChecksum(Span<byte> l4, int csOff, in IpAddr src, in IpAddr dst, byte wireProtocol)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
+        Counters.PartialChecksumsRepaired++;
+        return InternetChecksum.Finish(InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, wireProtocol, l4.Length), InternetChecksum.Sum(l4)));
+    }
+
     /// <summary>Rewrites addresses, ports (ICMP id), TTL and every checksum.</summary>
     private void Translate(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ushort newSport, ushort newDport, bool toBackend)
     {
@@ -651,9 +665,7 @@ internal sealed class PacketProcessor
                 int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
                 bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
-                // (a fragmented datagram's checksum is always whole: the sender's stack computed it to fragment)
-                bool partial = !udpNoChecksum && !p.IsFragment && _options.RepairPartialChecksums &&
-                    check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4.Length);
+                bool partial = !udpNoChecksum && IsPartial(in p, check, wireProtocol, l4.Length);
                 BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
                 if (udpNoChecksum)
@@ -662,12 +674,7 @@ internal sealed class PacketProcessor
                 {
                     // CHECKSUM_PARTIAL from the sender's TX offload: the field holds only the pseudo-header
                     // sum. Nobody downstream will finish it, so compute the full checksum now.
-                    BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
-                    ushort sum = InternetChecksum.Add(
-                        InternetChecksum.PseudoHeaderSum(newSrc, newDst, wireProtocol, l4.Length),
-                        InternetChecksum.Sum(l4));
-                    check = InternetChecksum.Finish(sum);
-                    Counters.PartialChecksumsRepaired++;
+                    check = CompleteChecksum(l4, csOff, newSrc, newDst, wireProtocol);
                 }
                 else
                 {
