@@ -7,8 +7,8 @@ using ZonLb.Engine.Packets;
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 // Builds a load balancer from code (web: VIP:80 -> backend:8080 over lbc/lbs), waits until it has forwarded
-// traffic both ways (or 30 s), prints its counters and stops. Exit 0 only when traffic went both ways and
-// every UMEM frame is accounted for. Usage: PackageConsumer VIP BACKEND (run inside the load balancer's namespace).
+// traffic both ways and the traffic has then been idle for a second (or 30 s), prints its counters and stops.
+// Exit 0 only when traffic went both ways and every UMEM frame is accounted for. Usage: PackageConsumer VIP BACKEND (run inside the load balancer's namespace).
 if (args.Length != 2)
 {
     Console.Error.WriteLine("usage: PackageConsumer VIP BACKEND");
@@ -27,8 +27,14 @@ var until = DateTime.UtcNow.AddSeconds(30);
 CounterSnapshot c;
 while ((c = lb.ReadCounters()).ToClient == 0 && DateTime.UtcNow < until)
     await Task.Delay(100);
-await Task.Delay(500); // let the connection finish
-c = lb.ReadCounters();
+// then until the traffic has been idle for a second, so the client's exchange finishes before we stop
+long seen = -1;
+while (c.ToClient != seen && DateTime.UtcNow < until)
+{
+    seen = c.ToClient;
+    await Task.Delay(1000);
+    c = lb.ReadCounters();
+}
 Console.WriteLine($"consumer: forwarded to_backend={c.ToBackend} to_client={c.ToClient} new_connections={c.NewConnections} drops: {c.FormatDrops()}");
 var frames = lb.Stop();
 Console.WriteLine($"consumer: {frames}");
