@@ -12,7 +12,9 @@ namespace ZonLb.TrafficGen;
 /// The end-to-end benchmark's generator: an AF_XDP transmitter that sends prebuilt UDP frames (N flows, by
 /// source port) out of one interface as fast as its TX ring and the kernel take them, for a given time, and
 /// prints what it offered. No XDP program is needed to transmit. Usage (inside the client namespace):
-///   zonlb-trafficgen IFNAME DST_MAC SRC_IP DST_IP DST_PORT [--flows N] [--seconds S] [--size BYTES]
+///   zonlb-trafficgen IFNAME DST_MAC SRC_IP DST_IP DST_PORT [--flows N] [--seconds S] [--size BYTES] [--rate PPS]
+/// --rate paces the frames put on the TX ring to at most PPS per second (0, the default: as fast as it can), so
+/// a path can be measured below its saturation point, where nothing is lost.
 /// </summary>
 public static class Program
 {
@@ -20,7 +22,7 @@ public static class Program
     {
         if (args.Length < 5)
         {
-            Console.Error.WriteLine("usage: zonlb-trafficgen IFNAME DST_MAC SRC_IP DST_IP DST_PORT [--flows N] [--seconds S] [--size BYTES]");
+            Console.Error.WriteLine("usage: zonlb-trafficgen IFNAME DST_MAC SRC_IP DST_IP DST_PORT [--flows N] [--seconds S] [--size BYTES] [--rate PPS]");
             return 2;
         }
         string ifName = args[0];
@@ -30,6 +32,7 @@ public static class Program
         ushort dstPort = ushort.Parse(args[4]);
         int flows = Option(args, "--flows", 1), size = Option(args, "--size", 60);
         double seconds = Option(args, "--seconds", 5);
+        long rate = Option(args, "--rate", 0);
         if (size < 42 || size > 1514 || flows < 1 || flows > 65535)
         {
             Console.Error.WriteLine("--size must be 42-1514 bytes (without FCS), --flows 1-65535");
@@ -60,6 +63,11 @@ public static class Program
             completed += done;
 
             uint n = Math.Min((uint)freeCount, xsk.Tx.FreeEntries(RingSize));
+            if (rate > 0)
+            {
+                long due = (long)(clock.ElapsedTicks * (double)rate / Stopwatch.Frequency) - sent;
+                n = (uint)Math.Clamp(due, 0, n);
+            }
             if (n > 0 && xsk.Tx.Reserve(n, out uint ti))
             {
                 for (uint k = 0; k < n; k++)
@@ -83,7 +91,7 @@ public static class Program
         double secs = clock.Elapsed.TotalSeconds;
         var stats = xsk.GetStatistics();
         Console.WriteLine($"offered {completed / secs:F0} pps ({completed} frames of {size} bytes in {secs:F2} s, {flows} flow(s), " +
-                          $"{kicks} kicks, tx_invalid {stats.TxInvalidDescs})");
+                          $"{kicks} kicks, tx_invalid {stats.TxInvalidDescs}{(rate > 0 ? $", paced to {rate} pps" : "")})");
         return 0;
     }
 

@@ -21,6 +21,8 @@
 # and min-max.
 #
 # Usage: sudo [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
+# Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
+# adds lines to zonlb-afxdp's [engine] table; WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when it stops.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -96,10 +98,11 @@ address = "10.20.0.2"
 [engine]
 cpu_affinity = [1]
 worker_nice = ${WORKER_NICE:--15}
+${ENGINE_EXTRA:-}
 TOML
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
-stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; }
+stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || tail -n 40 "$tmp/lb.log"; }
 
 setup() { # mode
     case $1 in
@@ -138,7 +141,7 @@ udp_run() { # mode flows -> "forwarded offered" pps
     ip -n "$C" neigh replace "$(target "$1")" lladdr "$LBC_MAC" dev eth0 2>/dev/null || true
     ip netns exec "$C" ping -c 1 -W 1 "$(target "$1")" >/dev/null 2>&1 || true # the LB's neighbour entries
     before=$(sink_count)
-    out=$(ip netns exec "$C" taskset -c 0 dotnet "$gen" eth0 "$LBC_MAC" 10.10.0.2 "$(target "$1")" 9 --flows "$2" --seconds "$secs")
+    out=$(ip netns exec "$C" taskset -c 0 dotnet "$gen" eth0 "$LBC_MAC" 10.10.0.2 "$(target "$1")" 9 --flows "$2" --seconds "$secs" ${RATE:+--rate "$RATE"})
     sleep 0.2
     after=$(sink_count)
     local offered; offered=$(echo "$out" | sed -nE 's/^offered ([0-9]+) pps.*/\1/p')
