@@ -164,7 +164,15 @@ internal static class InternetChecksum
         Finish(Add(SumScalar64(header.Slice(0, 10)), SumScalar64(header.Slice(12))));
 
     /// <summary>True when an IPv4 header (checksum field included) sums to 0xFFFF.</summary>
-    public static bool IPv4HeaderIsValid(ReadOnlySpan<byte> header) => SumScalar64(header) == 0xFFFF;
+    public static bool IPv4HeaderIsValid(ReadOnlySpan<byte> header)
+    {
+        if (header.Length != 20)
+            return SumScalar64(header) == 0xFFFF;
+        // no options, the common case: three loads (a sum of 0xFFFF reads the same in either byte order)
+        ulong a = MemoryMarshal.Read<ulong>(header), b = MemoryMarshal.Read<ulong>(header.Slice(8));
+        uint c = MemoryMarshal.Read<uint>(header.Slice(16));
+        return Fold((a & 0xFFFFFFFF) + (a >> 32) + (b & 0xFFFFFFFF) + (b >> 32) + c) == 0xFFFF;
+    }
 
     /// <summary>Incremental update (RFC 1624 eqn. 3) of a checksum field when a 16-bit word changes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

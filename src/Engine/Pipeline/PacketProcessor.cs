@@ -649,13 +649,15 @@ internal sealed class PacketProcessor
         return InternetChecksum.Finish(InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, wireProtocol, l4.Length), InternetChecksum.Sum(l4)));
     }
 
-    /// <summary>Rewrites addresses, ports (ICMP id), TTL and every checksum.</summary>
+    /// <summary>Rewrites addresses, ports (ICMP id), TTL and every checksum. The checksums are updated
+    /// incrementally (RFC 1624) with one sum of what changed: the addresses count the same in the IPv4 header
+    /// and in the TCP/UDP/ICMPv6 pseudo-header, so their difference is summed once for both.</summary>
     private void Translate(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ushort newSport, ushort newDport, bool toBackend)
     {
-        var ip = frame.Slice(p.L3Offset, p.IpTotalLength);
-        int ihl = p.L4Offset - p.L3Offset;
-        var l4 = ip.Slice(ihl);
+        var l4 = frame.Slice(p.L4Offset, p.L4Length);
         byte wireProtocol = p.Protocol.WireNumber(p.SrcIp);
+        ulong oldAddresses = p.SrcIp.WordSum() + p.DstIp.WordSum();
+        ulong addressDelta = AddressDelta(in p, oldAddresses, newSrc.WordSum() + newDst.WordSum());
 
         switch (p.Protocol)
         {
@@ -665,7 +667,8 @@ internal sealed class PacketProcessor
                 int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
                 bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
-                bool partial = !udpNoChecksum && IsPartial(in p, check, wireProtocol, l4.Length);
+                bool partial = !udpNoChecksum && _options.RepairPartialChecksums && !p.IsFragment &&
+                    check == InternetChecksum.Fold(oldAddresses + wireProtocol + (uint)(l4.Length >> 16) + (uint)(l4.Length & 0xFFFF));
                 BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
                 if (udpNoChecksum)
@@ -678,10 +681,8 @@ internal sealed class PacketProcessor
                 }
                 else
                 {
-                    check = InternetChecksum.UpdateAddress(check, p.SrcIp, newSrc);
-                    check = InternetChecksum.UpdateAddress(check, p.DstIp, newDst);
-                    check = InternetChecksum.Update16(check, p.SrcPort, newSport);
-                    check = InternetChecksum.Update16(check, p.DstPort, newDport);
+                    check = (ushort)~InternetChecksum.Fold((ulong)(ushort)~check + addressDelta +
+                        (ushort)~p.SrcPort + newSport + (ushort)~p.DstPort + newDport);
                 }
                 if (p.Protocol == IpProtocol.Udp && check == 0)
                     check = 0xFFFF; // 0 means "no checksum" in UDP
@@ -695,24 +696,30 @@ internal sealed class PacketProcessor
                 ushort oldId = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpId));
                 ushort newId = toBackend ? newSport : newDport;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(Wire.IcmpChecksum));
-                check = InternetChecksum.Update16(check, oldId, newId);
-                if (p.IsV6)
-                {
-                    check = InternetChecksum.UpdateAddress(check, p.SrcIp, newSrc);
-                    check = InternetChecksum.UpdateAddress(check, p.DstIp, newDst);
-                }
+                check = (ushort)~InternetChecksum.Fold((ulong)(ushort)~check + (ushort)~oldId + newId + (p.IsV6 ? addressDelta : 0));
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpId), newId);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(Wire.IcmpChecksum), check);
                 break;
             }
         }
 
-        RewriteIpHeader(frame, in p, newSrc, newDst);
+        RewriteIpHeader(frame, in p, newSrc, newDst, addressDelta);
     }
 
-    /// <summary>New addresses and one hop less in the IP header; IPv4's header checksum recomputed (IPv6 has
+    /// <summary>The one's-complement sum that turns the old addresses' words into the new ones' (RFC 1624:
+    /// the complement of each old word plus each new word), from the plain sums of both.</summary>
+    private static ulong AddressDelta(in ParsedPacket p, ulong oldAddresses, ulong newAddresses) =>
+        (p.IsV6 ? 16 * 0xFFFFUL : 4 * 0xFFFFUL) - oldAddresses + newAddresses;
+
+    /// <summary>New addresses and one hop less in the IP header; IPv4's header checksum updated (IPv6 has
     /// none). The transport header is the caller's business.</summary>
-    private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst)
+    private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst) =>
+        RewriteIpHeader(frame, in p, newSrc, newDst,
+            AddressDelta(in p, p.SrcIp.WordSum() + p.DstIp.WordSum(), newSrc.WordSum() + newDst.WordSum()));
+
+    /// <summary>As above, with the addresses' checksum delta already summed. The incoming header's checksum
+    /// was verified, so updating it gives what recomputing would.</summary>
+    private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ulong addressDelta)
     {
         var ip = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
         if (p.IsV6)
@@ -724,8 +731,12 @@ internal sealed class PacketProcessor
         }
         BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc.V4);
         BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst.V4);
+        // TTL is the high byte of the TTL/protocol word: one less TTL is 0x100 less in that word
+        ushort ttlWord = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpTtl));
         ip[Wire.IpTtl]--;
-        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip));
+        ushort check = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpChecksum));
+        check = (ushort)~InternetChecksum.Fold((ulong)(ushort)~check + addressDelta + (ushort)~ttlWord + (uint)(ttlWord - 0x100));
+        BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), check);
     }
 
     private Verdict Drop(DropReason reason)
