@@ -55,6 +55,61 @@ public class ConnectionTableTests
     }
 
     [Fact]
+    public void Random_adds_and_removes_agree_with_a_dictionary_while_the_index_wraps_and_shifts()
+    {
+        // 64 entries in 128 slots, refilled for 20000 operations: probe chains wrap around the end of the
+        // index and removals shift them back; every key must stay findable from both sides until removed.
+        var t = new ConnectionTable(64);
+        var live = new Dictionary<ushort, int>(); // client port -> entry
+        var rng = new Random(7);
+        for (int op = 0; op < 20000; op++)
+        {
+            ushort port = (ushort)(1 + rng.Next(200));
+            if (live.TryGetValue(port, out int index))
+            {
+                t.Remove(index);
+                live.Remove(port);
+            }
+            else if (live.Count < 64)
+            {
+                index = t.Add(Conn(port, (ushort)(60000 + port)));
+                Assert.True(index >= 0);
+                live[port] = index;
+            }
+            if (op % 97 != 0)
+                continue;
+            for (ushort p = 1; p <= 200; p++)
+            {
+                bool expected = live.TryGetValue(p, out int want);
+                Assert.Equal(expected, t.TryGetByClient(Conn(p, 0).ClientKey, out int byClient));
+                Assert.Equal(expected, t.TryGetByBackend(Conn(p, (ushort)(60000 + p)).BackendKey, out int byBackend));
+                if (expected)
+                {
+                    Assert.Equal(want, byClient);
+                    Assert.Equal(want, byBackend);
+                }
+            }
+        }
+        Assert.Equal(live.Count, t.Count);
+    }
+
+    [Fact]
+    public void A_batch_lookup_finds_what_single_lookups_find()
+    {
+        var t = new ConnectionTable(1000);
+        for (ushort p = 1; p <= 500; p++)
+            t.Add(Conn(p, (ushort)(60000 + p)));
+        var keys = Enumerable.Range(1, 1000).Select(p => Conn((ushort)p, 0).ClientKey).ToArray();
+        var found = new int[keys.Length];
+        Assert.Equal(500, t.TryGetByClientBatch(keys, found));
+        for (int i = 0; i < keys.Length; i++)
+        {
+            Assert.Equal(t.TryGetByClient(keys[i], out int single), found[i] >= 0);
+            Assert.Equal(single, found[i]);
+        }
+    }
+
+    [Fact]
     public void Sweep_removes_only_expired_entries_within_its_budget()
     {
         var t = new ConnectionTable(100);

@@ -1,4 +1,6 @@
+using System.Numerics;
 using ZonLb.Engine.Packets;
+using ZonLb.Native.Memory;
 
 namespace ZonLb.Engine.Flows;
 
@@ -40,39 +42,156 @@ internal struct Connection
 }
 
 /// <summary>
-/// The connection table: a fixed array of entries indexed from both directions. Sized once; inserts fail
-/// when it is full (the caller counts it). Owned by one worker thread.
+/// The connection table: a fixed array of entries, indexed from both directions by two open-addressing hash
+/// indexes (client-side keys and backend-side keys). Sized once; inserts fail when it is full (the caller counts
+/// it). Owned by one worker thread.
+/// <para>
+/// Each index is a power-of-two array of 8-byte slots, at most half full: a slot holds the key's 32-bit hash
+/// (its tag) and the entry's number + 1 (0: empty). A lookup probes linearly from hash &amp; mask, compares tags,
+/// and compares the key only against an entry whose tag matched; a removal shifts the following slots back
+/// (no tombstones), so probe chains stay short however long the table lives. Eight slots share a cache line,
+/// so a probe is one line of the index plus the entry's line, which the packet needs next anyway.
+/// </para>
+/// <para>
+/// Large tables are cache and TLB misses: entries and indexes live in <see cref="HugePageArray{T}"/>s (2 MiB pages
+/// where the kernel allows), and a batch of lookups can be split in passes: <see cref="PrefetchByClient"/> /
+/// <see cref="PrefetchByBackend"/> hash the keys and prefetch their slots, <see cref="PrefetchEntry"/> prefetches
+/// the entry a slot names, and the lookups that follow find both in the cache.
+/// </para>
 /// </summary>
-internal sealed class ConnectionTable
+internal sealed class ConnectionTable : IDisposable
 {
-    private readonly Connection[] _entries;
+    private readonly HugePageArray<Connection> _entries;
+    private readonly int _capacity;
     private readonly int[] _freeList;
     private int _freeCount;
-    private readonly Dictionary<FlowKey, int> _byClient;
-    private readonly Dictionary<FlowKey, int> _byBackend;
+    private readonly HugePageArray<ulong> _byClient;
+    private readonly HugePageArray<ulong> _byBackend;
+    private readonly long _mask;
     private int _sweepCursor;
 
     public ConnectionTable(int capacity)
     {
         if (capacity <= 0)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "capacity must be positive");
-        _entries = new Connection[capacity];
+        _capacity = capacity;
+        _entries = new HugePageArray<Connection>(capacity);
         _freeList = new int[capacity];
         for (int i = 0; i < capacity; i++)
             _freeList[i] = capacity - 1 - i;
         _freeCount = capacity;
-        _byClient = new Dictionary<FlowKey, int>(capacity);
-        _byBackend = new Dictionary<FlowKey, int>(capacity);
+        long slots = (long)BitOperations.RoundUpToPowerOf2((ulong)capacity * 2);
+        _mask = slots - 1;
+        _byClient = new HugePageArray<ulong>(slots);
+        _byBackend = new HugePageArray<ulong>(slots);
     }
 
-    public int Capacity => _entries.Length;
-    public int Count => _entries.Length - _freeCount;
+    public int Capacity => _capacity;
+    public int Count => _capacity - _freeCount;
 
     public ref Connection this[int index] => ref _entries[index];
 
-    public bool TryGetByClient(in FlowKey key, out int index) => _byClient.TryGetValue(key, out index);
+    public bool TryGetByClient(in FlowKey key, out int index) => TryGetByClient(in key, key.GetHashCode(), out index);
 
-    public bool TryGetByBackend(in FlowKey key, out int index) => _byBackend.TryGetValue(key, out index);
+    public bool TryGetByBackend(in FlowKey key, out int index) => TryGetByBackend(in key, key.GetHashCode(), out index);
+
+    /// <summary>A lookup by client-side key whose hash (<see cref="FlowKey.GetHashCode"/>) is known.</summary>
+    public bool TryGetByClient(in FlowKey key, int hash, out int index)
+    {
+        long i = (uint)hash & _mask;
+        while (true)
+        {
+            ulong slot = _byClient[i];
+            if (slot == 0)
+            {
+                index = -1;
+                return false;
+            }
+            if ((uint)(slot >> 32) == (uint)hash)
+            {
+                int e = (int)(uint)slot - 1;
+                ref var c = ref _entries[e];
+                if (c.ClientPort == key.SrcPort && c.VipPort == key.DstPort && c.ClientIp == key.SrcIp && c.VipIp == key.DstIp &&
+                    c.Protocol == key.Protocol)
+                {
+                    index = e;
+                    return true;
+                }
+            }
+            i = (i + 1) & _mask;
+        }
+    }
+
+    /// <summary>A lookup by backend-side key (a reply: backend to SNAT address) whose hash is known.</summary>
+    public bool TryGetByBackend(in FlowKey key, int hash, out int index)
+    {
+        long i = (uint)hash & _mask;
+        while (true)
+        {
+            ulong slot = _byBackend[i];
+            if (slot == 0)
+            {
+                index = -1;
+                return false;
+            }
+            if ((uint)(slot >> 32) == (uint)hash)
+            {
+                int e = (int)(uint)slot - 1;
+                ref var c = ref _entries[e];
+                // ICMP echo replies carry the NAT id in both "ports" (see Connection.BackendKey)
+                ushort backendPort = c.Protocol == IpProtocol.Icmp ? c.NatPort : c.BackendPort;
+                if (c.NatPort == key.DstPort && backendPort == key.SrcPort && c.BackendIp == key.SrcIp && c.SnatIp == key.DstIp &&
+                    c.Protocol == key.Protocol)
+                {
+                    index = e;
+                    return true;
+                }
+            }
+            i = (i + 1) & _mask;
+        }
+    }
+
+    /// <summary>Hashes a client-side key and prefetches its home slot; returns the hash for the lookup.</summary>
+    public int PrefetchByClient(in FlowKey key)
+    {
+        int hash = key.GetHashCode();
+        _byClient.Prefetch((uint)hash & _mask);
+        return hash;
+    }
+
+    /// <summary>Hashes a backend-side key and prefetches its home slot; returns the hash for the lookup.</summary>
+    public int PrefetchByBackend(in FlowKey key)
+    {
+        int hash = key.GetHashCode();
+        _byBackend.Prefetch((uint)hash & _mask);
+        return hash;
+    }
+
+    /// <summary>Prefetches the entry that the home slot of a hash names when its tag matches (the likely hit),
+    /// after <see cref="PrefetchByClient"/> / <see cref="PrefetchByBackend"/> had the slot loaded.</summary>
+    public void PrefetchEntry(int hash, bool backendSide)
+    {
+        ulong slot = (backendSide ? _byBackend : _byClient)[(uint)hash & _mask];
+        if (slot != 0 && (uint)(slot >> 32) == (uint)hash)
+            _entries.Prefetch((int)(uint)slot - 1);
+    }
+
+    /// <summary>Looks up a batch of client-side keys in three passes (hash and prefetch the slots, prefetch the
+    /// entries, then probe), so that their cache misses overlap; indexes[i] is -1 for a miss. Returns the hits.</summary>
+    public int TryGetByClientBatch(ReadOnlySpan<FlowKey> keys, Span<int> indexes)
+    {
+        for (int i = 0; i < keys.Length; i++)
+            indexes[i] = PrefetchByClient(in keys[i]);
+        for (int i = 0; i < keys.Length; i++)
+            PrefetchEntry(indexes[i], backendSide: false);
+        int hits = 0;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            if (TryGetByClient(in keys[i], indexes[i], out indexes[i]))
+                hits++;
+        }
+        return hits;
+    }
 
     /// <summary>Adds a connection; -1 when the table is full or either key is taken.</summary>
     public int Add(in Connection c)
@@ -81,14 +200,16 @@ internal sealed class ConnectionTable
             return -1;
         var ck = c.ClientKey;
         var bk = c.BackendKey;
-        if (_byClient.ContainsKey(ck) || (!c.Dsr && _byBackend.ContainsKey(bk)))
+        int ch = ck.GetHashCode(), bh = bk.GetHashCode();
+        if (TryGetByClient(in ck, ch, out _) || (!c.Dsr && TryGetByBackend(in bk, bh, out _)))
             return -1;
         int index = _freeList[--_freeCount];
-        _entries[index] = c;
-        _entries[index].InUse = true;
-        _byClient.Add(ck, index);
+        ref var e = ref _entries[index];
+        e = c;
+        e.InUse = true;
+        Insert(_byClient, ch, index);
         if (!c.Dsr)
-            _byBackend.Add(bk, index);
+            Insert(_byBackend, bh, index);
         return index;
     }
 
@@ -97,11 +218,52 @@ internal sealed class ConnectionTable
         ref var c = ref _entries[index];
         if (!c.InUse)
             return;
-        _byClient.Remove(c.ClientKey);
+        Delete(_byClient, c.ClientKey.GetHashCode(), index);
         if (!c.Dsr)
-            _byBackend.Remove(c.BackendKey);
+            Delete(_byBackend, c.BackendKey.GetHashCode(), index);
         c = default;
         _freeList[_freeCount++] = index;
+    }
+
+    private void Insert(HugePageArray<ulong> slots, int hash, int index)
+    {
+        long i = (uint)hash & _mask;
+        while (slots[i] != 0)
+            i = (i + 1) & _mask;
+        slots[i] = (ulong)(uint)hash << 32 | (uint)(index + 1);
+    }
+
+    /// <summary>Empties the slot of an entry and shifts the slots after it back, where their probe chains allow
+    /// (backward-shift deletion: no tombstones).</summary>
+    private void Delete(HugePageArray<ulong> slots, int hash, int index)
+    {
+        long i = (uint)hash & _mask;
+        ulong wanted = (uint)(index + 1);
+        while (true)
+        {
+            ulong slot = slots[i];
+            if (slot == 0)
+                return; // not indexed (never happens for an entry in use)
+            if ((uint)slot == wanted)
+                break;
+            i = (i + 1) & _mask;
+        }
+        long j = i;
+        while (true)
+        {
+            j = (j + 1) & _mask;
+            ulong slot = slots[j];
+            if (slot == 0)
+                break;
+            long home = (uint)(slot >> 32) & _mask;
+            // the slot at j may move into the hole at i unless its home lies after i (cyclically, in (i, j])
+            if (((j - home) & _mask) >= ((j - i) & _mask))
+            {
+                slots[i] = slot;
+                i = j;
+            }
+        }
+        slots[i] = 0;
     }
 
     /// <summary>Examines up to budget slots from where the last sweep stopped and removes those whose
@@ -109,10 +271,10 @@ internal sealed class ConnectionTable
     public int Sweep(long now, int budget, Func<Connection, long> timeoutOf, Action<Connection>? onExpired)
     {
         int removed = 0;
-        for (int n = 0; n < budget && n < _entries.Length; n++)
+        for (int n = 0; n < budget && n < _capacity; n++)
         {
             int i = _sweepCursor;
-            _sweepCursor = _sweepCursor + 1 == _entries.Length ? 0 : _sweepCursor + 1;
+            _sweepCursor = _sweepCursor + 1 == _capacity ? 0 : _sweepCursor + 1;
             ref var c = ref _entries[i];
             if (c.InUse && now - c.LastSeen > timeoutOf(c))
             {
@@ -122,5 +284,13 @@ internal sealed class ConnectionTable
             }
         }
         return removed;
+    }
+
+    /// <summary>Unmaps the entries and the indexes; the table is unusable afterwards.</summary>
+    public void Dispose()
+    {
+        _entries.Dispose();
+        _byClient.Dispose();
+        _byBackend.Dispose();
     }
 }

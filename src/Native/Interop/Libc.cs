@@ -80,6 +80,12 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int munmap(nint addr, nuint length);
 
+    // int madvise(void *addr, size_t length, int advice);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int madvise(nint addr, nuint length, int advice);
+
+    public const int MADV_HUGEPAGE = 14;
+
     // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int poll(PollFd* fds, nuint nfds, int timeout);
