@@ -26,6 +26,13 @@ public class ConnectionTableTests
     }
 
     [Fact]
+    public void An_entry_fills_exactly_two_cache_lines()
+    {
+        // entries sit in page-aligned memory: at 128 bytes each one is a pair of lines, prefetched as a pair
+        Assert.Equal(128, System.Runtime.CompilerServices.Unsafe.SizeOf<Connection>());
+    }
+
+    [Fact]
     public void Adding_to_a_full_table_fails()
     {
         var t = new ConnectionTable(2);

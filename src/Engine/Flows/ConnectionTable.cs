@@ -177,7 +177,8 @@ internal sealed class ConnectionTable : IDisposable
     }
 
     /// <summary>Looks up a batch of client-side keys in three passes (hash and prefetch the slots, prefetch the
-    /// entries, then probe), so that their cache misses overlap; indexes[i] is -1 for a miss. Returns the hits.</summary>
+    /// entries, then probe), so that their cache misses overlap; indexes[i] is -1 for a miss. Returns the hits.
+    /// (Prefetching a fixed distance ahead within one pass measured no better at 10 million entries.)</summary>
     public int TryGetByClientBatch(ReadOnlySpan<FlowKey> keys, Span<int> indexes)
     {
         for (int i = 0; i < keys.Length; i++)

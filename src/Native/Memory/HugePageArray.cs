@@ -50,13 +50,17 @@ public sealed unsafe class HugePageArray<T> : IDisposable where T : unmanaged
         }
     }
 
-    /// <summary>Starts loading the cache line of element <paramref name="index"/> (no effect out of range, or
-    /// on CPUs without SSE).</summary>
+    /// <summary>Starts loading the cache line(s) of element <paramref name="index"/>: two lines for an element of
+    /// up to 128 bytes (no effect out of range, or on CPUs without SSE).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Prefetch(long index)
     {
-        if (Sse.IsSupported && (ulong)index < (ulong)_length)
-            Sse.Prefetch0((T*)_area + index);
+        if (!Sse.IsSupported || (ulong)index >= (ulong)_length)
+            return;
+        byte* p = (byte*)((T*)_area + index);
+        Sse.Prefetch0(p);
+        if (sizeof(T) > 64)
+            Sse.Prefetch0(p + sizeof(T) - 1);
     }
 
     /// <summary>Sets every element to its default.</summary>
