@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using ZonLb.Engine.Counters;
 
 namespace ZonLb.Engine.Packets;
@@ -57,6 +58,7 @@ internal struct ParsedPacket
 /// </summary>
 internal static class PacketParser
 {
+    [MethodImpl(MethodImplOptions.NoInlining)] // compiled on its own, with its own inlining budget
     public static DropReason Parse(ReadOnlySpan<byte> frame, out ParsedPacket p)
     {
         p = default;

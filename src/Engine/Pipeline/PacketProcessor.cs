@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using ZonLb.Engine.Balancing;
 using ZonLb.Engine.Checksums;
 using ZonLb.Engine.Configuration;
@@ -176,6 +177,9 @@ internal sealed class PacketProcessor
     }
 
     /// <summary>Runs the pipeline on a frame already parsed into p.</summary>
+    /// <remarks>Never inlined into its callers: it is large, and compiled on its own it keeps the JIT's
+    /// inlining budget for the small helpers it calls per packet (span conversions, checksum folds).</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public Verdict Process(Span<byte> frame, in ParsedPacket p, long now, out int egressIfIndex, out IpAddr nextHopKey)
     {
         egressIfIndex = 0;
@@ -243,7 +247,8 @@ internal sealed class PacketProcessor
             RememberFragment(in p, index, toBackend, now);
         if (c.Dsr)
             return ForwardDirect(frame, in p, ref c, now, out egressIfIndex, out nextHopKey);
-        if (p.Protocol == IpProtocol.Tcp)
+        // an established connection's segments without SYN, FIN or RST leave its state as it is
+        if (p.Protocol == IpProtocol.Tcp && (c.TcpState != TcpState.Established || (p.TcpFlags & (Wire.TcpSyn | Wire.TcpFin | Wire.TcpRst)) != 0))
             c.TcpState = TcpTracker.Next(c.TcpState, p.TcpFlags, toBackend, ref c.FinFromClient);
 
         IpAddr newSrc, newDst;
@@ -531,7 +536,7 @@ internal sealed class PacketProcessor
             reason = DropReason.NoRoute;
             return state;
         }
-        port = Array.IndexOf(_portIfIndex, hop.IfIndex);
+        port = PortOf(hop.IfIndex);
         LastEgressVlan = 0;
         if (port < 0)
         {
@@ -547,6 +552,16 @@ internal sealed class PacketProcessor
             }
         }
         return state;
+    }
+
+    /// <summary>The attached port with this ifindex, or -1 (a plain loop: there are a handful of ports).</summary>
+    private int PortOf(int ifIndex)
+    {
+        var ports = _portIfIndex;
+        for (int i = 0; i < ports.Length; i++)
+            if (ports[i] == ifIndex)
+                return i;
+        return -1;
     }
 
     private static ulong MacWord(byte[] mac)
