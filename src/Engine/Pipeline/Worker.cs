@@ -30,6 +30,8 @@ internal sealed class Worker
     private volatile bool _rebound;
     private readonly ulong[] _scratch = new ulong[Batch * 4];
     private readonly Handoff[] _handoffScratch = new Handoff[Batch];
+    private readonly ParsedPacket[] _parsed = new ParsedPacket[Batch];
+    private readonly DropReason[] _reasons = new DropReason[Batch];
     private HeldFrame[] _held = new HeldFrame[256];
     private int _heldCount;
     /// <summary>Later fragments that arrived before their first fragment (run again each round, up to 1 s).</summary>
@@ -153,13 +155,22 @@ internal sealed class Worker
                 var s = _owned[si];
                 ReapCompletions(si);
                 uint n = s.Rx.Peek(Batch, out uint idx);
+                // the batch in two passes: parse every frame (and get its connection lookup under way), then
+                // process them
+                for (uint i = 0; i < n; i++)
+                {
+                    var d = s.Rx.DescAt(idx + i);
+                    _reasons[i] = PacketParser.Parse(_umem.GetFrame(d.Addr, (int)d.Len), out _parsed[i]);
+                }
+                Processor.PrefetchConnections(_parsed.AsSpan(0, (int)n), _reasons.AsSpan(0, (int)n));
                 for (uint i = 0; i < n; i++)
                 {
                     var d = s.Rx.DescAt(idx + i);
                     Counters.RxPackets++;
                     Counters.RxBytes += d.Len;
                     var frame = _umem.GetFrame(d.Addr, (int)d.Len);
-                    var reason = PacketParser.Parse(frame, out var p);
+                    var reason = _reasons[i];
+                    ref readonly var p = ref _parsed[i];
                     if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
                         reason = DropReason.VlanNotConfigured;
                     int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
