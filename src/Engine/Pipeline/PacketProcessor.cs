@@ -565,9 +565,11 @@ internal sealed class PacketProcessor
 
     /// <summary>The next hop toward destination and the attached port it leaves by; a drop reason when there
     /// is no route or the route leaves by an interface we are not attached to.</summary>
-    private NextHopState LookupHop(in IpAddr destination, long now, ref int slotHint, out NextHop hop, out int port, out DropReason reason)
+    private NextHopState LookupHop(in IpAddr destination, long now, ref int slotHint, out EgressHop hop, out int port, out DropReason reason)
     {
-        var state = _nextHops.Lookup(destination, now, ref slotHint, out hop);
+        ref readonly var next = ref _nextHops.Find(destination, now, ref slotHint);
+        hop = new EgressHop(next.Mac, next.IfIndex);
+        var state = next.State;
         port = -1;
         reason = DropReason.None;
         if (state == NextHopState.NoRoute)
@@ -583,7 +585,7 @@ internal sealed class PacketProcessor
             {
                 port = v.Port;
                 LastEgressVlan = v.Vlan;
-                hop.IfIndex = _portIfIndex[port]; // sent on the parent's socket
+                hop = new EgressHop(hop.Mac, _portIfIndex[port]); // sent on the parent's socket
             }
             else
             {
@@ -592,6 +594,9 @@ internal sealed class PacketProcessor
         }
         return state;
     }
+
+    /// <summary>Where a frame leaves: the next hop's MAC (48 bits, wire order) and the interface to send it on.</summary>
+    private readonly record struct EgressHop(ulong Mac, int IfIndex);
 
     /// <summary>The attached port with this ifindex, or -1 (a plain loop: there are a handful of ports).</summary>
     private int PortOf(int ifIndex)
@@ -620,9 +625,10 @@ internal sealed class PacketProcessor
         return Drop(df ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
     }
 
-    private void WriteMacs(Span<byte> frame, in NextHop hop, int port)
+    private void WriteMacs(Span<byte> frame, in EgressHop hop, int port)
     {
-        hop.WriteMac(frame);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)hop.Mac);
+        BinaryPrimitives.WriteUInt16LittleEndian(frame.Slice(4), (ushort)(hop.Mac >> 32));
         ulong mac = _portMacWord[port];
         BinaryPrimitives.WriteUInt32LittleEndian(frame.Slice(6), (uint)mac);
         BinaryPrimitives.WriteUInt16LittleEndian(frame.Slice(10), (ushort)(mac >> 32));

@@ -28,13 +28,6 @@ internal struct NextHop
     /// <summary>When the kernel was last asked to resolve this neighbour (pending entries).</summary>
     public long AskedAt;
 
-    /// <summary>Writes the MAC into the first 6 bytes of dst (two stores).</summary>
-    public readonly void WriteMac(Span<byte> dst)
-    {
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(dst, (uint)Mac);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(4), (ushort)(Mac >> 32));
-    }
-
     public readonly string MacText
     {
         get
@@ -80,23 +73,21 @@ internal sealed class NextHopCache
 
     public IEnumerable<KeyValuePair<IpAddr, NextHop>> Entries => _index.Select(kv => new KeyValuePair<IpAddr, NextHop>(kv.Key, _slots[kv.Value]));
 
-    /// <summary>Like <see cref="Lookup(IpAddr, long, out NextHop)"/>, but first tries the slot the caller remembered
-    /// for this destination (a connection's), which saves the dictionary probe on the per-packet path.</summary>
-    public NextHopState Lookup(in IpAddr destination, long now, ref int slotHint, out NextHop hop)
+    /// <summary>The next hop toward destination, by reference (valid until the next lookup), refreshed from
+    /// the kernel when stale. slotHint is the caller's remembered cache slot for this destination (a
+    /// connection's): checked, used when it still holds the destination, and updated.</summary>
+    public ref readonly NextHop Find(in IpAddr destination, long now, ref int slotHint)
     {
         int i = slotHint;
         if ((uint)i < (uint)_used)
         {
             ref var h = ref _slots[i];
             if (h.Destination == destination && now < h.RefreshAt)
-            {
-                hop = h;
-                return h.State;
-            }
+                return ref h;
         }
-        var state = Lookup(destination, now, out hop);
+        Lookup(destination, now, out _);
         slotHint = _index[destination];
-        return state;
+        return ref _slots[slotHint];
     }
 
     public NextHopState Lookup(IpAddr destination, long now, out NextHop hop)
