@@ -102,7 +102,14 @@ ${ENGINE_EXTRA:-}
 TOML
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
-stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || tail -n 40 "$tmp/lb.log"; }
+stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || { tail -n 40 "$tmp/lb.log"; link_drops; }; }
+# each veth end's packet and drop counters (where frames were lost: SHOW_LOG=1)
+link_drops() {
+    for x in "$C eth0" "$L lbc" "$L lbs" "$S eth0"; do
+        set -- $x
+        ip -n "$1" -s -s link show dev "$2" | awk -v n="$1/$2" '/RX:/ { getline; rx = $2 " rx, " $4 " rx dropped" } /TX:/ { getline; tx = $2 " tx, " $4 " tx dropped" } END { print n ": " rx "; " tx }'
+    done
+}
 
 setup() { # mode
     case $1 in
