@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ZonLb.Engine.Packets;
 using ZonLb.Native.Memory;
 
@@ -96,12 +97,19 @@ internal sealed class ConnectionTable : IDisposable
     public bool TryGetByBackend(in FlowKey key, out int index) => TryGetByBackend(in key, key.GetHashCode(), out index);
 
     /// <summary>A lookup by client-side key whose hash (<see cref="FlowKey.GetHashCode"/>) is known.</summary>
-    public bool TryGetByClient(in FlowKey key, int hash, out int index)
+    public bool TryGetByClient(in FlowKey key, int hash, out int index) => Find(_byClient, in key, hash, backendSide: false, out index);
+
+    /// <summary>A lookup by backend-side key (a reply: backend to SNAT address) whose hash is known.</summary>
+    public bool TryGetByBackend(in FlowKey key, int hash, out int index) => Find(_byBackend, in key, hash, backendSide: true, out index);
+
+    /// <summary>Probes an index from the hash's home slot; the key is compared only with entries whose tag matched.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // backendSide is a constant at each call: one comparison is compiled
+    private bool Find(HugePageArray<ulong> slots, in FlowKey key, int hash, bool backendSide, out int index)
     {
         long i = (uint)hash & _mask;
         while (true)
         {
-            ulong slot = _byClient[i];
+            ulong slot = slots[i];
             if (slot == 0)
             {
                 index = -1;
@@ -110,9 +118,7 @@ internal sealed class ConnectionTable : IDisposable
             if ((uint)(slot >> 32) == (uint)hash)
             {
                 int e = (int)(uint)slot - 1;
-                ref var c = ref _entries[e];
-                if (c.ClientPort == key.SrcPort && c.VipPort == key.DstPort && c.ClientIp == key.SrcIp && c.VipIp == key.DstIp &&
-                    c.Protocol == key.Protocol)
+                if (backendSide ? IsBackendKeyOf(in _entries[e], in key) : IsClientKeyOf(in _entries[e], in key))
                 {
                     index = e;
                     return true;
@@ -122,34 +128,14 @@ internal sealed class ConnectionTable : IDisposable
         }
     }
 
-    /// <summary>A lookup by backend-side key (a reply: backend to SNAT address) whose hash is known.</summary>
-    public bool TryGetByBackend(in FlowKey key, int hash, out int index)
-    {
-        long i = (uint)hash & _mask;
-        while (true)
-        {
-            ulong slot = _byBackend[i];
-            if (slot == 0)
-            {
-                index = -1;
-                return false;
-            }
-            if ((uint)(slot >> 32) == (uint)hash)
-            {
-                int e = (int)(uint)slot - 1;
-                ref var c = ref _entries[e];
-                // ICMP echo replies carry the NAT id in both "ports" (see Connection.BackendKey)
-                ushort backendPort = c.Protocol == IpProtocol.Icmp ? c.NatPort : c.BackendPort;
-                if (c.NatPort == key.DstPort && backendPort == key.SrcPort && c.BackendIp == key.SrcIp && c.SnatIp == key.DstIp &&
-                    c.Protocol == key.Protocol)
-                {
-                    index = e;
-                    return true;
-                }
-            }
-            i = (i + 1) & _mask;
-        }
-    }
+    private static bool IsClientKeyOf(in Connection c, in FlowKey key) =>
+        c.ClientPort == key.SrcPort && c.VipPort == key.DstPort && c.ClientIp == key.SrcIp && c.VipIp == key.DstIp &&
+        c.Protocol == key.Protocol;
+
+    /// <summary>ICMP echo replies carry the NAT id in both "ports" (see <see cref="Connection.BackendKey"/>).</summary>
+    private static bool IsBackendKeyOf(in Connection c, in FlowKey key) =>
+        c.NatPort == key.DstPort && (c.Protocol == IpProtocol.Icmp ? c.NatPort : c.BackendPort) == key.SrcPort &&
+        c.BackendIp == key.SrcIp && c.SnatIp == key.DstIp && c.Protocol == key.Protocol;
 
     /// <summary>Hashes a client-side key and prefetches its home slot; returns the hash for the lookup.</summary>
     public int PrefetchByClient(in FlowKey key)
