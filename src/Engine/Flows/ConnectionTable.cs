@@ -97,9 +97,11 @@ internal sealed class ConnectionTable : IDisposable
     public bool TryGetByBackend(in FlowKey key, out int index) => TryGetByBackend(in key, key.GetHashCode(), out index);
 
     /// <summary>A lookup by client-side key whose hash (<see cref="FlowKey.GetHashCode"/>) is known.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // one compiled probe per index, kept out of the (large) pipeline
     public bool TryGetByClient(in FlowKey key, int hash, out int index) => Find(_byClient, in key, hash, backendSide: false, out index);
 
     /// <summary>A lookup by backend-side key (a reply: backend to SNAT address) whose hash is known.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public bool TryGetByBackend(in FlowKey key, int hash, out int index) => Find(_byBackend, in key, hash, backendSide: true, out index);
 
     /// <summary>Probes an index from the hash's home slot; the key is compared only with entries whose tag matched.</summary>
