@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using ZonLb.Engine.Counters;
 
 namespace ZonLb.Engine.Packets;
@@ -82,29 +83,35 @@ internal static class PacketParser
         var ip = frame.Slice(l3);
         if (ip.Length < Wire.IPv4MinHeader)
             return DropReason.Truncated;
-        if (ip[0] >> 4 != 4)
+        // the fixed 20 bytes in three loads (little-endian words; fields are picked out and byte-swapped)
+        ulong w0 = MemoryMarshal.Read<ulong>(ip);           // version/IHL, TOS, total length, id, fragment
+        ulong w1 = MemoryMarshal.Read<ulong>(ip.Slice(8));  // TTL, protocol, checksum, source
+        uint w2 = MemoryMarshal.Read<uint>(ip.Slice(16));   // destination
+        byte versionIhl = (byte)w0;
+        if (versionIhl >> 4 != 4)
             return DropReason.Malformed;
-        int ihl = (ip[0] & 0x0F) * 4;
-        int total = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpTotalLength));
+        int ihl = (versionIhl & 0x0F) * 4;
+        int total = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 16));
         if (ihl < Wire.IPv4MinHeader || total < ihl || total > ip.Length)
             return DropReason.Malformed;
-        ushort frag = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpFragment));
+        ushort frag = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 48));
         if ((frag & 0x3FFF) != 0) // MF set or offset non-zero
         {
             p.IsFragment = true;
             p.IsLaterFragment = (frag & 0x1FFF) != 0;
-            p.FragmentId = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpId));
+            p.FragmentId = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 32));
         }
 
         p.L3Offset = l3;
         p.L4Offset = l3 + ihl;
         p.IpTotalLength = total;
-        p.Ttl = ip[Wire.IpTtl];
-        p.SrcIp = IpAddr.ReadV4(ip.Slice(Wire.IpSrc));
-        p.DstIp = IpAddr.ReadV4(ip.Slice(Wire.IpDst));
+        p.Ttl = (byte)w1;
+        byte protocol = (byte)(w1 >> 8);
+        p.SrcIp = IpAddr.FromV4(BinaryPrimitives.ReverseEndianness((uint)(w1 >> 32)));
+        p.DstIp = IpAddr.FromV4(BinaryPrimitives.ReverseEndianness(w2));
         if (p.IsLaterFragment)
-            return LaterFragment(ip[Wire.IpProto], ref p);
-        return ParseTransport(ip.Slice(ihl, total - ihl), ip[Wire.IpProto], ref p);
+            return LaterFragment(protocol, ref p);
+        return ParseTransport(ip.Slice(ihl, total - ihl), protocol, ref p);
     }
 
     /// <summary>A fragment after the first: only the protocol is known; the ports come from its first fragment.</summary>

@@ -716,8 +716,8 @@ internal sealed class PacketProcessor
     {
         var l4 = frame.Slice(p.L4Offset, p.L4Length);
         byte wireProtocol = p.Protocol.WireNumber(p.SrcIp);
-        ulong oldAddresses = p.SrcIp.WordSum() + p.DstIp.WordSum();
-        ulong addressDelta = AddressDelta(in p, oldAddresses, newSrc.WordSum() + newDst.WordSum());
+        ulong oldAddresses = WordSum(in p, p.SrcIp, p.DstIp);
+        ulong addressDelta = AddressDelta(in p, oldAddresses, WordSum(in p, newSrc, newDst));
 
         switch (p.Protocol)
         {
@@ -766,6 +766,15 @@ internal sealed class PacketProcessor
         RewriteIpHeader(frame, in p, newSrc, newDst, addressDelta);
     }
 
+    /// <summary>The sum of two addresses' 16-bit words, of the packet's family (a service never mixes them).</summary>
+    private static ulong WordSum(in ParsedPacket p, in IpAddr a, in IpAddr b)
+    {
+        if (p.IsV6)
+            return a.WordSum() + b.WordSum();
+        uint x = a.V4, y = b.V4;
+        return (ulong)(x >> 16) + (x & 0xFFFF) + (y >> 16) + (y & 0xFFFF);
+    }
+
     /// <summary>The one's-complement sum that turns the old addresses' words into the new ones' (RFC 1624:
     /// the complement of each old word plus each new word), from the plain sums of both.</summary>
     private static ulong AddressDelta(in ParsedPacket p, ulong oldAddresses, ulong newAddresses) =>
@@ -775,7 +784,7 @@ internal sealed class PacketProcessor
     /// none). The transport header is the caller's business.</summary>
     private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst) =>
         RewriteIpHeader(frame, in p, newSrc, newDst,
-            AddressDelta(in p, p.SrcIp.WordSum() + p.DstIp.WordSum(), newSrc.WordSum() + newDst.WordSum()));
+            AddressDelta(in p, WordSum(in p, p.SrcIp, p.DstIp), WordSum(in p, newSrc, newDst)));
 
     /// <summary>As above, with the addresses' checksum delta already summed. The incoming header's checksum
     /// was verified, so updating it gives what recomputing would.</summary>
