@@ -12,7 +12,7 @@ namespace ZonLb.Bench;
 /// batch's frames drawn at random from all of them, so that a large table's lookups miss the caches.
 /// Each frame (IPv4 TCP, 64 bytes) is translated to the backend, turned into the backend's reply and
 /// translated back. One operation = one packet. Prefetch=false skips <see cref="PacketProcessor.PrefetchConnections"/>
-/// (which itself does nothing below <see cref="PacketProcessor.PrefetchFromConnections"/> connections).
+/// (which itself does nothing for a table of less than <see cref="PacketProcessor.PrefetchFromCapacity"/> entries).
 /// </summary>
 [MemoryDiagnoser]
 public class PipelineTableSizeBenchmarks
@@ -38,7 +38,10 @@ public class PipelineTableSizeBenchmarks
             .Select(i => new ResolvedBackend(IpAddr.FromV4(0x0A140002u + (uint)i), 8080, IpAddr.FromV4(0x0A140001)))
             .ToArray();
         var services = new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends) };
-        var options = new EngineOptions { ConnectionCapacity = Connections + Connections / 2, NatPortMin = 1024, NatPortMax = 65535 };
+        // the default capacity (1M) unless more are needed: as deployed, the index is sized for the capacity,
+        // so even a thousand live connections have their slots spread over megabytes
+        var options = new EngineOptions { NatPortMin = 1024, NatPortMax = 65535 };
+        options.ConnectionCapacity = Math.Max(options.ConnectionCapacity, Connections + Connections / 2);
         _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
             new BenchRoutes(), options, new EngineCounters());
         for (int i = 0; i < Connections; i++)

@@ -46,8 +46,13 @@ internal struct ParsedPacket
     public bool IsFragment;
     /// <summary>A fragment other than the first: it carries no transport header.</summary>
     public bool IsLaterFragment;
+    /// <summary><see cref="FlowHash"/> holds the hash of the packet's flow key (set when a batch's lookups were
+    /// prefetched, so that the lookup does not hash again).</summary>
+    public bool HasFlowHash;
     /// <summary>The datagram's identification (IPv4: 16 bits, IPv6: 32 bits), shared by all its fragments.</summary>
     public uint FragmentId;
+    /// <summary>The flow key's hash (<see cref="Flows.FlowKey.GetHashCode"/>) when <see cref="HasFlowHash"/>.</summary>
+    public int FlowHash;
 
     public readonly int L4Length => L3Offset + IpTotalLength - L4Offset;
 }
