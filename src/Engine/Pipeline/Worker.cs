@@ -422,8 +422,11 @@ internal sealed class Worker
                 kicked++;
                 if (err != 0 && err != Errno.EAGAIN && err != Errno.EBUSY && err != Errno.ENOBUFS)
                     Counters.TxKickErrors++;
-                if (err != 0 || s.Tx.Outstanding == before)
-                    break; // the kernel is busy or took nothing: try again next round
+                // Copy mode answers EAGAIN after every 32 frames it sent while more wait: that is progress,
+                // not a reason to stop. Stop when a kick took nothing (the completion ring is full, or the
+                // device is busy): the next round tries again.
+                if (s.Tx.Outstanding == before)
+                    break;
             }
         }
         return kicked;
