@@ -33,6 +33,7 @@ gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
 [ -f "$dll" ] && [ -f "$gen" ] || dotnet build ZonLb.sln -c Release >/dev/null
 . scripts/lib/topology.sh
 . scripts/lib/zonlb.sh
+. bench/e2e/lib.sh
 id="zbe$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
 LB_PID=""; IPERF_PID=""
 cleanup() {
@@ -75,31 +76,7 @@ pin_napi() {
 }
 
 start_zonlb() {
-    cat > "$tmp/lb.toml" <<TOML
-control_socket = "$tmp/lb.sock"
-[[interface]]
-name = "lbc"
-[[interface]]
-name = "lbs"
-[[service]]
-name = "bench-udp"
-vip = "10.10.0.1"
-protocol = "udp"
-port = 9
-[[service.backend]]
-address = "10.20.0.2"
-[[service]]
-name = "bench-tcp"
-vip = "10.10.0.1"
-protocol = "tcp"
-port = 5201
-[[service.backend]]
-address = "10.20.0.2"
-[engine]
-cpu_affinity = [1]
-worker_nice = ${WORKER_NICE:--15}
-${ENGINE_EXTRA:-}
-TOML
+    bench_config "$tmp/lb.toml" "$tmp/lb.sock"
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
 stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || { tail -n 40 "$tmp/lb.log"; link_drops; }; }

@@ -2,8 +2,9 @@
 # Where the CPU goes while zonlb-afxdp forwards 60-byte UDP as fast as the generator offers it: the topology
 # and placement of compare.sh (generator on CPU 0, load balancer work on CPU 1), zonlb-afxdp with perf maps
 # (DOTNET_PerfMapEnabled=1, so JIT-compiled methods have names), and `perf record -a -g` over SECONDS.
-# Prints CPU 1's time by thread and by symbol. ENGINE_EXTRA adds [engine] lines (e.g. "worker_nice = -15" or
-# "busy_poll_usecs = 50"). Usage: sudo [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
+# Prints CPU 1's time by thread and by symbol. The config is compare.sh's (bench/e2e/lib.sh: worker nice
+# WORKER_NICE, default -15); ENGINE_EXTRA adds [engine] lines (e.g. "busy_poll_usecs = 50").
+# Usage: sudo [WORKER_NICE=0] [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -12,6 +13,7 @@ dll=$root/src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
 gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
 . scripts/lib/topology.sh
 . scripts/lib/zonlb.sh
+. bench/e2e/lib.sh
 id="zbp$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
 LB_PID=""
 cleanup() {
@@ -23,23 +25,7 @@ trap cleanup EXIT
 zlb_topology "$C" "$L" "$S" 1
 clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp
-cat > "$tmp/lb.toml" <<TOML
-control_socket = "$tmp/lb.sock"
-[[interface]]
-name = "lbc"
-[[interface]]
-name = "lbs"
-[[service]]
-name = "bench-udp"
-vip = "10.10.0.1"
-protocol = "udp"
-port = 9
-[[service.backend]]
-address = "10.20.0.2"
-[engine]
-cpu_affinity = [1]
-${ENGINE_EXTRA:-}
-TOML
+bench_config "$tmp/lb.toml" "$tmp/lb.sock"
 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" 1 || exit 1
 ip netns exec "$L" sh -c 'echo 1 > /sys/class/net/lbc/threaded'
 ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/threaded'
