@@ -461,7 +461,7 @@ internal sealed class PacketProcessor
             int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
             byte wireProtocol = (byte)p.Protocol;
             ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
-            if (check != 0 && IsPartial(in p, check, wireProtocol, l4.Length))
+            if (check != 0 && IsPartial(in p, check, wireProtocol, l4.Length, WordSum(in p, p.SrcIp, p.DstIp)))
             {
                 ushort sum = CompleteChecksum(l4, csOff, p.SrcIp, p.DstIp, wireProtocol);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), p.Protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
@@ -701,9 +701,11 @@ internal sealed class PacketProcessor
     /// <summary>CHECKSUM_PARTIAL from the sender's TX offload: the L4 checksum field holds only the folded
     /// pseudo-header sum of the packet as sent (never for fragments: the sender's stack computed the whole
     /// checksum to fragment the datagram). Off when engine.repair_partial_checksums is false.</summary>
-    private bool IsPartial(in ParsedPacket p, ushort check, byte wireProtocol, int l4Length) =>
+    /// <param name="addressWords">The sum of the packet's source and destination address words
+    /// (<see cref="WordSum"/>), which the caller has at hand.</param>
+    private bool IsPartial(in ParsedPacket p, ushort check, byte wireProtocol, int l4Length, ulong addressWords) =>
         _options.RepairPartialChecksums && !p.IsFragment &&
-        check == InternetChecksum.PseudoHeaderSum(p.SrcIp, p.DstIp, wireProtocol, l4Length);
+        check == InternetChecksum.Fold(addressWords + wireProtocol + (uint)(l4Length >> 16) + (uint)(l4Length & 0xFFFF));
 
     /// <summary>The full L4 checksum of the segment for these addresses (the field is zeroed first); counted as
     /// a repaired partial checksum.</summary>
@@ -732,8 +734,7 @@ internal sealed class PacketProcessor
                 int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
                 ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
                 bool udpNoChecksum = p.Protocol == IpProtocol.Udp && check == 0;
-                bool partial = !udpNoChecksum && _options.RepairPartialChecksums && !p.IsFragment &&
-                    check == InternetChecksum.Fold(oldAddresses + wireProtocol + (uint)(l4.Length >> 16) + (uint)(l4.Length & 0xFFFF));
+                bool partial = !udpNoChecksum && IsPartial(in p, check, wireProtocol, l4.Length, oldAddresses);
                 BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
                 if (udpNoChecksum)
