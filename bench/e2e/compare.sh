@@ -14,15 +14,21 @@
 # (bench/e2e/sink.bpf.c: counts and drops UDP to port 9, passes the rest). TCP: iperf3 (sink detached).
 # Placement on this 2-core machine: the generator (and iperf3's client) run on CPU 0 (taskset); the load
 # balancer's work on CPU 1:
-# receive work of lbc and of the backend's eth0 in threaded NAPI pinned to CPU 1 (veth does NAPI when an XDP
-# program is attached or GRO is on, so GRO is turned on where no program is), and zonlb-afxdp's worker pinned
-# to CPU 1 (engine.cpu_affinity) with nice -15 (engine.worker_nice; WORKER_NICE=0 to compare), so that the
-# kernel's receive work on that CPU does not starve it. Every case runs REPEATS times; the table shows median
-# and min-max.
+# - lbc's receive work: threaded NAPI pinned to CPU 1 (zonlb and xdp rows: veth runs NAPI when an XDP program is
+#   attached), and RPS to CPU 1 (kernel and nftables rows: frames from an AF_XDP or TSO sender skip veth's NAPI
+#   and are received through the backlog, which without RPS is the sender's CPU 0);
+# - the backend's eth0 (the sink) receives in softirq on the CPU that sends to it: CPU 1 in every row;
+# - zonlb-afxdp's worker pinned to CPU 1 (engine.cpu_affinity) and SCHED_FIFO at priority 10
+#   (engine.worker_fifo_priority; WORKER_FIFO=0 runs it at nice WORKER_NICE, default -15, instead): it then runs
+#   as soon as lbc's NAPI hands it frames and sleeps while it has none, instead of both taking turns by the
+#   scheduler's time slices, which let lbc's NAPI run ahead and fill the socket's rings with frames the worker
+#   never saw.
+# Every case runs REPEATS times; the table shows median and min-max.
 #
 # Usage: sudo [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
 # Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
-# adds lines to zonlb-afxdp's [engine] table; WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when it stops.
+# adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
+# it stops.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -69,11 +75,6 @@ sink_count() {
     bpftool map dump id "$map" | awk '/"value":/ { v = $0; gsub(/[^0-9]/, "", v); s += v } END { printf "%d\n", s }'
 }
 # receive work in threaded NAPI on CPU 1
-pin_napi() {
-    ip netns exec "$L" sh -c 'echo 1 > /sys/class/net/lbc/threaded' 2>/dev/null || true
-    ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/threaded' 2>/dev/null || true
-    for p in $(ps -eo pid=,comm= | awk '$2 ~ /^napi\/(lbc|eth0)-/ { print $1 }'); do taskset -pc 1 "$p" >/dev/null 2>&1 || true; done
-}
 
 start_zonlb() {
     bench_config "$tmp/lb.toml" "$tmp/lb.sock"
@@ -107,7 +108,7 @@ NFT
             ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=1 # TCP's other direction, and ARP's sake
             ip -n "$L" link set dev lbc xdp obj "$tmp/redirect.o" sec xdp ;;
     esac
-    pin_napi
+    bench_place_receive "$L"
 }
 teardown() { # mode
     case $1 in

@@ -2,9 +2,10 @@
 # Where the CPU goes while zonlb-afxdp forwards 60-byte UDP as fast as the generator offers it: the topology
 # and placement of compare.sh (generator on CPU 0, load balancer work on CPU 1), zonlb-afxdp with perf maps
 # (DOTNET_PerfMapEnabled=1, so JIT-compiled methods have names), and `perf record -a -g` over SECONDS.
-# Prints CPU 1's time by thread and by symbol. The config is compare.sh's (bench/e2e/lib.sh: worker nice
-# WORKER_NICE, default -15); ENGINE_EXTRA adds [engine] lines (e.g. "busy_poll_usecs = 50").
-# Usage: sudo [WORKER_NICE=0] [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
+# Prints CPU 1's time by thread and by symbol, and each NAPI thread's symbols; keeps the recording in
+# /tmp/zonlb-profile.perf.data for `perf report -i`. The config is compare.sh's (bench/e2e/lib.sh: the worker
+# SCHED_FIFO at WORKER_FIFO, default 10; WORKER_FIFO=0 for nice WORKER_NICE); ENGINE_EXTRA adds [engine] lines.
+# Usage: sudo [WORKER_FIFO=0] [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -19,6 +20,7 @@ LB_PID=""
 cleanup() {
     [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
     zlb_topology_delete "$C" "$L" "$S"
+    [ -f "$tmp/perf.data" ] && mv "$tmp/perf.data" /tmp/zonlb-profile.perf.data || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -27,9 +29,7 @@ clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bench/e2e/sink.bpf.c
 ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp
 bench_config "$tmp/lb.toml" "$tmp/lb.sock"
 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" 1 || exit 1
-ip netns exec "$L" sh -c 'echo 1 > /sys/class/net/lbc/threaded'
-ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/threaded'
-for p in $(ps -eo pid=,comm= | awk '$2 ~ /^napi\/(lbc|eth0)-/ { print $1 }'); do taskset -pc 1 "$p" >/dev/null; done
+bench_place_receive "$L"
 ip netns exec "$C" ping -c 1 -W 1 10.10.0.1 >/dev/null || true
 LBC_MAC=$(ip -n "$L" -o link show dev lbc | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/')
 ip netns exec "$C" taskset -c 0 dotnet "$gen" eth0 "$LBC_MAC" 10.10.0.2 10.10.0.1 9 --flows 1024 --seconds $((secs + 3)) > "$tmp/gen.log" &
@@ -45,5 +45,9 @@ echo "== the worker thread: kernel vs user space (JIT code shows as [unknown]/pe
 perf report -i "$tmp/perf.data" --no-children --comm zonlb-worker-0 --sort dso --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -8
 echo "== the worker thread, by symbol"
 perf report -i "$tmp/perf.data" --no-children --comm zonlb-worker-0 --sort symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -25
+for t in $(perf report -i "$tmp/perf.data" --no-children --sort comm --stdio 2>/dev/null | awk '$2 ~ /^napi\// { print $2 }'); do
+    echo "== $t, by symbol"
+    perf report -i "$tmp/perf.data" --no-children --comm "$t" --sort symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 || true
+done
 echo "== CPU 1, by symbol (self time)"
 perf report -i "$tmp/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -40

@@ -277,6 +277,10 @@ public sealed class CounterSnapshot
     public long Held => _c.Held;
     /// <summary>Frames passed to the worker that owns their connection.</summary>
     public long HandedOff => _c.HandedOff;
+    /// <summary>sendto() calls that asked the kernel to send a TX ring's frames (copy mode sends 32 per call).</summary>
+    public long TxKicks => _c.TxKicks;
+    /// <summary>TX kicks the kernel answered with an error other than "busy, try again".</summary>
+    public long TxKickErrors => _c.TxKickErrors;
     /// <summary>ICMP time-exceeded messages sent.</summary>
     public long IcmpTimeExceededSent => _c.IcmpTimeExceededSent;
     /// <summary>ICMP errors the rate limit held back.</summary>

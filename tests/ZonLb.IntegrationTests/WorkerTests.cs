@@ -46,6 +46,29 @@ public class WorkerTests
     }
 
     [Fact]
+    public async Task A_worker_with_a_fifo_priority_runs_sched_fifo_and_forwards()
+    {
+        using var t = Topology.Create();
+        using var servers = new Backends(t.Backend, Topology.BackendIp, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig("""
+
+            [engine]
+            worker_fifo_priority = 10
+            """)).WaitUntilRunning();
+
+        // /proc/PID/task/TID/stat: field 40 is rt_priority, 41 the policy (1 = SCHED_FIFO); the name ends at ')'
+        string worker = Directory.GetDirectories($"/proc/{lb.Pid}/task")
+            .Single(d => File.ReadAllText(Path.Combine(d, "comm")).Trim() == "zonlb-worker-0");
+        string[] fields = File.ReadAllText(Path.Combine(worker, "stat")).Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(("10", "1"), (fields[40 - 3], fields[41 - 3]));
+
+        Assert.Equal(1_000_000, (await Clients.HttpGet(t.Client, Topology.Vip, 80, "/bytes/1000000")).Count(c => c == 'x'));
+        Assert.StartsWith("echo:fifo", await Clients.UdpRequest(t.Client, Topology.Vip, 5353, "fifo"));
+        Assert.Equal(0, lb.Stop());
+        Assert.Matches(@"frames_unaccounted=0\b", lb.Output);
+    }
+
+    [Fact]
     public void More_workers_than_queues_is_refused_naming_the_interface()
     {
         using var t = Topology.Create();

@@ -131,6 +131,7 @@ public class ConfigImportTests
             [engine]
             connection_capacity = 1000
             tcp_established_timeout = 600
+            worker_fifo_priority = 10
             """;
         var a = ConfigLoader.Parse(toml, "a.toml");
         string written = ConfigWriter.Write(a);
@@ -143,5 +144,6 @@ public class ConfigImportTests
         Assert.Equal(0.5, b.Services[0].Health!.IntervalSeconds);
         Assert.Equal(3, b.Services[0].Backends[0].Weight);
         Assert.Equal(600, b.Engine.TcpEstablishedTimeoutSeconds);
+        Assert.Equal(10, b.Engine.WorkerFifoPriority);
     }
 }

@@ -194,6 +194,15 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void A_fifo_priority_for_the_workers_is_1_to_99_and_excludes_nice_and_busy_polling()
+    {
+        Assert.Equal(10, ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\nworker_fifo_priority = 10"), "test.toml").Engine.WorkerFifoPriority);
+        Assert.Contains("engine.worker_fifo_priority = 100", ErrorOf(Valid.Replace("[engine]", "[engine]\nworker_fifo_priority = 100")));
+        Assert.Contains("excludes worker_nice (-15)", ErrorOf(Valid.Replace("[engine]", "[engine]\nworker_fifo_priority = 10\nworker_nice = -15")));
+        Assert.Contains("excludes busy_poll_usecs (50)", ErrorOf(Valid.Replace("[engine]", "[engine]\nworker_fifo_priority = 10\nbusy_poll_usecs = 50")));
+    }
+
+    [Fact]
     public void Link_local_addresses_are_refused()
     {
         var m = ErrorOf(Valid.Replace("vip = \"10.10.0.1\"", "vip = \"fe80::1\""));

@@ -26,7 +26,7 @@ public static class ConfigLoader
         "tcp_syn_sent_timeout", "tcp_syn_recv_timeout", "tcp_established_timeout", "tcp_fin_wait_timeout",
         "tcp_close_wait_timeout", "tcp_last_ack_timeout", "tcp_time_wait_timeout", "tcp_close_timeout",
         "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds", "repair_partial_checksums",
-        "busy_poll_usecs", "worker_nice",
+        "busy_poll_usecs", "worker_nice", "worker_fifo_priority",
     };
 
     /// <summary>Reads and checks a TOML configuration file.</summary>
@@ -275,6 +275,11 @@ public static class ConfigLoader
         o.NeighborCacheSeconds = r.OptionalInt(t, at, "neighbor_cache_seconds", o.NeighborCacheSeconds, 1, 3600);
         o.BusyPollMicroseconds = r.OptionalInt(t, at, "busy_poll_usecs", o.BusyPollMicroseconds, 0, 100000);
         o.WorkerNice = r.OptionalInt(t, at, "worker_nice", o.WorkerNice, -20, 19);
+        o.WorkerFifoPriority = r.OptionalInt(t, at, "worker_fifo_priority", o.WorkerFifoPriority, 0, 99);
+        if (o.WorkerFifoPriority != 0 && o.WorkerNice != 0)
+            throw r.Error(at, "worker_fifo_priority", o.WorkerFifoPriority, $"excludes worker_nice ({o.WorkerNice}): a SCHED_FIFO thread has no nice value");
+        if (o.WorkerFifoPriority != 0 && o.BusyPollMicroseconds != 0)
+            throw r.Error(at, "worker_fifo_priority", o.WorkerFifoPriority, $"excludes busy_poll_usecs ({o.BusyPollMicroseconds}): a busy-polling worker never sleeps, and a real-time one that never sleeps starves its CPU");
         return o;
     }
 

@@ -68,6 +68,8 @@ public static class ConfigWriter
             engine.Append($"busy_poll_usecs = {c.Engine.BusyPollMicroseconds}\n");
         if (c.Engine.WorkerNice != 0)
             engine.Append($"worker_nice = {c.Engine.WorkerNice}\n");
+        if (c.Engine.WorkerFifoPriority != 0)
+            engine.Append($"worker_fifo_priority = {c.Engine.WorkerFifoPriority}\n");
         if (c.Engine.CpuAffinity.Count > 0)
             engine.Append(CultureInfo.InvariantCulture, $"cpu_affinity = [{string.Join(", ", c.Engine.CpuAffinity)}]\n");
         if (engine.Length > 0)

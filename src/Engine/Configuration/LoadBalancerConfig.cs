@@ -166,6 +166,11 @@ public sealed class EngineOptions
     /// <summary>The workers' nice value (-20..19); 0 leaves it. Lower gives a worker sharing a CPU with the
     /// kernel's receive work more of that CPU.</summary>
     public int WorkerNice { get; set; }
+    /// <summary>Runs the workers SCHED_FIFO at this priority (1-99); 0: normal scheduling. A real-time worker runs
+    /// as soon as its frames arrive, ahead of the kernel's threaded NAPI on its CPU, and sleeps in poll() when a
+    /// round found nothing to do instead of yielding, so the NAPI thread fills its rings in between. Excludes
+    /// <see cref="WorkerNice"/>.</summary>
+    public int WorkerFifoPriority { get; set; }
     /// <summary>How long a learnt next hop is used before the kernel is asked again.</summary>
     public int NeighborCacheSeconds { get; set; } = 5;
 }

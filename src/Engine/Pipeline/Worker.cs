@@ -134,6 +134,9 @@ internal sealed class Worker
         var o = _dp.Config.Engine;
         if (o.WorkerNice != 0)
             CpuAffinity.SetCurrentThreadNice(o.WorkerNice);
+        bool realtime = o.WorkerFifoPriority > 0;
+        if (realtime)
+            CpuAffinity.SetCurrentThreadFifo(o.WorkerFifoPriority);
         bool busyPoll = o.BusyPollMicroseconds > 0;
         var poller = new XskPoller(_owned, Wakeup);
         _rebound = false;
@@ -243,6 +246,8 @@ internal sealed class Worker
             }
             else if (work == 0 && _heldCount == 0 && _fragmentsHeldCount == 0 && !TxInFlight())
                 poller.Wait(50);
+            else if (work == 0 && realtime)
+                poller.Wait(1); // a real-time thread's yield lets no normal thread run: sleep instead, briefly
             else if (work == 0)
                 Thread.Yield();
         }

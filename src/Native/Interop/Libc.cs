@@ -113,6 +113,12 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
 
+    // int sched_setscheduler(pid_t pid, int policy, const struct sched_param *param);  (pid 0: the calling thread)
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int sched_setscheduler(int pid, int policy, int* param);
+
+    public const int SCHED_FIFO = 1;
+
     public const int CLONE_NEWNET = 0x40000000;
 
     // int setns(int fd, int nstype);

@@ -74,7 +74,7 @@ public sealed unsafe class Wakeup : IDisposable
     }
 }
 
-/// <summary>Pins the calling thread to one CPU.</summary>
+/// <summary>Places the calling thread: its CPU, nice value or real-time priority.</summary>
 public static unsafe class CpuAffinity
 {
     /// <summary>The calling thread's nice value (-20 most favoured .. 19): a data-path thread sharing a core with
@@ -83,6 +83,17 @@ public static unsafe class CpuAffinity
     {
         if (Libc.setpriority(0 /* PRIO_PROCESS */, 0 /* the calling thread */, nice) != 0)
             throw NativeException.FromLastError($"setpriority({nice})");
+    }
+
+    /// <summary>Makes the calling thread SCHED_FIFO at <paramref name="priority"/> (1-99): it then runs whenever it
+    /// is runnable, ahead of every normal thread and the kernel's threaded NAPI on its CPU, so it must sleep when
+    /// it has nothing to do.</summary>
+    public static void SetCurrentThreadFifo(int priority)
+    {
+        if (priority is < 1 or > 99)
+            throw new ArgumentOutOfRangeException(nameof(priority), priority, "SCHED_FIFO priorities are 1-99");
+        if (Libc.sched_setscheduler(0, Libc.SCHED_FIFO, &priority) != 0)
+            throw NativeException.FromLastError($"sched_setscheduler(SCHED_FIFO, priority {priority})");
     }
 
     public static void PinCurrentThread(int cpu)
