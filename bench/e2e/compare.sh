@@ -17,7 +17,11 @@
 # - lbc's receive work: threaded NAPI pinned to CPU 1 (zonlb and xdp rows: veth runs NAPI when an XDP program is
 #   attached), and RPS to CPU 1 (kernel and nftables rows: frames from an AF_XDP or TSO sender skip veth's NAPI
 #   and are received through the backlog, which without RPS is the sender's CPU 0);
-# - the backend's eth0 (the sink) receives in softirq on the CPU that sends to it: CPU 1 in every row;
+# - UDP: the backend's eth0 runs the XDP sink in softirq on the CPU that sends to it, CPU 1, in every row (on
+#   CPU 0, which the generator saturates, it would cap the kernel rows: their frames complete only when the sink
+#   frees them, so the generator cannot run ahead of them);
+# - TCP: both ends on CPU 0, which they leave mostly idle: iperf3's client and server (taskset) and the
+#   backend's receive work (RPS on its eth0; the sink is detached, so frames reach the backlog);
 # - zonlb-afxdp's worker pinned to CPU 1 (engine.cpu_affinity) and SCHED_FIFO at priority 10
 #   (engine.worker_fifo_priority; WORKER_FIFO=0 runs it at nice WORKER_NICE, default -15, instead): it then runs
 #   as soon as lbc's NAPI hands it frames and sleeps while it has none, instead of both taking turns by the
@@ -28,7 +32,7 @@
 # Usage: sudo [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
 # Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
 # adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
-# it stops.
+# it stops; CASES="udp" or "tcp" runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -61,7 +65,9 @@ cflags=(-O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu)
 clang "${cflags[@]}" -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 clang "${cflags[@]}" -DOUT_IFINDEX="$LBS_IFINDEX" -DOUT_SRC_MAC="$(hexmac "$LBS_MAC")" -DOUT_DST_MAC="$(hexmac "$BE_MAC")" \
     -c bench/e2e/redirect.bpf.c -o "$tmp/redirect.o"
-ip netns exec "$S" iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
+ip netns exec "$S" taskset -c 0 iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
+# TCP's two ends on CPU 0: the server (above), the client (tcp_run) and the backend's receive work (RPS)
+ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
 IPERF_PID=$!
 
 sink_on()  { ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp; }
@@ -150,7 +156,7 @@ echo "== ${secs} s per case, ${repeats} repeats; generator on CPU 0, load balanc
 for mode in "${modes[@]}"; do
     setup "$mode"
     sink_on
-    for flows in 1 1024; do
+    for flows in $([[ " ${CASES:-udp tcp} " == *" udp "* ]] && echo 1 1024); do
         vals=(); offs=()
         for r in $(seq 1 "$repeats"); do
             read -r fwd off < <(udp_run "$mode" "$flows")
@@ -163,11 +169,11 @@ for mode in "${modes[@]}"; do
     sink_off
     [ "$mode" = xdp ] && { ip netns exec "$S" ethtool -K eth0 gro on >/dev/null; ip netns exec "$C" ethtool -K eth0 tx off >/dev/null; }
     vals=()
-    for r in $(seq 1 "$repeats"); do
+    for r in $([[ " ${CASES:-udp tcp} " == *" tcp "* ]] && seq 1 "$repeats"); do
         g=$(tcp_run "$mode"); vals+=("$g")
         echo "   $mode tcp run $r: $g Gbit/s"
     done
-    result[$mode,tcp]=$(stats "${vals[@]}")
+    [ ${#vals[@]} -eq 0 ] || result[$mode,tcp]=$(stats "${vals[@]}")
     [ "$mode" = xdp ] && { ip netns exec "$S" ethtool -K eth0 gro off >/dev/null; ip netns exec "$C" ethtool -K eth0 tx on >/dev/null; }
     teardown "$mode"
 done
@@ -177,12 +183,12 @@ echo
 printf '%-10s | %-30s | %-30s | %-22s\n' "path" "UDP 60 B, 1 flow: pps (ratio)" "UDP 60 B, 1024 flows: pps (ratio)" "TCP iperf3: Gbit/s"
 printf '%s\n' "-----------+--------------------------------+--------------------------------+-----------------------"
 for mode in "${modes[@]}"; do
-    read -r m1 lo1 hi1 <<< "${result[$mode,udp1]}"; read -r z1 _ _ <<< "${result[zonlb,udp1]}"
-    read -r m2 lo2 hi2 <<< "${result[$mode,udp1024]}"; read -r z2 _ _ <<< "${result[zonlb,udp1024]}"
-    read -r t tlo thi <<< "${result[$mode,tcp]}"
+    read -r m1 lo1 hi1 <<< "${result[$mode,udp1]:-}"; read -r z1 _ _ <<< "${result[zonlb,udp1]:-}"
+    read -r m2 lo2 hi2 <<< "${result[$mode,udp1024]:-}"; read -r z2 _ _ <<< "${result[zonlb,udp1024]:-}"
+    read -r t tlo thi <<< "${result[$mode,tcp]:-}"
     printf '%-10s | %8s [%s-%s] %-7s | %8s [%s-%s] %-7s | %5s [%s-%s]\n' "$mode" \
         "$m1" "$lo1" "$hi1" "($(ratio "$m1" "$z1"))" "$m2" "$lo2" "$hi2" "($(ratio "$m2" "$z2"))" "$t" "$tlo" "$thi"
 done
-read -r o1 _ _ <<< "${offered[zonlb,udp1]}"; read -r o2 _ _ <<< "${offered[zonlb,udp1024]}"
+read -r o1 _ _ <<< "${offered[zonlb,udp1]:-}"; read -r o2 _ _ <<< "${offered[zonlb,udp1024]:-}"
 echo "generator offered (zonlb rows, median): $o1 pps (1 flow), $o2 pps (1024 flows); ratios are each row / zonlb"
 echo "xdp TCP row: the client's tx checksum offload off (a plain XDP redirect cannot complete CHECKSUM_PARTIAL)"
