@@ -247,6 +247,32 @@ public class PacketProcessorTests
     }
 
     [Fact]
+    public void Each_backend_counts_the_packets_and_bytes_of_its_own_connections()
+    {
+        var p = Processor(backends: 2);
+        var sent = new Dictionary<IPAddress, (long Packets, long Bytes)>();
+        for (ushort client = 2000; client < 2064; client++)
+        {
+            var first = Tcp("10.10.0.2", client, "10.10.0.1", 80).Build();
+            var second = Tcp("10.10.0.2", client, "10.10.0.1", 80).TcpFlags(0x10).Payload(client % 7).Build();
+            Run(p, first);
+            Run(p, second);
+            var backend = ParseIPv4(first).DestinationAddress;
+            var (n, bytes) = sent.GetValueOrDefault(backend);
+            sent[backend] = (n + 2, bytes + first.Length + second.Length);
+        }
+        Assert.Equal(2, sent.Count);
+        var slots = p.Registry.Services[0].Backends;
+        for (int i = 0; i < 2; i++)
+        {
+            var c = slots[i].PerWorker[0];
+            var expected = sent[new IPAddress(BinaryPrimitives.ReverseEndianness(0x0A140002u + (uint)i))];
+            Assert.Equal(expected, (c.PacketsToBackend, c.BytesToBackend));
+            Assert.Equal(expected.Packets / 2, c.NewConnections);
+        }
+    }
+
+    [Fact]
     public void Nat_port_exhaustion_is_counted_and_existing_connections_keep_working()
     {
         var p = Processor(new EngineOptions { NatPortMin = 61000, NatPortMax = 61001 });

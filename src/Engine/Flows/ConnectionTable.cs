@@ -19,6 +19,9 @@ internal struct Connection
     public IpProtocol Protocol;
     public int ServiceIndex;
     public int BackendIndex;
+    /// <summary>The owning worker's counters of this connection's backend: their index in its processor's list
+    /// (a small, hot array, where a per-entry array of references would be one more cache miss per packet).</summary>
+    public int CountersId;
     /// <summary>Next-hop cache slots last used toward the backend and toward the client (hints, checked on use).</summary>
     public int HopToBackend;
     public int HopToClient;

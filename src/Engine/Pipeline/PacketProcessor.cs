@@ -22,8 +22,9 @@ internal sealed class PacketProcessor
     private readonly int _worker;
     private readonly Dictionary<(IpAddr Snat, IpAddr Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
     private readonly ConnectionTable _connections;
-    /// <summary>The backend counters of each connection slot: one load per packet instead of four.</summary>
-    private readonly FlowCounters[] _countersOf;
+    /// <summary>The per-worker backend counters this worker's connections use, by <see cref="Connection.CountersId"/>.</summary>
+    private FlowCounters[] _counters = new FlowCounters[16];
+    private int _countersCount;
     private readonly NextHopCache _nextHops;
     private int[] _portIfIndex;
     /// <summary>Each port's MAC as one 48-bit number (bytes in wire order, little-endian), written with two stores.</summary>
@@ -68,7 +69,6 @@ internal sealed class PacketProcessor
         _portMacWord = ports.Select(p => MacWord(p.Mac)).ToArray();
         _portMtu = ports.Select(_ => int.MaxValue).ToArray();
         _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / registry.Workers));
-        _countersOf = new FlowCounters[_connections.Capacity];
         _tcpTimeouts = new long[]
         {
             options.TcpCloseTimeoutSeconds, options.TcpSynSentTimeoutSeconds, options.TcpSynRecvTimeoutSeconds,
@@ -274,7 +274,7 @@ internal sealed class PacketProcessor
 
         ref var c = ref _connections[index];
         c.LastSeen = now;
-        var slot = _countersOf[index];
+        var slot = _counters[c.CountersId];
         if (toBackend)
         {
             slot.PacketsToBackend++;
@@ -674,6 +674,7 @@ internal sealed class PacketProcessor
             Protocol = s.Protocol,
             ServiceIndex = svcIndex,
             BackendIndex = bi,
+            CountersId = CountersIdOf(slot.PerWorker[_worker]),
             TcpState = s.Protocol == IpProtocol.Tcp ? TcpTracker.Initial(p.TcpFlags) : TcpState.None,
             LastSeen = now,
             Dsr = s.Dsr,
@@ -693,9 +694,23 @@ internal sealed class PacketProcessor
         var bc = slot.PerWorker[_worker];
         bc.NewConnections++;
         bc.ActiveConnections++;
-        _countersOf[index] = bc;
         reason = DropReason.None;
         return index;
+    }
+
+    /// <summary>The index of this worker's counters of a backend in its list, added at their first connection
+    /// (the list grows with the backends this worker has seen, across reloads).</summary>
+    private int CountersIdOf(FlowCounters bc)
+    {
+        if (bc.IdOwner != this)
+        {
+            if (_countersCount == _counters.Length)
+                Array.Resize(ref _counters, _counters.Length * 2);
+            bc.Id = _countersCount;
+            bc.IdOwner = this;
+            _counters[_countersCount++] = bc;
+        }
+        return bc.Id;
     }
 
     /// <summary>CHECKSUM_PARTIAL from the sender's TX offload: the L4 checksum field holds only the folded

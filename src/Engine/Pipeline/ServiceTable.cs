@@ -49,6 +49,10 @@ internal sealed class BackendSlot
 internal sealed class FlowCounters
 {
     public long PacketsToBackend, BytesToBackend, PacketsToClient, BytesToClient, NewConnections, ActiveConnections;
+    /// <summary>Per-worker counters only: their index in the list of <see cref="IdOwner"/>, the worker's
+    /// processor that gave it at their first connection (see <see cref="Flows.Connection.CountersId"/>).</summary>
+    public int Id;
+    public object? IdOwner;
     public readonly long[] Drops = new long[DropReasonNames.Count];
 
     public static FlowCounters[] For(int workers) => Enumerable.Range(0, workers).Select(_ => new FlowCounters()).ToArray();
