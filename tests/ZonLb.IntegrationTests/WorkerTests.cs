@@ -69,6 +69,22 @@ public class WorkerTests
     }
 
     [Fact]
+    public void A_fifo_priority_the_process_may_not_take_is_refused_before_it_runs()
+    {
+        using var t = Topology.Create();
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig("""
+
+            [engine]
+            worker_fifo_priority = 10
+            """), wrapper: new[] { "setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice" });
+        Assert.Equal(2, lb.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Contains("error: worker 0: sched_setscheduler(SCHED_FIFO, priority 10) for engine.worker_fifo_priority", lb.Output);
+        Assert.Contains("Operation not permitted", lb.Output);
+        Assert.DoesNotContain("running with", lb.Output);
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+    }
+
+    [Fact]
     public void More_workers_than_queues_is_refused_naming_the_interface()
     {
         using var t = Topology.Create();

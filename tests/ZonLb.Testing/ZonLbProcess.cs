@@ -42,7 +42,9 @@ public sealed class ZonLbProcess : IDisposable
     /// is in every Debian), so that a SIGINT test works even when this test process inherited an ignored SIGINT
     /// from a script that started it in the background.</param>
     /// <param name="injectFault">Sets ZONLB_INJECT_FAULT for the program (worker | unhandled).</param>
-    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false, string? injectFault = null)
+    /// <param name="wrapper">A command (and its arguments) that runs zonlb-afxdp, e.g. setpriv to drop a capability.</param>
+    public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false, string? injectFault = null,
+        IReadOnlyList<string>? wrapper = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{id}.toml");
@@ -61,6 +63,8 @@ public sealed class ZonLbProcess : IDisposable
         var command = new List<string> { "netns", "exec", ns.Name };
         if (defaultSigint)
             command.AddRange(new[] { "perl", "-e", "$SIG{INT} = 'DEFAULT'; exec @ARGV or die \"exec: $!\"", "--" });
+        if (wrapper != null)
+            command.AddRange(wrapper);
         command.AddRange(new[] { "dotnet", CliPath, "run", "--config", config });
         foreach (var a in command)
             psi.ArgumentList.Add(a);

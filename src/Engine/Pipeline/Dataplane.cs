@@ -222,6 +222,12 @@ internal sealed partial class Dataplane : IDisposable
             w.Thread = new Thread(() => WorkerMain(worker)) { Name = $"zonlb-worker-{w.Index}", IsBackground = true };
             w.Thread.Start();
         }
+        foreach (var w in _workers)
+        {
+            w.Placed.Wait();
+            if (w.PlacementError != null)
+                throw new InvalidOperationException($"worker {w.Index}: {w.PlacementError.Message}", w.PlacementError);
+        }
         _log($"{workers} worker(s){(o.CpuAffinity.Count > 0 ? $" pinned to CPU(s) {string.Join(",", o.CpuAffinity)}" : "")}");
         _linkWatcher = new Thread(WatchLinks) { Name = "zonlb-links", IsBackground = true };
         _linkWatcher.Start();

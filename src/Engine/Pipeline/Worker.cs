@@ -127,16 +127,34 @@ internal sealed class Worker
             Refill(s);
     }
 
+    /// <summary>Set once the thread has taken its CPU, nice value and scheduling class (see
+    /// <see cref="PlacementError"/>): the data path is reported running only after every worker is placed.</summary>
+    public ManualResetEventSlim Placed { get; } = new();
+    /// <summary>Why the thread could not be placed as configured (it then does not run).</summary>
+    public Exception? PlacementError { get; private set; }
+
     public void Run(Func<bool> stopping)
     {
-        if (Cpu >= 0)
-            CpuAffinity.PinCurrentThread(Cpu);
         var o = _dp.Config.Engine;
-        if (o.WorkerNice != 0)
-            CpuAffinity.SetCurrentThreadNice(o.WorkerNice);
         bool realtime = o.WorkerFifoPriority > 0;
-        if (realtime)
-            CpuAffinity.SetCurrentThreadFifo(o.WorkerFifoPriority);
+        try
+        {
+            if (Cpu >= 0)
+                CpuAffinity.PinCurrentThread(Cpu);
+            if (o.WorkerNice != 0)
+                CpuAffinity.SetCurrentThreadNice(o.WorkerNice);
+            if (realtime)
+                CpuAffinity.SetCurrentThreadFifo(o.WorkerFifoPriority);
+        }
+        catch (Exception e)
+        {
+            PlacementError = e;
+            return;
+        }
+        finally
+        {
+            Placed.Set();
+        }
         bool busyPoll = o.BusyPollMicroseconds > 0;
         var poller = new XskPoller(_owned, Wakeup);
         _rebound = false;

@@ -93,7 +93,8 @@ public static unsafe class CpuAffinity
         if (priority is < 1 or > 99)
             throw new ArgumentOutOfRangeException(nameof(priority), priority, "SCHED_FIFO priorities are 1-99");
         if (Libc.sched_setscheduler(0, Libc.SCHED_FIFO, &priority) != 0)
-            throw NativeException.FromLastError($"sched_setscheduler(SCHED_FIFO, priority {priority})");
+            throw NativeException.FromLastError($"sched_setscheduler(SCHED_FIFO, priority {priority}) for engine.worker_fifo_priority " +
+                "(needs CAP_SYS_NICE, and real-time runtime in the process's cgroup on kernels with CONFIG_RT_GROUP_SCHED)");
     }
 
     public static void PinCurrentThread(int cpu)
