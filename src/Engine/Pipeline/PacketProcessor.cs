@@ -652,6 +652,7 @@ internal sealed class PacketProcessor
             return -1;
         }
         var slot = s.Backends[bi];
+        var bc = slot.PerWorker[_worker];
         var b = slot.Info;
         var ports = s.Dsr ? null : NatPorts(b, s.Protocol);
         ushort natPort = 0;
@@ -674,7 +675,7 @@ internal sealed class PacketProcessor
             Protocol = s.Protocol,
             ServiceIndex = svcIndex,
             BackendIndex = bi,
-            CountersId = CountersIdOf(slot.PerWorker[_worker]),
+            CountersId = CountersIdOf(bc),
             TcpState = s.Protocol == IpProtocol.Tcp ? TcpTracker.Initial(p.TcpFlags) : TcpState.None,
             LastSeen = now,
             Dsr = s.Dsr,
@@ -691,7 +692,6 @@ internal sealed class PacketProcessor
         Counters.NewConnections++;
         sc.NewConnections++;
         sc.ActiveConnections++;
-        var bc = slot.PerWorker[_worker];
         bc.NewConnections++;
         bc.ActiveConnections++;
         reason = DropReason.None;
