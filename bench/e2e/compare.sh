@@ -66,9 +66,9 @@ clang "${cflags[@]}" -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 clang "${cflags[@]}" -DOUT_IFINDEX="$LBS_IFINDEX" -DOUT_SRC_MAC="$(hexmac "$LBS_MAC")" -DOUT_DST_MAC="$(hexmac "$BE_MAC")" \
     -c bench/e2e/redirect.bpf.c -o "$tmp/redirect.o"
 ip netns exec "$S" taskset -c 0 iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
+IPERF_PID=$!
 # TCP's two ends on CPU 0: the server (above), the client (tcp_run) and the backend's receive work (RPS)
 ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
-IPERF_PID=$!
 
 sink_on()  { ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp; }
 sink_off() { ip -n "$S" link set dev eth0 xdp off; }
@@ -80,8 +80,6 @@ sink_count() {
     # with BTF, bpftool prints {"key": 0, "values": [{"cpu": 0, "value": N}, ...]}
     bpftool map dump id "$map" | awk '/"value":/ { v = $0; gsub(/[^0-9]/, "", v); s += v } END { printf "%d\n", s }'
 }
-# receive work in threaded NAPI on CPU 1
-
 start_zonlb() {
     bench_config "$tmp/lb.toml" "$tmp/lb.sock"
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
