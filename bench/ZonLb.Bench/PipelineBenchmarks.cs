@@ -48,33 +48,46 @@ public class PipelineBenchmarks
                 ? Frames.Tcp(0x0A0A0002, (ushort)(1000 + i), 0x0A0A0001, 80, FrameLength)
                 : Frames.Udp(0x0A0A0002, (ushort)(1000 + i), 0x0A0A0001, 80, FrameLength);
             f.CopyTo(_umem, i * FrameSize);
+            Prepare(_umem.AsSpan(i * FrameSize, FrameLength), swap: false);
         }
     }
 
     [Benchmark(OperationsPerInvoke = Batch * 2)]
     public int EstablishedBothDirections()
     {
+        // in passes over the batch, as a worker runs: the frames are reset for the next pass in a pass of their
+        // own, so the engine never reads a header the harness has just written (a load that overlaps recent
+        // smaller stores waits for them: a store-forwarding stall real frames, written by the kernel long
+        // before, do not have)
+        int sent = RunPass() + RunPass();
+        if (sent != Batch * 2)
+            throw new InvalidOperationException($"only {sent} of {Batch * 2} packets were forwarded");
+        return sent;
+    }
+
+    /// <summary>Each frame once through the pipeline, then every frame turned into its reply (ends swapped,
+    /// TTL reset, made partial again where asked).</summary>
+    private int RunPass()
+    {
         int sent = 0;
         var umem = _umem.AsSpan();
         for (int i = 0; i < Batch; i++)
         {
-            var frame = umem.Slice(i * FrameSize, FrameLength);
-            ResetTtl(frame);
-            if (Partial)
-                MakePartial(frame);
-            if (_processor.Process(frame, 1, out _, out _) == Verdict.Transmit)
+            if (_processor.Process(umem.Slice(i * FrameSize, FrameLength), 1, out _, out _) == Verdict.Transmit)
                 sent++;
-            SwapEnds(frame);
-            ResetTtl(frame);
-            if (Partial)
-                MakePartial(frame);
-            if (_processor.Process(frame, 1, out _, out _) == Verdict.Transmit)
-                sent++;
-            SwapEnds(frame);
         }
-        if (sent != Batch * 2)
-            throw new InvalidOperationException($"only {sent} of {Batch * 2} packets were forwarded");
+        for (int i = 0; i < Batch; i++)
+            Prepare(umem.Slice(i * FrameSize, FrameLength), swap: true);
         return sent;
+    }
+
+    private void Prepare(Span<byte> frame, bool swap)
+    {
+        if (swap)
+            SwapEnds(frame);
+        ResetTtl(frame);
+        if (Partial)
+            MakePartial(frame);
     }
 
     /// <summary>Leaves only the pseudo-header sum in the L4 checksum field, as a sender with TX offload does.</summary>

@@ -66,22 +66,30 @@ public class PipelinePathBenchmarks
     [Benchmark(OperationsPerInvoke = Batch * 2)]
     public int Established()
     {
+        // in passes over the batch, as a worker runs (see PipelineBenchmarks: no header read right after the
+        // harness wrote it)
+        int sent = EstablishedPass() + EstablishedPass();
+        if (sent != Batch * 2)
+            throw new InvalidOperationException($"only {sent} of {Batch * 2} packets were forwarded");
+        return sent;
+    }
+
+    /// <summary>Each frame once through the pipeline, then every frame turned into its reply.</summary>
+    private int EstablishedPass()
+    {
         int sent = 0;
         var umem = _umem.AsSpan();
         for (int i = 0; i < Batch; i++)
         {
-            var frame = umem.Slice(i * FrameSize, FrameLength);
-            ResetHops(frame);
-            if (_processor.Process(frame, 1, out _, out _) == Verdict.Transmit)
+            if (_processor.Process(umem.Slice(i * FrameSize, FrameLength), 1, out _, out _) == Verdict.Transmit)
                 sent++;
-            SwapEnds(frame);
-            ResetHops(frame);
-            if (_processor.Process(frame, 1, out _, out _) == Verdict.Transmit)
-                sent++;
-            SwapEnds(frame);
         }
-        if (sent != Batch * 2)
-            throw new InvalidOperationException($"only {sent} of {Batch * 2} packets were forwarded");
+        for (int i = 0; i < Batch; i++)
+        {
+            var frame = umem.Slice(i * FrameSize, FrameLength);
+            SwapEnds(frame);
+            ResetHops(frame);
+        }
         return sent;
     }
 

@@ -38,6 +38,25 @@ public class ChecksumTests
         Assert.Equal(ReferenceChecksum.Sum(data), InternetChecksum.Sum(data));
     }
 
+    /// <summary>A ones' complement sum is its value modulo 0xFFFF, written 0xFFFF (not 0) when the value is a
+    /// non-zero multiple: the definition, independent of how Fold carries.</summary>
+    [Fact]
+    public void Fold_gives_the_value_modulo_0xFFFF_for_any_64_bit_sum()
+    {
+        static ushort Reference(ulong v) => v == 0 ? (ushort)0 : v % 0xFFFF == 0 ? (ushort)0xFFFF : (ushort)(v % 0xFFFF);
+        var values = new List<ulong> { 0, 1, 0xFFFE, 0xFFFF, 0x10000, 0x1FFFE, 0xFFFF_FFFF, 0x1_0000_0000, 0xFFFF_FFFF_FFFF_FFFF,
+            0xFFFF_0000_0000_0000, 0x0000_FFFF_FFFF_0000, 0x8000_0000_8000_0000, 0xFFFE_FFFF_FFFF_FFFF };
+        var rng = new Random(1071);
+        for (int i = 0; i < 200_000; i++)
+        {
+            ulong v = (ulong)rng.NextInt64() ^ ((ulong)rng.Next() << 33);
+            values.Add(v);
+            values.Add(v >> rng.Next(64)); // short sums too, as real ones are
+        }
+        foreach (ulong v in values)
+            Assert.True(Reference(v) == InternetChecksum.Fold(v), $"Fold(0x{v:X}) = 0x{InternetChecksum.Fold(v):X}, expected 0x{Reference(v):X}");
+    }
+
     [Fact]
     public void Ipv4_header_checksum_matches_PacketDotNet()
     {

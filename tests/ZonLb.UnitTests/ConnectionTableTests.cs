@@ -13,6 +13,20 @@ public class ConnectionTableTests
     };
 
     [Fact]
+    public void The_ipv4_hash_from_plain_numbers_equals_the_keys_own_hash()
+    {
+        var rng = new Random(4);
+        for (int i = 0; i < 100_000; i++)
+        {
+            uint src = (uint)rng.NextInt64(), dst = (uint)rng.NextInt64();
+            ushort sport = (ushort)rng.Next(65536), dport = (ushort)rng.Next(65536);
+            var protocol = rng.Next(2) == 0 ? IpProtocol.Tcp : IpProtocol.Udp;
+            var key = new FlowKey(IpAddr.FromV4(src), IpAddr.FromV4(dst), sport, dport, protocol);
+            Assert.Equal(key.GetHashCode(), FlowKey.HashV4(src, dst, sport, dport, protocol));
+        }
+    }
+
+    [Fact]
     public void A_connection_is_found_from_both_directions()
     {
         var t = new ConnectionTable(8);

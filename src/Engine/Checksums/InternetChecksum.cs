@@ -1,5 +1,6 @@
 using ZonLb.Engine.Packets;
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -16,15 +17,15 @@ namespace ZonLb.Engine.Checksums;
 internal static class InternetChecksum
 {
     /// <summary>Folds a wide ones' complement sum to 16 bits.</summary>
+    /// <remarks>Each halving adds the value to itself rotated by half its width: the upper half of that sum is
+    /// the sum of the two halves with its end-around carry already added (the carry out of the lower half lands
+    /// in it), so 64 to 16 bits take two rotate-add-shift steps (as the kernel's csum_fold), not five dependent
+    /// mask-shift-add rounds. Exact for any input, like repeated folding: 0 only for 0.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Fold(ulong sum)
     {
-        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
-        sum = (sum & 0xFFFFFFFF) + (sum >> 32);
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        return (ushort)sum;
+        uint sum32 = (uint)((sum + BitOperations.RotateRight(sum, 32)) >> 32);
+        return (ushort)((sum32 + BitOperations.RotateRight(sum32, 16)) >> 16);
     }
 
     /// <summary>Ones' complement addition of two folded sums.</summary>

@@ -220,6 +220,10 @@ internal sealed class Worker
                         egress = 0;
                         hop = default;
                     }
+                    else if (Processor.TryFastLane(frame, now, out egress, out hop))
+                    {
+                        v = Verdict.Transmit; // an established IPv4 flow's packet, the common case
+                    }
                     else
                     {
                         v = Processor.Process(frame, in p, now, out egress, out hop);

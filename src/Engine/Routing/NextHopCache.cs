@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ZonLb.Engine.Packets;
 
 namespace ZonLb.Engine.Routing;
@@ -88,6 +89,27 @@ internal sealed class NextHopCache
         Lookup(destination, now, out _);
         slotHint = _index[destination];
         return ref _slots[slotHint];
+    }
+
+    /// <summary>The resolved, fresh next hop a slot hint names for destination, without asking anyone: false
+    /// when the hint no longer holds it, it is stale, or it is not resolved (<see cref="Find"/> then).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryResolvedAt(int slotHint, in IpAddr destination, long now, out ulong mac, out int ifIndex)
+    {
+        var slots = _slots;
+        if ((uint)slotHint < (uint)_used && (uint)slotHint < (uint)slots.Length)
+        {
+            ref readonly var h = ref slots[slotHint];
+            if (h.Destination == destination && now < h.RefreshAt && h.State == NextHopState.Resolved)
+            {
+                mac = h.Mac;
+                ifIndex = h.IfIndex;
+                return true;
+            }
+        }
+        mac = 0;
+        ifIndex = 0;
+        return false;
     }
 
     public NextHopState Lookup(IpAddr destination, long now, out NextHop hop)

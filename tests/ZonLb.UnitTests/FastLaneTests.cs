@@ -1,0 +1,252 @@
+using System.Buffers.Binary;
+using ZonLb.Engine.Checksums;
+using ZonLb.Engine.Configuration;
+using ZonLb.Engine.Counters;
+using ZonLb.Engine.Packets;
+using ZonLb.Engine.Pipeline;
+using ZonLb.Testing;
+using static ZonLb.Testing.PacketBuilder;
+
+namespace ZonLb.UnitTests;
+
+/// <summary>
+/// The fast lane (<see cref="PacketProcessor.TryFastLane"/>) against the general path as the oracle: two
+/// processors with the same configuration get the same frames, one with the fast lane and one without, and
+/// must leave the same bytes, verdicts, connections and counters. The frames mix established traffic (what
+/// the lane takes) with everything it must leave alone.
+/// Topology: client 10.10.0.x -- [ifindex 2 "lbc", VIP 10.10.0.1 | ifindex 3 "lbs", SNAT 10.20.0.1] -- backends 10.20.0.2, 10.20.0.3
+/// </summary>
+public class FastLaneTests
+{
+    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
+    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
+    private const uint Snat = 0x0A140001; // 10.20.0.1
+    private const int Clients = 6;
+
+    private static PacketProcessor Processor(bool fastLane)
+    {
+        var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
+            .Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 }).Neighbor("10.20.0.3", new byte[] { 2, 0, 0, 0, 5, 3 });
+        for (int i = 0; i < Clients; i++)
+            routes.Neighbor($"10.10.0.{2 + i}", new byte[] { 2, 0, 0, 0, 0xC, (byte)(2 + i) });
+        var backends = new[]
+        {
+            new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)),
+            new ResolvedBackend(IpAddr.FromV4(0x0A140003), 8080, IpAddr.FromV4(Snat)),
+        };
+        var services = new[]
+        {
+            new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends),
+            new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, backends),
+            new ResolvedService("ping", IpAddr.FromV4(0x0A0A0001), IpProtocol.Icmp, 0, backends),
+            new ResolvedService("direct", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 443, backends, dsr: true),
+        };
+        var p = new PacketProcessor(services, new[] { (2, LbcMac), (3, LbsMac) }, routes,
+            new EngineOptions { ConnectionCapacity = 4096 }, new EngineCounters()) { FastLane = fastLane };
+        p.SetMtu(3, 900);
+        return p;
+    }
+
+    [Fact]
+    public void An_established_tcp_segment_takes_the_fast_lane_and_a_syn_does_not()
+    {
+        var p = Processor(fastLane: true);
+        var syn = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).TcpFlags(Wire.TcpSyn).Build();
+        Assert.False(p.TryFastLane(syn, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(syn, 1000, out _, out _));
+        ushort natPort = BinaryPrimitives.ReadUInt16BigEndian(syn.AsSpan(34));
+        var synAck = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(Wire.TcpSyn | 0x10).Build();
+        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out _, out _));
+        var ack = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).TcpFlags(0x10).Payload(100).Build();
+        Assert.Equal(Verdict.Transmit, p.Process(ack, 1002, out _, out _)); // the connection becomes ESTABLISHED
+
+        var data = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).TcpFlags(0x18).Payload(100).Build();
+        Assert.True(p.TryFastLane(data, 1003, out int egress, out var nextHop));
+        Assert.Equal(3, egress);
+        Assert.Equal(IpAddr.FromV4(0x0A140002), nextHop);
+        var reply = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(0x10).Build();
+        Assert.True(p.TryFastLane(reply, 1004, out egress, out _));
+        Assert.Equal(2, egress);
+    }
+
+    [Fact]
+    public void The_fast_lane_leaves_every_frame_as_the_general_path_does()
+    {
+        var fast = Processor(fastLane: true);
+        var general = Processor(fastLane: false);
+        var rng = new Random(20261126);
+        var natPorts = new Dictionary<(int Client, ushort Port, ushort Service), ushort>();
+        int fastLaneTook = 0, transmitted = 0;
+        long now = 1000;
+        for (int step = 0; step < 30_000; step++)
+        {
+            // time passes, sometimes past the next-hop cache's lifetime (the connections' hints go stale)
+            now += rng.Next(20) == 0 ? 6000 : rng.Next(3);
+            var frame = NextFrame(rng, natPorts);
+            var a = (byte[])frame.Clone();
+            var b = (byte[])frame.Clone();
+            Verdict va;
+            int egressA;
+            IpAddr hopA;
+            if (fast.TryFastLane(a, now, out egressA, out hopA))
+            {
+                va = Verdict.Transmit;
+                fastLaneTook++;
+            }
+            else
+            {
+                va = fast.Process(a, now, out egressA, out hopA);
+            }
+            var vb = general.Process(b, now, out int egressB, out var hopB);
+
+            Assert.True(vb == va, $"step {step}: verdict {va}, the general path says {vb}; frame {Convert.ToHexString(frame)}");
+            Assert.True(b.AsSpan().SequenceEqual(a), $"step {step}: bytes differ\n fast    {Convert.ToHexString(a)}\n general {Convert.ToHexString(b)}");
+            if (va == Verdict.Drop)
+            {
+                Assert.Equal(general.LastDropReason, fast.LastDropReason);
+            }
+            else
+            {
+                Assert.Equal(egressB, egressA);
+                Assert.Equal(hopB, hopA);
+                Assert.Equal(general.LastEgressVlan, fast.LastEgressVlan);
+            }
+            if (va == Verdict.Transmit)
+            {
+                transmitted++;
+                LearnNatPort(a, natPorts);
+            }
+        }
+
+        AssertSameCounters(general.Counters, fast.Counters);
+        for (int i = 0; i < general.Connections.Capacity; i++)
+            Assert.Equal(general.Connections[i], fast.Connections[i]);
+        foreach (var s in general.Registry.Services)
+        {
+            var t = fast.Registry.Services.Single(x => x.Name == s.Name);
+            for (int bi = 0; bi < s.Backends.Count; bi++)
+            {
+                var g = s.Backends[bi].PerWorker[0];
+                var f = t.Backends[bi].PerWorker[0];
+                Assert.Equal((g.PacketsToBackend, g.BytesToBackend, g.PacketsToClient, g.BytesToClient, g.NewConnections, g.ActiveConnections),
+                    (f.PacketsToBackend, f.BytesToBackend, f.PacketsToClient, f.BytesToClient, f.NewConnections, f.ActiveConnections));
+            }
+        }
+        // not vacuous: the lane took a good share of the frames, and declined the rest
+        Assert.InRange(fastLaneTook, 3000, transmitted - 1000);
+    }
+
+    private static void AssertSameCounters(EngineCounters expected, EngineCounters actual)
+    {
+        foreach (var f in typeof(EngineCounters).GetFields().Where(f => f.FieldType == typeof(long)))
+            Assert.True(Equals(f.GetValue(expected), f.GetValue(actual)), $"{f.Name}: {f.GetValue(actual)}, the general path counted {f.GetValue(expected)}");
+        foreach (var reason in Enum.GetValues<DropReason>())
+            Assert.True(expected.Drops(reason) == actual.Drops(reason), $"drops {reason}: {actual.Drops(reason)}, the general path counted {expected.Drops(reason)}");
+    }
+
+    /// <summary>The NAT port a frame toward a backend left with, so that the backend's replies can be made.</summary>
+    private static void LearnNatPort(byte[] frame, Dictionary<(int, ushort, ushort), ushort> natPorts)
+    {
+        if (BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12)) != Wire.EtherTypeIPv4 || frame[14] != 0x45 || frame[23] == 1)
+            return;
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(34));
+        if (BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(26)) != Snat)
+            return;
+        // the flow it belongs to is remembered under the NAT port itself; replies look it up the same way
+        natPorts[(-1, sport, frame[23])] = sport;
+    }
+
+    private static byte[] NextFrame(Random rng, Dictionary<(int, ushort, ushort), ushort> natPorts)
+    {
+        int client = rng.Next(Clients);
+        ushort clientPort = (ushort)(40000 + rng.Next(4));
+        bool udp = rng.Next(3) == 0;
+        bool toBackend = natPorts.Count == 0 || rng.Next(2) == 0;
+        PacketBuilder b;
+        if (rng.Next(40) == 0)
+        {
+            b = IcmpEcho($"10.10.0.{2 + client}", "10.10.0.1", clientPort);
+        }
+        else if (toBackend)
+        {
+            ushort service = rng.Next(15) == 0 ? (ushort)443 : udp ? (ushort)53 : (ushort)80;
+            b = udp ? Udp($"10.10.0.{2 + client}", clientPort, "10.10.0.1", service)
+                    : Tcp($"10.10.0.{2 + client}", clientPort, "10.10.0.1", service);
+        }
+        else
+        {
+            var ports = natPorts.Keys.Where(k => k.Item3 == (udp ? 17 : 6)).ToList();
+            if (ports.Count == 0)
+                return NextFrame(rng, natPorts);
+            var k = ports[rng.Next(ports.Count)];
+            string backend = rng.Next(2) == 0 ? "10.20.0.2" : "10.20.0.3"; // the wrong one finds no connection
+            b = udp ? Udp(backend, 8080, "10.20.0.1", k.Item2) : Tcp(backend, 8080, "10.20.0.1", k.Item2);
+        }
+        if (!udp)
+        {
+            byte[] flags = { 0x10, 0x10, 0x10, 0x18, 0x18, Wire.TcpSyn, Wire.TcpSyn | 0x10, Wire.TcpFin | 0x10, Wire.TcpRst, 0 };
+            b.TcpFlags(flags[rng.Next(flags.Length)]);
+        }
+        b.Payload(rng.Next(4) == 0 ? rng.Next(700, 1000) : rng.Next(0, 80), rng.Next());
+        switch (rng.Next(12))
+        {
+            case 0: b.Checksum(ChecksumKind.Partial); break;
+            case 1: b.Checksum(ChecksumKind.Partial); break;
+            case 2: b.Ttl((byte)rng.Next(0, 3)); break;
+            case 3: b.Vlan(100); break;
+            case 4: b.DontFragment(); break;
+            case 5 when udp: b.UdpWithoutChecksum(); break;
+        }
+        var frame = b.Build();
+        switch (rng.Next(14))
+        {
+            case 0:
+                frame = WithIpOptions(frame);
+                break;
+            case 1:
+                frame[14 + 10] ^= 1; // a wrong IP header checksum
+                break;
+            case 2:
+                frame[rng.Next(12, Math.Min(frame.Length, 60))] ^= (byte)(1 << rng.Next(8)); // any header bit
+                break;
+            case 3:
+                frame[14 + 6] |= 0x20; // more fragments
+                frame = FixIpChecksum(frame);
+                break;
+            case 4:
+                Array.Resize(ref frame, frame.Length + rng.Next(1, 20)); // Ethernet padding after the packet
+                break;
+            case 5:
+                Array.Resize(ref frame, Math.Max(14, frame.Length - rng.Next(1, 30))); // cut short
+                break;
+        }
+        return frame;
+    }
+
+    /// <summary>The same packet with 4 bytes of IP options (NOPs): header length 24, total length and header
+    /// checksum adjusted; the transport checksum does not cover them.</summary>
+    private static byte[] WithIpOptions(byte[] frame)
+    {
+        if (frame[14] != 0x45)
+            return frame;
+        var longer = new byte[frame.Length + 4];
+        frame.AsSpan(0, 34).CopyTo(longer);
+        longer.AsSpan(34, 4).Fill(1);
+        frame.AsSpan(34).CopyTo(longer.AsSpan(38));
+        longer[14] = 0x46;
+        BinaryPrimitives.WriteUInt16BigEndian(longer.AsSpan(16), (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(16)) + 4));
+        return FixIpChecksum(longer);
+    }
+
+    private static byte[] FixIpChecksum(byte[] frame)
+    {
+        if (BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(12)) != Wire.EtherTypeIPv4)
+            return frame;
+        int ihl = (frame[14] & 0xF) * 4;
+        if (frame.Length < 14 + ihl)
+            return frame;
+        frame[24] = frame[25] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(24), InternetChecksum.IPv4Header(frame.AsSpan(14, ihl)));
+        return frame;
+    }
+}
