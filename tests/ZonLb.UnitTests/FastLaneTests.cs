@@ -219,6 +219,14 @@ public class FastLaneTests
             case 5:
                 Array.Resize(ref frame, Math.Max(14, frame.Length - rng.Next(1, 30))); // cut short
                 break;
+            case 6 when frame.Length >= 42 && frame[14] == 0x45:
+                // lengths that agree with each other but leave less than a transport header
+                int l4 = rng.Next(0, 20);
+                BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), (ushort)(20 + l4));
+                if (frame[23] == 17)
+                    BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(38), (ushort)l4);
+                frame = FixIpChecksum(frame);
+                break;
         }
         return frame;
     }

@@ -107,6 +107,13 @@ internal sealed class ConnectionTable : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     public bool TryGetByBackend(in FlowKey key, int hash, out int index) => Find(_byBackend, in key, hash, backendSide: true, out index);
 
+    /// <summary>The same lookup as <see cref="TryGetByClient(in FlowKey, int, out int)"/> or
+    /// <see cref="TryGetByBackend(in FlowKey, int, out int)"/>, compiled into its caller (the fast lane), where the
+    /// key can stay in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGetInlined(bool backendSide, in FlowKey key, int hash, out int index) =>
+        backendSide ? Find(_byBackend, in key, hash, backendSide: true, out index) : Find(_byClient, in key, hash, backendSide: false, out index);
+
     /// <summary>Probes an index from the hash's home slot; the key is compared only with entries whose tag matched.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // backendSide is a constant at each call: one comparison is compiled
     private bool Find(HugePageArray<ulong> slots, in FlowKey key, int hash, bool backendSide, out int index)

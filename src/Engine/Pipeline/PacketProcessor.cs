@@ -240,51 +240,44 @@ internal sealed class PacketProcessor
     {
         egressIfIndex = 0;
         nextHopKey = default;
-        if (!FastLane || frame.Length < Wire.EthernetHeader + Wire.IPv4MinHeader + Wire.UdpHeader)
+        const int L4 = Wire.EthernetHeader + Wire.IPv4MinHeader; // without options, the transport header is here
+        if (!FastLane || frame.Length < L4 + Wire.UdpHeader)
             return false;
-        var ip = frame.Slice(Wire.EthernetHeader);
-        ulong w0 = MemoryMarshal.Read<ulong>(ip);           // version/IHL, TOS, total length, id, fragment
-        ulong w1 = MemoryMarshal.Read<ulong>(ip.Slice(8));  // TTL, protocol, checksum, source
-        uint w2 = MemoryMarshal.Read<uint>(ip.Slice(16));   // destination
-        // untagged IPv4 without options; MF clear and offset 0 (DF may be set); TTL above 1
+        // fixed offsets into the frame, few values alive at once: this method is large, and what the JIT cannot
+        // keep in registers goes to the stack and back
+        ulong w0 = MemoryMarshal.Read<ulong>(frame.Slice(Wire.EthernetHeader));      // version/IHL, TOS, total length, id, fragment
+        ulong w1 = MemoryMarshal.Read<ulong>(frame.Slice(Wire.EthernetHeader + 8));  // TTL, protocol, checksum, source
+        uint w2 = MemoryMarshal.Read<uint>(frame.Slice(Wire.EthernetHeader + 16));   // destination
+        // untagged IPv4 without options; MF clear and offset 0 (DF may be set); TTL above 1; a valid header checksum
         if (BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12)) != Wire.EtherTypeIPv4 || (byte)w0 != 0x45 ||
-            ((w0 >> 48) & 0xFF3F) != 0 || (byte)w1 <= 1)
+            ((w0 >> 48) & 0xFF3F) != 0 || (byte)w1 <= 1 ||
+            InternetChecksum.Fold((w0 & 0xFFFFFFFF) + (w0 >> 32) + (w1 & 0xFFFFFFFF) + (w1 >> 32) + w2) != 0xFFFF)
             return false;
         int total = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 16));
         int l4Length = total - Wire.IPv4MinHeader;
         byte protocol = (byte)(w1 >> 8);
         bool udp = protocol == (byte)IpProtocol.Udp;
-        if (total > ip.Length || l4Length < (udp ? Wire.UdpHeader : Wire.TcpMinHeader))
+        if (total > frame.Length - Wire.EthernetHeader)
             return false;
-        var l4 = ip.Slice(Wire.IPv4MinHeader, l4Length);
-        byte tcpFlags = 0;
         if (udp)
         {
-            if (BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(4)) != l4Length)
+            if (l4Length < Wire.UdpHeader || BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 4)) != l4Length)
                 return false;
         }
-        else if (protocol == (byte)IpProtocol.Tcp)
-        {
-            int dataOffset = (l4[12] >> 4) * 4;
-            tcpFlags = l4[Wire.TcpFlags];
-            if (dataOffset < Wire.TcpMinHeader || dataOffset > l4Length || (tcpFlags & (Wire.TcpSyn | Wire.TcpFin | Wire.TcpRst)) != 0)
-                return false;
-        }
-        else
+        else if (protocol != (byte)IpProtocol.Tcp || l4Length < Wire.TcpMinHeader ||
+                 frame[L4 + 12] >> 4 < Wire.TcpMinHeader / 4 || (frame[L4 + 12] >> 4) * 4 > l4Length ||
+                 (frame[L4 + Wire.TcpFlags] & (Wire.TcpSyn | Wire.TcpFin | Wire.TcpRst)) != 0)
         {
             return false;
         }
-        if (InternetChecksum.Fold((w0 & 0xFFFFFFFF) + (w0 >> 32) + (w1 & 0xFFFFFFFF) + (w1 >> 32) + w2) != 0xFFFF)
-            return false;
 
         uint oldSrc = BinaryPrimitives.ReverseEndianness((uint)(w1 >> 32)), oldDst = BinaryPrimitives.ReverseEndianness(w2);
-        ushort oldSport = BinaryPrimitives.ReadUInt16BigEndian(l4), oldDport = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(2));
+        ushort oldSport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4)), oldDport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 2));
         int hash = FlowKey.HashV4(oldSrc, oldDst, oldSport, oldDport, (IpProtocol)protocol);
         var key = new FlowKey(IpAddr.FromV4(oldSrc), IpAddr.FromV4(oldDst), oldSport, oldDport, (IpProtocol)protocol);
         // the one lookup the general path makes first for this packet
         bool toBackend = !(oldDport >= _options.NatPortMin && oldDport <= _options.NatPortMax);
-        int index;
-        if (toBackend ? !_connections.TryGetByClient(key, hash, out index) : !_connections.TryGetByBackend(key, hash, out index))
+        if (!_connections.TryGetInlined(backendSide: !toBackend, in key, hash, out int index))
             return false;
         ref var c = ref _connections[index];
         if (c.Dsr || (!udp && c.TcpState != TcpState.Established))
@@ -321,8 +314,8 @@ internal sealed class PacketProcessor
         uint src = newSrc.V4, dst = newDst.V4;
         ulong oldAddresses = (ulong)(oldSrc >> 16) + (oldSrc & 0xFFFF) + (oldDst >> 16) + (oldDst & 0xFFFF);
         ulong addressDelta = 4 * 0xFFFFUL - oldAddresses + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF);
-        TranslatePorts(l4, udp, fragment: false, protocol, oldAddresses, addressDelta, newSrc, newDst, oldSport, oldDport, newSport, newDport);
-        RewriteIpv4Header(ip, src, dst, addressDelta);
+        TranslatePorts(frame.Slice(L4, l4Length), udp, fragment: false, protocol, oldAddresses, addressDelta, newSrc, newDst, oldSport, oldDport, newSport, newDport);
+        RewriteIpv4Header(frame.Slice(Wire.EthernetHeader, Wire.IPv4MinHeader), src, dst, addressDelta);
         WriteMacs(frame, new EgressHop(mac, ifIndex), port);
         egressIfIndex = ifIndex;
         nextHopKey = newDst;
@@ -881,13 +874,12 @@ internal sealed class PacketProcessor
     {
         int csOff = udp ? Wire.UdpChecksum : Wire.TcpChecksum;
         ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
-        bool udpNoChecksum = udp && check == 0;
-        bool partial = !udpNoChecksum && IsPartial(fragment, check, wireProtocol, l4.Length, oldAddresses);
         BinaryPrimitives.WriteUInt16BigEndian(l4, newSport);
         BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(2), newDport);
-        if (udpNoChecksum)
-            return;
-        if (partial)
+        if (udp && check == 0)
+            return; // UDP without a checksum stays so
+        // (whether the field is partial depends on the addresses and the length only, not on the ports)
+        if (IsPartial(fragment, check, wireProtocol, l4.Length, oldAddresses))
         {
             // CHECKSUM_PARTIAL from the sender's TX offload: the field holds only the pseudo-header
             // sum. Nobody downstream will finish it, so compute the full checksum now.
