@@ -7,8 +7,9 @@ using ZonLb.Engine.Pipeline;
 namespace ZonLb.Bench;
 
 /// <summary>
-/// The established-flow pipeline as the worker runs it, by batches of 64 frames (parse all, optionally
-/// prefetch their connection lookups, process all), with 1 thousand or 1 million live connections and the
+/// The established-flow pipeline as the worker runs it, by batches of 64 frames (look at all: what the fast
+/// lane will not take is parsed; optionally prefetch their connection lookups; process all: the fast lane,
+/// or the general path where it declines), with 1 thousand or 1 million live connections and the
 /// batch's frames drawn at random from all of them, so that a large table's lookups miss the caches.
 /// Each frame (IPv4 TCP, 64 bytes) is translated to the backend, turned into the backend's reply and
 /// translated back. One operation = one packet. Prefetch=false skips <see cref="PacketProcessor.PrefetchConnections"/>
@@ -22,6 +23,8 @@ public class PipelineTableSizeBenchmarks
     private PacketProcessor _processor = null!;
     private readonly ParsedPacket[] _parsed = new ParsedPacket[Batch];
     private readonly DropReason[] _reasons = new DropReason[Batch];
+    private readonly LookupHint[] _hints = new LookupHint[Batch];
+    private readonly bool[] _candidate = new bool[Batch];
 
     [Params(1_000, 1_000_000)]
     public int Connections { get; set; }
@@ -72,19 +75,33 @@ public class PipelineTableSizeBenchmarks
 
     private int RunBatch(int first)
     {
+        // as the worker runs a batch: look at every frame (parse only those the fast lane will not take) and
+        // get its lookup under way, then each frame through the fast lane or, if it declines, the general path
         var umem = _umem.AsSpan();
         for (int i = 0; i < Batch; i++)
         {
-            _reasons[i] = PacketParser.Parse(umem.Slice((first + i) * FrameSize, FrameLength), out _parsed[i]);
+            var frame = umem.Slice((first + i) * FrameSize, FrameLength);
+            _candidate[i] = _processor.FastLaneCandidate(frame, out _hints[i]);
+            if (!_candidate[i])
+            {
+                _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
+                _hints[i] = _processor.HintOf(ref _parsed[i], _reasons[i]);
+            }
         }
         if (Prefetch)
-            _processor.PrefetchConnections(_parsed, _reasons);
+            _processor.PrefetchConnections(_hints);
         int sent = 0;
         for (int i = 0; i < Batch; i++)
         {
-            // as the worker: the fast lane first, the general path for what it declines
             var frame = umem.Slice((first + i) * FrameSize, FrameLength);
-            if (_processor.TryFastLane(frame, 1, out _, out _) || _processor.Process(frame, in _parsed[i], 1, out _, out _) == Verdict.Transmit)
+            if (_candidate[i] && _processor.TryFastLane(frame, 1, out _, out _))
+            {
+                sent++;
+                continue;
+            }
+            if (_candidate[i])
+                _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
+            if (_reasons[i] == DropReason.None && _processor.Process(frame, in _parsed[i], 1, out _, out _) == Verdict.Transmit)
                 sent++;
         }
         // the replies, in a pass of their own: the next batch's parse never reads a header just written

@@ -85,11 +85,19 @@ public class FastLaneTests
             var frame = NextFrame(rng, natPorts);
             var a = (byte[])frame.Clone();
             var b = (byte[])frame.Clone();
+            // the worker's first pass: a candidate is not parsed, and is prefetched by its hint
+            bool candidate = fast.FastLaneCandidate(frame, out var hint);
+            if (candidate && PacketParser.Parse(frame, out var parsed) == DropReason.None)
+            {
+                var expected = general.HintOf(ref parsed, DropReason.None);
+                Assert.True(expected.Hash == hint.Hash && expected.BackendSide == hint.BackendSide, $"step {step}: the candidate's hint differs from the parsed frame's");
+            }
             Verdict va;
             int egressA;
             IpAddr hopA;
             if (fast.TryFastLane(a, now, out egressA, out hopA))
             {
+                Assert.True(candidate, $"step {step}: the fast lane took a frame the first pass would have parsed instead");
                 va = Verdict.Transmit;
                 fastLaneTook++;
             }

@@ -165,6 +165,9 @@ internal sealed class ConnectionTable : IDisposable
         return hash;
     }
 
+    /// <summary>Prefetches the home slot of a hash already computed, in the index of one side.</summary>
+    public void PrefetchSlot(int hash, bool backendSide) => (backendSide ? _byBackend : _byClient).Prefetch((uint)hash & _mask);
+
     /// <summary>Prefetches the entry that the home slot of a hash names when its tag matches (the likely hit),
     /// after <see cref="PrefetchByClient"/> / <see cref="PrefetchByBackend"/> had the slot loaded.</summary>
     public void PrefetchEntry(int hash, bool backendSide)

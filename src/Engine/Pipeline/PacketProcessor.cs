@@ -176,31 +176,63 @@ internal sealed class PacketProcessor
     public const int PrefetchFromCapacity = 16384;
 
     /// <summary>
-    /// Gets a batch's connection lookups under way before any of them is needed: hashes each parsed packet's
-    /// key (keeping the hash in it for the lookup) and prefetches its index slot (in the index a packet of its
-    /// kind is looked up first), then prefetches the entries those slots name. With a large table each lookup
-    /// is a cache miss (DRAM at millions of entries); this way a batch's misses overlap instead of following
-    /// one another. Does nothing for a small table. reasons[i] is what <see cref="PacketParser.Parse"/> said
-    /// of parsed[i].
+    /// Pass one of a worker's batch for a frame the fast lane may take: true when the frame is an untagged IPv4
+    /// TCP or UDP packet without options and not a fragment, with its flow's hash and the index the lane will
+    /// probe in hint (for <see cref="PrefetchConnections"/>). Such a frame need not be parsed unless the lane
+    /// declines it. Reads only what it must; <see cref="TryFastLane"/> checks the rest.
     /// </summary>
-    public void PrefetchConnections(Span<ParsedPacket> parsed, ReadOnlySpan<DropReason> reasons)
+    public bool FastLaneCandidate(ReadOnlySpan<byte> frame, out LookupHint hint)
+    {
+        hint = default;
+        if (!FastLane || frame.Length < Wire.EthernetHeader + Wire.IPv4MinHeader + 4 ||
+            BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12)) != Wire.EtherTypeIPv4 ||
+            frame[Wire.EthernetHeader] != 0x45 || (frame[Wire.EthernetHeader + 6] & 0x3F) != 0 || frame[Wire.EthernetHeader + 7] != 0)
+            return false;
+        byte protocol = frame[Wire.EthernetHeader + Wire.IpProto];
+        if (protocol is not ((byte)IpProtocol.Tcp or (byte)IpProtocol.Udp))
+            return false;
+        const int L4 = Wire.EthernetHeader + Wire.IPv4MinHeader;
+        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 2));
+        hint.Hash = FlowKey.HashV4(BinaryPrimitives.ReadUInt32BigEndian(frame.Slice(Wire.EthernetHeader + Wire.IpSrc)),
+            BinaryPrimitives.ReadUInt32BigEndian(frame.Slice(Wire.EthernetHeader + Wire.IpDst)),
+            BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4)), dport, (IpProtocol)protocol);
+        hint.BackendSide = dport >= _options.NatPortMin && dport <= _options.NatPortMax;
+        hint.Valid = true;
+        return true;
+    }
+
+    /// <summary>The lookup hint of a parsed frame (reasons: what <see cref="PacketParser.Parse"/> said of it),
+    /// whose hash it also keeps in p for the lookup; not valid for a frame that is dropped, an ICMP error or a
+    /// later fragment (not looked up by its own key).</summary>
+    public LookupHint HintOf(ref ParsedPacket p, DropReason reason)
+    {
+        if (reason != DropReason.None || p.IsIcmpError || p.IsLaterFragment)
+            return default;
+        bool backendSide = ReplyLikely(in p);
+        p.FlowHash = new FlowKey(p.SrcIp, p.DstIp, p.SrcPort, p.DstPort, p.Protocol).GetHashCode();
+        p.HasFlowHash = true;
+        return new LookupHint { Hash = p.FlowHash, BackendSide = backendSide, Valid = true };
+    }
+
+    /// <summary>
+    /// Gets a batch's connection lookups under way before any of them is needed: prefetches each frame's index
+    /// slot (in the index a packet of its kind is looked up first), then the entries those slots name. With a
+    /// large table each lookup is a cache miss (DRAM at millions of entries); this way a batch's misses overlap
+    /// instead of following one another. Does nothing for a small table.
+    /// </summary>
+    public void PrefetchConnections(ReadOnlySpan<LookupHint> hints)
     {
         if (_connections.Capacity < PrefetchFromCapacity)
             return;
-        for (int i = 0; i < parsed.Length; i++)
+        for (int i = 0; i < hints.Length; i++)
         {
-            ref var p = ref parsed[i];
-            if (reasons[i] != DropReason.None || p.IsIcmpError || p.IsLaterFragment)
-                continue;
-            var key = new FlowKey(p.SrcIp, p.DstIp, p.SrcPort, p.DstPort, p.Protocol);
-            p.FlowHash = ReplyLikely(in p) ? _connections.PrefetchByBackend(in key) : _connections.PrefetchByClient(in key);
-            p.HasFlowHash = true;
+            if (hints[i].Valid)
+                _connections.PrefetchSlot(hints[i].Hash, hints[i].BackendSide);
         }
-        for (int i = 0; i < parsed.Length; i++)
+        for (int i = 0; i < hints.Length; i++)
         {
-            ref readonly var p = ref parsed[i];
-            if (p.HasFlowHash)
-                _connections.PrefetchEntry(p.FlowHash, backendSide: ReplyLikely(in p));
+            if (hints[i].Valid)
+                _connections.PrefetchEntry(hints[i].Hash, hints[i].BackendSide);
         }
     }
 
@@ -979,4 +1011,13 @@ internal sealed class PacketProcessor
         if (!c.Dsr && _natPorts.TryGetValue((c.SnatIp, c.BackendIp, c.BackendPort, c.Protocol), out var ports))
             ports.Release(c.NatPort);
     }
+}
+
+/// <summary>What a batch's prefetch pass needs of one frame: its flow's hash and the index it is looked up in
+/// first (<see cref="PacketProcessor.PrefetchConnections"/>).</summary>
+internal struct LookupHint
+{
+    public int Hash;
+    public bool BackendSide;
+    public bool Valid;
 }

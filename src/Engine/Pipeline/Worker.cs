@@ -32,6 +32,9 @@ internal sealed class Worker
     private readonly Handoff[] _handoffScratch = new Handoff[Batch];
     private readonly ParsedPacket[] _parsed = new ParsedPacket[Batch];
     private readonly DropReason[] _reasons = new DropReason[Batch];
+    private readonly LookupHint[] _hints = new LookupHint[Batch];
+    /// <summary>Frames of the batch the fast lane may take (not parsed unless it declines them).</summary>
+    private readonly bool[] _candidate = new bool[Batch];
     private HeldFrame[] _held = new HeldFrame[256];
     private int _heldCount;
     /// <summary>Later fragments that arrived before their first fragment (run again each round, up to 1 s).</summary>
@@ -176,20 +179,40 @@ internal sealed class Worker
                 var s = _owned[si];
                 ReapCompletions(si);
                 uint n = s.Rx.Peek(Batch, out uint idx);
-                // the batch in two passes: parse every frame (and get its connection lookup under way), then
-                // process them
+                // the batch in two passes: look at every frame (and get its connection lookup under way), then
+                // process them. A frame the fast lane may take is parsed only if the lane declines it.
                 for (uint i = 0; i < n; i++)
                 {
                     var d = s.Rx.DescAt(idx + i);
-                    _reasons[i] = PacketParser.Parse(_umem.GetFrame(d.Addr, (int)d.Len), out _parsed[i]);
+                    var frame = _umem.GetFrame(d.Addr, (int)d.Len);
+                    _candidate[i] = Processor.FastLaneCandidate(frame, out _hints[i]);
+                    if (!_candidate[i])
+                    {
+                        _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
+                        _hints[i] = Processor.HintOf(ref _parsed[i], _reasons[i]);
+                    }
                 }
-                Processor.PrefetchConnections(_parsed.AsSpan(0, (int)n), _reasons.AsSpan(0, (int)n));
+                Processor.PrefetchConnections(_hints.AsSpan(0, (int)n));
                 for (uint i = 0; i < n; i++)
                 {
                     var d = s.Rx.DescAt(idx + i);
                     Counters.RxPackets++;
                     Counters.RxBytes += d.Len;
                     var frame = _umem.GetFrame(d.Addr, (int)d.Len);
+                    int egress;
+                    IpAddr hop;
+                    if (_candidate[i])
+                    {
+                        // an established IPv4 flow's packet, the common case; a connection in this worker's table
+                        // is this worker's, so no owner to ask
+                        if (Processor.TryFastLane(frame, now, out egress, out hop))
+                        {
+                            Complete(Verdict.Transmit, d.Addr, (int)d.Len, egress, hop, now);
+                            continue;
+                        }
+                        _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
+                        Processor.HintOf(ref _parsed[i], _reasons[i]);
+                    }
                     var reason = _reasons[i];
                     ref readonly var p = ref _parsed[i];
                     if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
@@ -211,18 +234,12 @@ internal sealed class Worker
                         continue;
                     }
                     Verdict v;
-                    int egress;
-                    IpAddr hop;
                     if (reason != DropReason.None)
                     {
                         Counters.Drop(reason);
                         v = Verdict.Drop;
                         egress = 0;
                         hop = default;
-                    }
-                    else if (Processor.TryFastLane(frame, now, out egress, out hop))
-                    {
-                        v = Verdict.Transmit; // an established IPv4 flow's packet, the common case
                     }
                     else
                     {
