@@ -32,7 +32,8 @@
 # Usage: sudo [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
 # Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
 # adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
-# it stops; CASES="udp" or "tcp" runs only those.
+# it stops; CASES="udp" or "tcp" runs only those; MTU=N sets every veth's MTU (larger frames than a 2048-byte
+# UMEM chunk holds need ENGINE_EXTRA="frame_size = 4096").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -55,6 +56,10 @@ cleanup() {
 trap cleanup EXIT
 
 zlb_topology "$C" "$L" "$S" 1
+if [ -n "${MTU:-}" ]; then # every veth end, before any XDP program is attached
+    ip -n "$C" link set eth0 mtu "$MTU"; ip -n "$S" link set eth0 mtu "$MTU"
+    ip -n "$L" link set lbc mtu "$MTU"; ip -n "$L" link set lbs mtu "$MTU"
+fi
 ip -n "$S" route add 10.10.0.0/24 via 10.20.0.1   # the non-NAT rows: routes both ways through the LB
 ip -n "$C" route add 10.20.0.0/24 via 10.10.0.1
 mac() { ip -n "$1" -o link show dev "$2" | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/'; }
