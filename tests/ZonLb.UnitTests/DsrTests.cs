@@ -4,14 +4,13 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
 /// <summary>Direct server return: only the MACs change; the backend choice is kept per connection.</summary>
 public class DsrTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
     private static readonly byte[] Backend1Mac = { 2, 0, 0, 0, 5, 2 };
     private static readonly byte[] Backend2Mac = { 2, 0, 0, 0, 5, 3 };
 

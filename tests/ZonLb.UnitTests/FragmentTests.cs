@@ -5,6 +5,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
@@ -12,9 +13,6 @@ namespace ZonLb.UnitTests;
 /// translated fragments are the translated datagram (PacketDotNet and a reference checksum say so).</summary>
 public class FragmentTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
-
     private static PacketProcessor Processor()
     {
         var routes = new FixedRoutes()

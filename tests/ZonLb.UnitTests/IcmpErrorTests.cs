@@ -1,13 +1,12 @@
 using PacketDotNet;
 using ZonLb.Engine.Packets;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
 public class IcmpErrorTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-
     [Fact]
     public void A_frame_whose_ttl_ran_out_becomes_a_valid_time_exceeded_message_to_its_sender()
     {

@@ -7,6 +7,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
@@ -17,8 +18,6 @@ namespace ZonLb.UnitTests;
 /// </summary>
 public class IcmpErrorTranslationTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
     private static readonly IpAddr Snat = IpAddr.Parse("10.20.0.1");
     private static readonly IpAddr Snat6 = IpAddr.Parse("fd00:20::1");
 

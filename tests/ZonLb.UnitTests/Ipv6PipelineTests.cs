@@ -7,6 +7,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
@@ -16,10 +17,6 @@ namespace ZonLb.UnitTests;
 /// </summary>
 public class Ipv6PipelineTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
-    private static readonly byte[] ClientMac = { 2, 0, 0, 0, 0xC, 2 };
-    private static readonly byte[] BackendMac = { 2, 0, 0, 0, 0x5, 2 };
     private static readonly IpAddr Vip = IpAddr.Parse("fd00:10::1");
     private static readonly IpAddr Snat = IpAddr.Parse("fd00:20::1");
     private static readonly IpAddr Backend = IpAddr.Parse("fd00:20::2");

@@ -7,6 +7,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
@@ -16,10 +17,6 @@ namespace ZonLb.UnitTests;
 /// </summary>
 public class PacketProcessorTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
-    private static readonly byte[] ClientMac = { 2, 0, 0, 0, 0xC, 2 };
-    private static readonly byte[] BackendMac = { 2, 0, 0, 0, 0x5, 2 };
     private const uint Snat = 0x0A140001; // 10.20.0.1
 
     private readonly FixedRoutes _routes = new FixedRoutes()

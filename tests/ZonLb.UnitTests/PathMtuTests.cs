@@ -6,15 +6,13 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
 /// <summary>Packets larger than the egress interface's MTU: not sent, answered like a router would.</summary>
 public class PathMtuTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
-
     private static PacketProcessor Processor(int backendSideMtu)
     {
         var routes = new FixedRoutes()

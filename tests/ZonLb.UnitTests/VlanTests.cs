@@ -4,6 +4,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using static ZonLb.Testing.PacketBuilder;
+using static ZonLb.UnitTests.TestTopology;
 
 namespace ZonLb.UnitTests;
 
@@ -11,9 +12,6 @@ namespace ZonLb.UnitTests;
 /// popped in the frame's buffer; PacketDotNet reads the result.</summary>
 public class VlanTests
 {
-    private static readonly byte[] LbcMac = { 2, 0, 0, 0, 0xC, 1 };
-    private static readonly byte[] LbsMac = { 2, 0, 0, 0, 0x5, 1 };
-
     private static (byte[] Buffer, int Offset, int Length) InBuffer(byte[] frame, int headroom = 256)
     {
         var buffer = new byte[headroom + frame.Length + 64];
