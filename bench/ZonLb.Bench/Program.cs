@@ -6,22 +6,34 @@ public static class Program
 {
     /// <summary>
     /// dotnet run -c Release --project bench/ZonLb.Bench -- --filter '*'
-    /// --loop SECONDS: runs the established-flow pipeline (IPv4 TCP, 64 B) in a plain loop, for a profiler
-    /// (DOTNET_PerfMapEnabled=1 perf record -g dotnet ZonLb.Bench.dll --loop 5).
+    /// --loop SECONDS [v6]: runs the established-flow pipeline (IPv4 TCP, 64 B; or IPv6 TCP, 78 B) in a plain
+    /// loop, for a profiler (DOTNET_PerfMapEnabled=1 perf record -g dotnet ZonLb.Bench.dll --loop 5).
     /// </summary>
     public static void Main(string[] args)
     {
-        if (args is ["--loop", var s])
+        if (args is ["--loop", var s, ..] && args.Length <= 3)
         {
-            var b = new PipelineBenchmarks { FrameLength = 64, Protocol = "tcp", Partial = false };
-            b.Setup();
+            // the IPv4 case of PipelineBenchmarks, or with "v6" the IPv6 one of PipelinePathBenchmarks (small TCP)
+            Func<int> run;
+            if (args is [_, _, "v6"])
+            {
+                var p = new PipelinePathBenchmarks { Family = "v6", Protocol = "tcp", Size = "small" };
+                p.Setup();
+                run = p.Established;
+            }
+            else
+            {
+                var b = new PipelineBenchmarks { FrameLength = 64, Protocol = "tcp", Partial = false };
+                b.Setup();
+                run = b.EstablishedBothDirections;
+            }
             double seconds = double.Parse(s, System.Globalization.CultureInfo.InvariantCulture);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             long packets = 0, warmPackets = 0;
             double warmNs = 0;
             while (clock.Elapsed.TotalSeconds < seconds)
             {
-                packets += b.EstablishedBothDirections();
+                packets += run();
                 if (warmNs == 0 && clock.Elapsed.TotalSeconds >= seconds / 2)
                 {
                     // the second half only: by then tiered compilation has settled

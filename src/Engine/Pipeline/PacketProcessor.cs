@@ -184,18 +184,36 @@ internal sealed class PacketProcessor
     public bool FastLaneCandidate(ReadOnlySpan<byte> frame, out LookupHint hint)
     {
         hint = default;
-        if (!FastLane || frame.Length < Wire.EthernetHeader + Wire.IPv4MinHeader + 4 ||
-            BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12)) != Wire.EtherTypeIPv4 ||
-            frame[Wire.EthernetHeader] != 0x45 || (frame[Wire.EthernetHeader + 6] & 0x3F) != 0 || frame[Wire.EthernetHeader + 7] != 0)
+        if (!FastLane || frame.Length < Wire.EthernetHeader + Wire.IPv4MinHeader + 4)
             return false;
-        byte protocol = frame[Wire.EthernetHeader + Wire.IpProto];
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12));
+        byte protocol;
+        IpAddr src, dst;
+        int l4;
+        if (etherType == Wire.EtherTypeIPv4)
+        {
+            if (frame[Wire.EthernetHeader] != 0x45 || (frame[Wire.EthernetHeader + 6] & 0x3F) != 0 || frame[Wire.EthernetHeader + 7] != 0)
+                return false;
+            protocol = frame[Wire.EthernetHeader + Wire.IpProto];
+            src = IpAddr.ReadV4(frame.Slice(Wire.EthernetHeader + Wire.IpSrc));
+            dst = IpAddr.ReadV4(frame.Slice(Wire.EthernetHeader + Wire.IpDst));
+            l4 = Wire.EthernetHeader + Wire.IPv4MinHeader;
+        }
+        else if (etherType == Wire.EtherTypeIPv6 && frame.Length >= Wire.EthernetHeader + Wire.IPv6Header + 4 && frame[Wire.EthernetHeader] >> 4 == 6)
+        {
+            protocol = frame[Wire.EthernetHeader + Wire.Ip6NextHeader];
+            src = IpAddr.ReadV6(frame.Slice(Wire.EthernetHeader + Wire.Ip6Src));
+            dst = IpAddr.ReadV6(frame.Slice(Wire.EthernetHeader + Wire.Ip6Dst));
+            l4 = Wire.EthernetHeader + Wire.IPv6Header;
+        }
+        else
+        {
+            return false;
+        }
         if (protocol is not ((byte)IpProtocol.Tcp or (byte)IpProtocol.Udp))
             return false;
-        const int L4 = Wire.EthernetHeader + Wire.IPv4MinHeader;
-        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 2));
-        hint.Hash = FlowKey.HashV4(BinaryPrimitives.ReadUInt32BigEndian(frame.Slice(Wire.EthernetHeader + Wire.IpSrc)),
-            BinaryPrimitives.ReadUInt32BigEndian(frame.Slice(Wire.EthernetHeader + Wire.IpDst)),
-            BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4)), dport, (IpProtocol)protocol);
+        ushort dport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(l4 + 2));
+        hint.Hash = new FlowKey(src, dst, BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(l4)), dport, (IpProtocol)protocol).GetHashCode();
         hint.BackendSide = dport >= _options.NatPortMin && dport <= _options.NatPortMax;
         hint.Valid = true;
         return true;
@@ -258,57 +276,98 @@ internal sealed class PacketProcessor
     public bool FastLane { get; set; } = true;
 
     /// <summary>
-    /// The fast lane: a packet of an established IPv4 TCP or UDP connection, the common case, forwarded from the
-    /// frame's bytes without the general parse and its IPv6, VLAN, fragment and ICMP cases. It takes an untagged
-    /// IPv4 packet without options, not a fragment, with a valid header checksum and a TTL above 1, whose
-    /// connection (looked up in the one index its destination port points to) is full NAT and, for TCP, stays
-    /// ESTABLISHED (no SYN, FIN or RST), and whose next hop the connection's cache hint still names, resolved and
-    /// fresh, on an attached port whose MTU the packet fits. Such a packet gets exactly what the general path
-    /// gives it (<c>FastLaneTests</c> runs both on the same frames and compares every byte and counter). For
-    /// anything else it returns false having changed nothing, and the general path takes the frame.
+    /// The fast lane: a packet of an established TCP or UDP connection, the common case, forwarded from the
+    /// frame's bytes without the general parse and its VLAN, fragment, extension-header and ICMP cases. It takes
+    /// an untagged IPv4 packet without options, not a fragment, with a valid header checksum and a TTL above 1,
+    /// or an untagged IPv6 packet whose next header is TCP or UDP with a hop limit above 1, whose connection
+    /// (looked up in the one index its destination port points to) is full NAT and, for TCP, stays ESTABLISHED
+    /// (no SYN, FIN or RST), and whose next hop the connection's cache hint still names, resolved and fresh, on
+    /// an attached port whose MTU the packet fits. Such a packet gets exactly what the general path gives it
+    /// (<c>FastLaneTests</c> runs both on the same frames and compares every byte and counter). For anything
+    /// else it returns false having changed nothing, and the general path takes the frame.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
     public bool TryFastLane(Span<byte> frame, long now, out int egressIfIndex, out IpAddr nextHopKey)
     {
         egressIfIndex = 0;
         nextHopKey = default;
-        const int L4 = Wire.EthernetHeader + Wire.IPv4MinHeader; // without options, the transport header is here
-        if (!FastLane || frame.Length < L4 + Wire.UdpHeader)
+        if (!FastLane || frame.Length < Wire.EthernetHeader + Wire.IPv4MinHeader + Wire.UdpHeader)
             return false;
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12));
+        if (etherType == Wire.EtherTypeIPv4)
+            return TryFastLaneV4(frame, now, out egressIfIndex, out nextHopKey);
+        if (etherType == Wire.EtherTypeIPv6)
+            return TryFastLaneV6(frame, now, out egressIfIndex, out nextHopKey);
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryFastLaneV4(Span<byte> frame, long now, out int egressIfIndex, out IpAddr nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = default;
+        const int L4 = Wire.EthernetHeader + Wire.IPv4MinHeader; // without options, the transport header is here
         // fixed offsets into the frame, few values alive at once: this method is large, and what the JIT cannot
         // keep in registers goes to the stack and back
         ulong w0 = MemoryMarshal.Read<ulong>(frame.Slice(Wire.EthernetHeader));      // version/IHL, TOS, total length, id, fragment
         ulong w1 = MemoryMarshal.Read<ulong>(frame.Slice(Wire.EthernetHeader + 8));  // TTL, protocol, checksum, source
         uint w2 = MemoryMarshal.Read<uint>(frame.Slice(Wire.EthernetHeader + 16));   // destination
-        // untagged IPv4 without options; MF clear and offset 0 (DF may be set); TTL above 1; a valid header checksum
-        if (BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(12)) != Wire.EtherTypeIPv4 || (byte)w0 != 0x45 ||
-            ((w0 >> 48) & 0xFF3F) != 0 || (byte)w1 <= 1 ||
+        // no options; MF clear and offset 0 (DF may be set); TTL above 1; a valid header checksum
+        if ((byte)w0 != 0x45 || ((w0 >> 48) & 0xFF3F) != 0 || (byte)w1 <= 1 ||
             InternetChecksum.Fold((w0 & 0xFFFFFFFF) + (w0 >> 32) + (w1 & 0xFFFFFFFF) + (w1 >> 32) + w2) != 0xFFFF)
             return false;
         int total = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 16));
-        int l4Length = total - Wire.IPv4MinHeader;
         byte protocol = (byte)(w1 >> 8);
-        bool udp = protocol == (byte)IpProtocol.Udp;
-        if (total > frame.Length - Wire.EthernetHeader)
+        if (total > frame.Length - Wire.EthernetHeader || !TransportIsPlain(frame, L4, total - Wire.IPv4MinHeader, protocol))
             return false;
-        if (udp)
-        {
-            if (l4Length < Wire.UdpHeader || BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 4)) != l4Length)
-                return false;
-        }
-        else if (protocol != (byte)IpProtocol.Tcp || l4Length < Wire.TcpMinHeader ||
-                 frame[L4 + 12] >> 4 < Wire.TcpMinHeader / 4 || (frame[L4 + 12] >> 4) * 4 > l4Length ||
-                 (frame[L4 + Wire.TcpFlags] & (Wire.TcpSyn | Wire.TcpFin | Wire.TcpRst)) != 0)
-        {
-            return false;
-        }
+        uint src = BinaryPrimitives.ReverseEndianness((uint)(w1 >> 32)), dst = BinaryPrimitives.ReverseEndianness(w2);
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4)), dport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 2));
+        // the hash from plain numbers, before the key exists: computed from the key's fields, it went through the stack
+        int hash = FlowKey.HashV4(src, dst, sport, dport, (IpProtocol)protocol);
+        var key = new FlowKey(IpAddr.FromV4(src), IpAddr.FromV4(dst), sport, dport, (IpProtocol)protocol);
+        return ForwardEstablished(frame, in key, hash, v6: false, L4, total - Wire.IPv4MinHeader, total, now, out egressIfIndex, out nextHopKey);
+    }
 
-        uint oldSrc = BinaryPrimitives.ReverseEndianness((uint)(w1 >> 32)), oldDst = BinaryPrimitives.ReverseEndianness(w2);
-        ushort oldSport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4)), oldDport = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 2));
-        int hash = FlowKey.HashV4(oldSrc, oldDst, oldSport, oldDport, (IpProtocol)protocol);
-        var key = new FlowKey(IpAddr.FromV4(oldSrc), IpAddr.FromV4(oldDst), oldSport, oldDport, (IpProtocol)protocol);
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryFastLaneV6(Span<byte> frame, long now, out int egressIfIndex, out IpAddr nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = default;
+        const int L4 = Wire.EthernetHeader + Wire.IPv6Header; // no extension headers: the transport header is here
+        if (frame.Length < L4 + Wire.UdpHeader || frame[Wire.EthernetHeader] >> 4 != 6 ||
+            frame[Wire.EthernetHeader + Wire.Ip6HopLimit] <= 1)
+            return false;
+        int payload = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(Wire.EthernetHeader + Wire.Ip6PayloadLength));
+        byte protocol = frame[Wire.EthernetHeader + Wire.Ip6NextHeader];
+        if (Wire.IPv6Header + payload > frame.Length - Wire.EthernetHeader || !TransportIsPlain(frame, L4, payload, protocol))
+            return false;
+        var key = new FlowKey(IpAddr.ReadV6(frame.Slice(Wire.EthernetHeader + Wire.Ip6Src)), IpAddr.ReadV6(frame.Slice(Wire.EthernetHeader + Wire.Ip6Dst)),
+            BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4)), BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(L4 + 2)), (IpProtocol)protocol);
+        return ForwardEstablished(frame, in key, key.GetHashCode(), v6: true, L4, payload, Wire.IPv6Header + payload, now, out egressIfIndex, out nextHopKey);
+    }
+
+    /// <summary>A UDP header whose length is the payload's, or a TCP header that fits and carries no SYN, FIN or
+    /// RST (what the general parser accepts, and what leaves the TCP state as it is); nothing else.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TransportIsPlain(ReadOnlySpan<byte> frame, int l4, int l4Length, byte protocol)
+    {
+        if (protocol == (byte)IpProtocol.Udp)
+            return l4Length >= Wire.UdpHeader && BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(l4 + 4)) == l4Length;
+        return protocol == (byte)IpProtocol.Tcp && l4Length >= Wire.TcpMinHeader &&
+               frame[l4 + 12] >> 4 >= Wire.TcpMinHeader / 4 && (frame[l4 + 12] >> 4) * 4 <= l4Length &&
+               (frame[l4 + Wire.TcpFlags] & (Wire.TcpSyn | Wire.TcpFin | Wire.TcpRst)) == 0;
+    }
+
+    /// <summary>The fast lane once the headers are known plain: the connection, the next hop, then the same
+    /// steps, in the same order, as the general path.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ForwardEstablished(Span<byte> frame, in FlowKey key, int hash, bool v6, int l4Offset, int l4Length, int ipTotal,
+        long now, out int egressIfIndex, out IpAddr nextHopKey)
+    {
+        egressIfIndex = 0;
+        nextHopKey = default;
+        bool udp = key.Protocol == IpProtocol.Udp;
         // the one lookup the general path makes first for this packet
-        bool toBackend = !(oldDport >= _options.NatPortMin && oldDport <= _options.NatPortMax);
+        bool toBackend = !(key.DstPort >= _options.NatPortMin && key.DstPort <= _options.NatPortMax);
         if (!_connections.TryGetInlined(backendSide: !toBackend, in key, hash, out int index))
             return false;
         ref var c = ref _connections[index];
@@ -318,10 +377,10 @@ internal sealed class PacketProcessor
         if (!_nextHops.TryResolvedAt(toBackend ? c.HopToBackend : c.HopToClient, newDst, now, out ulong mac, out int ifIndex))
             return false;
         int port = PortOf(ifIndex);
-        if (port < 0 || total > _portMtu[port])
+        if (port < 0 || ipTotal > _portMtu[port])
             return false;
 
-        // from here on the packet goes: the same steps, in the same order, as the general path
+        // from here on the packet goes
         c.LastSeen = now;
         var counters = _counters[c.CountersId];
         IpAddr newSrc;
@@ -343,11 +402,11 @@ internal sealed class PacketProcessor
             Counters.ToClient++;
             LastEgressVlan = c.ClientVlan; // back with the tag the client's packets came with
         }
-        uint src = newSrc.V4, dst = newDst.V4;
-        ulong oldAddresses = (ulong)(oldSrc >> 16) + (oldSrc & 0xFFFF) + (oldDst >> 16) + (oldDst & 0xFFFF);
-        ulong addressDelta = 4 * 0xFFFFUL - oldAddresses + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF);
-        TranslatePorts(frame.Slice(L4, l4Length), udp, fragment: false, protocol, oldAddresses, addressDelta, newSrc, newDst, oldSport, oldDport, newSport, newDport);
-        RewriteIpv4Header(frame.Slice(Wire.EthernetHeader, Wire.IPv4MinHeader), src, dst, addressDelta);
+        ulong oldAddresses = key.SrcIp.WordSum() + key.DstIp.WordSum();
+        ulong addressDelta = (v6 ? 16 * 0xFFFFUL : 4 * 0xFFFFUL) - oldAddresses + newSrc.WordSum() + newDst.WordSum();
+        TranslatePorts(frame.Slice(l4Offset, l4Length), udp, fragment: false, (byte)key.Protocol, oldAddresses, addressDelta,
+            newSrc, newDst, key.SrcPort, key.DstPort, newSport, newDport);
+        RewriteIpHeader(frame.Slice(Wire.EthernetHeader, l4Offset - Wire.EthernetHeader), v6, newSrc, newDst, addressDelta);
         WriteMacs(frame, new EgressHop(mac, ifIndex), port);
         egressIfIndex = ifIndex;
         nextHopKey = newDst;
@@ -949,10 +1008,14 @@ internal sealed class PacketProcessor
 
     /// <summary>As above, with the addresses' checksum delta already summed. The incoming header's checksum
     /// was verified, so updating it gives what recomputing would.</summary>
-    private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ulong addressDelta)
+    private static void RewriteIpHeader(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ulong addressDelta) =>
+        RewriteIpHeader(frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset), p.IsV6, newSrc, newDst, addressDelta);
+
+    /// <summary>As above, on the IP header itself (ip: from its first byte to the transport header).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RewriteIpHeader(Span<byte> ip, bool v6, in IpAddr newSrc, in IpAddr newDst, ulong addressDelta)
     {
-        var ip = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
-        if (p.IsV6)
+        if (v6)
         {
             newSrc.WriteV6(ip.Slice(Wire.Ip6Src));
             newDst.WriteV6(ip.Slice(Wire.Ip6Dst));
