@@ -58,8 +58,8 @@ internal struct Connection
 /// </para>
 /// <para>
 /// Large tables are cache and TLB misses: entries and indexes live in <see cref="HugePageArray{T}"/>s (2 MiB pages
-/// where the kernel allows), and a batch of lookups can be split in passes: <see cref="PrefetchByClient"/> /
-/// <see cref="PrefetchByBackend"/> hash the keys and prefetch their slots, <see cref="PrefetchEntry"/> prefetches
+/// where the kernel allows), and a batch of lookups can be split in passes: <see cref="PrefetchSlot"/> (or
+/// <see cref="PrefetchByClient"/>, which hashes the key too) prefetches their slots, <see cref="PrefetchEntry"/> prefetches
 /// the entry a slot names, and the lookups that follow find both in the cache.
 /// </para>
 /// </summary>
@@ -157,19 +157,11 @@ internal sealed class ConnectionTable : IDisposable
         return hash;
     }
 
-    /// <summary>Hashes a backend-side key and prefetches its home slot; returns the hash for the lookup.</summary>
-    public int PrefetchByBackend(in FlowKey key)
-    {
-        int hash = key.GetHashCode();
-        _byBackend.Prefetch((uint)hash & _mask);
-        return hash;
-    }
-
     /// <summary>Prefetches the home slot of a hash already computed, in the index of one side.</summary>
     public void PrefetchSlot(int hash, bool backendSide) => (backendSide ? _byBackend : _byClient).Prefetch((uint)hash & _mask);
 
     /// <summary>Prefetches the entry that the home slot of a hash names when its tag matches (the likely hit),
-    /// after <see cref="PrefetchByClient"/> / <see cref="PrefetchByBackend"/> had the slot loaded.</summary>
+    /// after <see cref="PrefetchSlot"/> or <see cref="PrefetchByClient"/> had the slot loaded.</summary>
     public void PrefetchEntry(int hash, bool backendSide)
     {
         ulong slot = (backendSide ? _byBackend : _byClient)[(uint)hash & _mask];

@@ -203,8 +203,8 @@ internal sealed class Worker
                     IpAddr hop;
                     if (_candidate[i])
                     {
-                        // an established IPv4 flow's packet, the common case; a connection in this worker's table
-                        // is this worker's, so no owner to ask
+                        // an established flow's packet, the common case; a connection in this worker's table is
+                        // this worker's, so no owner to ask
                         if (Processor.TryFastLane(frame, now, out egress, out hop))
                         {
                             Complete(Verdict.Transmit, d.Addr, (int)d.Len, egress, hop, now);
