@@ -176,10 +176,10 @@ internal sealed class PacketProcessor
     public const int PrefetchFromCapacity = 16384;
 
     /// <summary>
-    /// Pass one of a worker's batch for a frame the fast lane may take: true when the frame is an untagged IPv4
-    /// TCP or UDP packet without options and not a fragment, with its flow's hash and the index the lane will
-    /// probe in hint (for <see cref="PrefetchConnections"/>). Such a frame need not be parsed unless the lane
-    /// declines it. Reads only what it must; <see cref="TryFastLane"/> checks the rest.
+    /// Pass one of a worker's batch for a frame the fast lane may take: true when the frame is an untagged TCP or
+    /// UDP packet, IPv4 without options and not a fragment or IPv6 without extension headers, with its flow's
+    /// hash and the index the lane will probe in hint (for <see cref="PrefetchConnections"/>). Such a frame need
+    /// not be parsed unless the lane declines it. Reads only what it must; <see cref="TryFastLane"/> checks the rest.
     /// </summary>
     public bool FastLaneCandidate(ReadOnlySpan<byte> frame, out LookupHint hint)
     {

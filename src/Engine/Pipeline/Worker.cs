@@ -210,8 +210,7 @@ internal sealed class Worker
                             Complete(Verdict.Transmit, d.Addr, (int)d.Len, egress, hop, now);
                             continue;
                         }
-                        _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
-                        Processor.HintOf(ref _parsed[i], _reasons[i]);
+                        _reasons[i] = PacketParser.Parse(frame, out _parsed[i]); // the general path hashes it itself
                     }
                     var reason = _reasons[i];
                     ref readonly var p = ref _parsed[i];
