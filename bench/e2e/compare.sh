@@ -8,6 +8,9 @@
 #   nftables the kernel's forwarding with nftables DNAT + masquerade and conntrack (what an operator would use)
 #   kernel   plain kernel IP forwarding, no NAT (the client sends to 10.20.0.2)
 #   xdp      an XDP program on lbc redirecting to lbs with the MACs rewritten (the in-kernel veth ceiling)
+#   xskfwd   bench/e2e/xskfwd.c: a minimal AF_XDP forwarder in C doing the same full NAT with the engine's ring
+#            handling and nothing else (no connection table, no balancing): what copy-mode AF_XDP leaves for any
+#            userspace forwarder here; placed as zonlb-afxdp's worker is
 #
 # UDP: 60-byte frames (18-byte payloads) from zonlb-trafficgen (bench/ZonLb.TrafficGen, AF_XDP TX on the
 # client's eth0), 1 flow and 1024 flows (source ports); counted by an XDP sink on the backend's eth0
@@ -22,7 +25,7 @@
 #   frees them, so the generator cannot run ahead of them);
 # - TCP: both ends on CPU 0, which they leave mostly idle: iperf3's client and server (taskset) and the
 #   backend's receive work (RPS on its eth0; the sink is detached, so frames reach the backlog);
-# - zonlb-afxdp's worker pinned to CPU 1 (engine.cpu_affinity) and SCHED_FIFO at priority 10
+# - zonlb-afxdp's worker (and xskfwd) pinned to CPU 1 (engine.cpu_affinity) and SCHED_FIFO at priority 10
 #   (engine.worker_fifo_priority; WORKER_FIFO=0 runs it at nice WORKER_NICE, default -15, instead): it then runs
 #   as soon as lbc's NAPI hands it frames and sleeps while it has none, instead of both taking turns by the
 #   scheduler's time slices, which let lbc's NAPI run ahead and fill the socket's rings with frames the worker
@@ -33,7 +36,8 @@
 # Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
 # adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
 # it stops; CASES="udp" or "tcp" runs only those; MTU=N sets every veth's MTU (larger frames than a 2048-byte
-# UMEM chunk holds need ENGINE_EXTRA="frame_size = 4096").
+# UMEM chunk holds need ENGINE_EXTRA="frame_size = 4096"); LBC_RECEIVE=sender leaves lbc's receive work where veth
+# puts it by default, on the sending CPU 0 (bench/e2e/lib.sh), for every row.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -46,9 +50,10 @@ gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
 . scripts/lib/zonlb.sh
 . bench/e2e/lib.sh
 id="zbe$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
-LB_PID=""; IPERF_PID=""
+LB_PID=""; IPERF_PID=""; XSKFWD_PID=""
 cleanup() {
     [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
+    [ -n "$XSKFWD_PID" ] && kill -TERM "$XSKFWD_PID" 2>/dev/null && wait "$XSKFWD_PID" 2>/dev/null || true
     [ -n "$IPERF_PID" ] && kill -TERM "$IPERF_PID" 2>/dev/null || true
     zlb_topology_delete "$C" "$L" "$S"
     rm -rf "$tmp"
@@ -64,12 +69,16 @@ ip -n "$S" route add 10.10.0.0/24 via 10.20.0.1   # the non-NAT rows: routes bot
 ip -n "$C" route add 10.20.0.0/24 via 10.10.0.1
 mac() { ip -n "$1" -o link show dev "$2" | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/'; }
 hexmac() { echo "0x${1//:/,0x}"; }
-LBC_MAC=$(mac "$L" lbc); LBS_MAC=$(mac "$L" lbs); BE_MAC=$(mac "$S" eth0)
+LBC_MAC=$(mac "$L" lbc); LBS_MAC=$(mac "$L" lbs); BE_MAC=$(mac "$S" eth0); CLIENT_MAC=$(mac "$C" eth0)
 LBS_IFINDEX=$(ip -n "$L" -o link show dev lbs | cut -d: -f1)
 cflags=(-O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu)
 clang "${cflags[@]}" -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 clang "${cflags[@]}" -DOUT_IFINDEX="$LBS_IFINDEX" -DOUT_SRC_MAC="$(hexmac "$LBS_MAC")" -DOUT_DST_MAC="$(hexmac "$BE_MAC")" \
     -c bench/e2e/redirect.bpf.c -o "$tmp/redirect.o"
+netaddr() { local a b c d; IFS=. read -r a b c d <<< "$1"; printf '0x%02x%02x%02x%02x' "$d" "$c" "$b" "$a"; } # as a __be32 on x86
+clang "${cflags[@]}" -DVIP="$(netaddr 10.10.0.1)" -DLB_ADDR="$(netaddr 10.20.0.1)" -DBACKEND="$(netaddr 10.20.0.2)" \
+    -c bench/e2e/xskfwd.bpf.c -o "$tmp/xskfwd.o"
+cc -O2 -Wall -Wextra -Werror bench/e2e/xskfwd.c -lxdp -lbpf -o "$tmp/xskfwd"
 ip netns exec "$S" taskset -c 0 iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
 IPERF_PID=$!
 # TCP's two ends on CPU 0: the server (above), the client (tcp_run) and the backend's receive work (RPS)
@@ -89,6 +98,15 @@ start_zonlb() {
     bench_config "$tmp/lb.toml" "$tmp/lb.sock"
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
+start_xskfwd() { # placed as the engine's worker: CPU 1, SCHED_FIFO (or nice) as bench_config sets it
+    local sched=(chrt -f "${WORKER_FIFO:-10}"); [ "${WORKER_FIFO:-10}" != 0 ] || sched=(nice -n "${WORKER_NICE:--15}")
+    ip netns exec "$L" taskset -c 1 "${sched[@]}" "$tmp/xskfwd" "$tmp/xskfwd.o" lbc lbs 10.10.0.1 10.10.0.2 \
+        10.20.0.1 10.20.0.2 "$CLIENT_MAC" "$BE_MAC" 2> "$tmp/xskfwd.log" &
+    XSKFWD_PID=$!
+    for _ in $(seq 50); do grep -q forwarding "$tmp/xskfwd.log" && return; kill -0 "$XSKFWD_PID" 2>/dev/null || break; sleep 0.1; done
+    cat "$tmp/xskfwd.log" >&2; exit 1
+}
+stop_xskfwd() { kill -TERM "$XSKFWD_PID"; wait "$XSKFWD_PID" || true; XSKFWD_PID=""; [ -z "${SHOW_LOG:-}" ] || { cat "$tmp/xskfwd.log"; link_drops; }; }
 stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || { tail -n 40 "$tmp/lb.log"; link_drops; }; }
 # each veth end's packet and drop counters (where frames were lost: SHOW_LOG=1)
 link_drops() {
@@ -101,6 +119,7 @@ link_drops() {
 setup() { # mode
     case $1 in
         zonlb) start_zonlb ;;
+        xskfwd) start_xskfwd ;;
         nftables)
             ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=1
             ip netns exec "$L" nft -f - <<NFT
@@ -122,13 +141,14 @@ NFT
 teardown() { # mode
     case $1 in
         zonlb) stop_zonlb ;;
+        xskfwd) stop_xskfwd ;;
         nftables) ip netns exec "$L" nft delete table ip zbench; ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0
                   ip netns exec "$L" ethtool -K lbc gro off >/dev/null ;;
         kernel) ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0; ip netns exec "$L" ethtool -K lbc gro off >/dev/null ;;
         xdp) ip -n "$L" link set dev lbc xdp off; ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0 ;;
     esac
 }
-target() { case $1 in zonlb|nftables) echo 10.10.0.1 ;; *) echo 10.20.0.2 ;; esac; }
+target() { case $1 in zonlb|nftables|xskfwd) echo 10.10.0.1 ;; *) echo 10.20.0.2 ;; esac; }
 
 udp_run() { # mode flows -> "forwarded offered" pps
     local before after out
@@ -153,7 +173,7 @@ stats() { # values... -> "median min max"
 }
 
 declare -A result offered
-read -r -a modes <<< "${MODES:-zonlb nftables kernel xdp}"
+read -r -a modes <<< "${MODES:-zonlb xskfwd nftables kernel xdp}"
 echo "== $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r)"
 echo "== ${secs} s per case, ${repeats} repeats; generator on CPU 0, load balancer work on CPU 1"
 for mode in "${modes[@]}"; do

@@ -39,7 +39,10 @@ TOML
 #                            from an AF_XDP or TSO sender skip veth's NAPI and are received through the backlog,
 #                            which without RPS is the sender's CPU). The sink's eth0 is left alone: it receives
 #                            in softirq on the CPU that sends to it, CPU 1.
+#                            LBC_RECEIVE=sender leaves lbc as veth has it by default instead: its receive work
+#                            in softirq on the CPU that sends to it, the generator's CPU 0.
 bench_place_receive() {
+    [ "${LBC_RECEIVE:-}" != sender ] || return 0
     ip netns exec "$1" sh -c 'echo 1 > /sys/class/net/lbc/threaded'
     ip netns exec "$1" sh -c 'echo 2 > /sys/class/net/lbc/queues/rx-0/rps_cpus'
     local p
