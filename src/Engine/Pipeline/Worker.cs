@@ -162,7 +162,6 @@ internal sealed class Worker
         var poller = new XskPoller(_owned, Wakeup);
         _rebound = false;
         var workers = _dp.Workers;
-        var registry = Processor.Registry;
         long nextSweep = 0;
         while (!stopping())
         {
@@ -175,89 +174,7 @@ internal sealed class Worker
             long now = Environment.TickCount64;
             int work = 0;
             for (int si = 0; si < _owned.Length; si++)
-            {
-                var s = _owned[si];
-                ReapCompletions(si);
-                uint n = s.Rx.Peek(Batch, out uint idx);
-                // the batch in two passes: look at every frame (and get its connection lookup under way), then
-                // process them. A frame the fast lane may take is parsed only if the lane declines it.
-                for (uint i = 0; i < n; i++)
-                {
-                    var d = s.Rx.DescAt(idx + i);
-                    var frame = _umem.GetFrame(d.Addr, (int)d.Len);
-                    _candidate[i] = Processor.FastLaneCandidate(frame, out _hints[i]);
-                    if (!_candidate[i])
-                    {
-                        _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
-                        _hints[i] = Processor.HintOf(ref _parsed[i], _reasons[i]);
-                    }
-                }
-                Processor.PrefetchConnections(_hints.AsSpan(0, (int)n));
-                for (uint i = 0; i < n; i++)
-                {
-                    var d = s.Rx.DescAt(idx + i);
-                    Counters.RxPackets++;
-                    Counters.RxBytes += d.Len;
-                    var frame = _umem.GetFrame(d.Addr, (int)d.Len);
-                    int egress;
-                    IpAddr hop;
-                    if (_candidate[i])
-                    {
-                        // an established flow's packet, the common case; a connection in this worker's table is
-                        // this worker's, so no owner to ask
-                        if (Processor.TryFastLane(frame, now, out egress, out hop))
-                        {
-                            Complete(Verdict.Transmit, d.Addr, (int)d.Len, egress, hop, now);
-                            continue;
-                        }
-                        _reasons[i] = PacketParser.Parse(frame, out _parsed[i]); // the general path hashes it itself
-                    }
-                    var reason = _reasons[i];
-                    ref readonly var p = ref _parsed[i];
-                    if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
-                        reason = DropReason.VlanNotConfigured;
-                    int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
-                    if (owner < 0)
-                        owner = Index; // a later fragment whose first was not seen yet: it waits here
-                    if (owner != Index)
-                    {
-                        if (workers[owner].Inbox[Index].TryPush(d.Addr, (int)d.Len))
-                        {
-                            Counters.HandedOff++;
-                        }
-                        else
-                        {
-                            Counters.Drop(DropReason.HandoffFull);
-                            _umem.Free(d.Addr);
-                        }
-                        continue;
-                    }
-                    Verdict v;
-                    if (reason != DropReason.None)
-                    {
-                        Counters.Drop(reason);
-                        v = Verdict.Drop;
-                        egress = 0;
-                        hop = default;
-                    }
-                    else
-                    {
-                        v = Processor.Process(frame, in p, now, out egress, out hop);
-                        if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
-                            AnswerWithIcmp(_portOfOwned[si], d.Addr, (int)d.Len, now))
-                            continue;
-                    }
-                    Complete(v, d.Addr, (int)d.Len, egress, hop, now);
-                }
-                if (n > 0)
-                {
-                    s.Rx.Release(n);
-                    work += (int)n;
-                    if (Diagnostics.FaultInjection.Mode != null)
-                        InjectFault();
-                }
-                Refill(s);
-            }
+                work += ReceiveBatch(si, now);
             // publish hand-offs and wake their owners (one syscall per owner with new frames)
             for (int w = 0; w < workers.Length; w++)
                 if (w != Index && workers[w].Inbox[Index].Publish())
@@ -289,6 +206,98 @@ internal sealed class Worker
             else if (work == 0)
                 Thread.Yield();
         }
+    }
+
+    /// <summary>Reaps socket <paramref name="si"/>'s TX completions, takes one batch from its RX ring, translates
+    /// and queues each frame for TX (or hands it to its owner, holds or drops it), and refills the fill ring;
+    /// returns the number of frames taken. A method of its own, called once per socket per round, so that the JIT
+    /// compiles it fully optimized (with profile guidance) rather than as an on-stack replacement of
+    /// <see cref="Run"/>'s endless loop.</summary>
+    private int ReceiveBatch(int si, long now)
+    {
+        var registry = Processor.Registry;
+        var workers = _dp.Workers;
+        var s = _owned[si];
+        ReapCompletions(si);
+        uint n = s.Rx.Peek(Batch, out uint idx);
+        // the batch in two passes: look at every frame (and get its connection lookup under way), then
+        // process them. A frame the fast lane may take is parsed only if the lane declines it.
+        for (uint i = 0; i < n; i++)
+        {
+            var d = s.Rx.DescAt(idx + i);
+            var frame = _umem.GetFrame(d.Addr, (int)d.Len);
+            _candidate[i] = Processor.FastLaneCandidate(frame, out _hints[i]);
+            if (!_candidate[i])
+            {
+                _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
+                _hints[i] = Processor.HintOf(ref _parsed[i], _reasons[i]);
+            }
+        }
+        Processor.PrefetchConnections(_hints.AsSpan(0, (int)n));
+        for (uint i = 0; i < n; i++)
+        {
+            var d = s.Rx.DescAt(idx + i);
+            Counters.RxPackets++;
+            Counters.RxBytes += d.Len;
+            var frame = _umem.GetFrame(d.Addr, (int)d.Len);
+            int egress;
+            IpAddr hop;
+            if (_candidate[i])
+            {
+                // an established flow's packet, the common case; a connection in this worker's table is
+                // this worker's, so no owner to ask
+                if (Processor.TryFastLane(frame, now, out egress, out hop))
+                {
+                    Complete(Verdict.Transmit, d.Addr, (int)d.Len, egress, hop, now);
+                    continue;
+                }
+                _reasons[i] = PacketParser.Parse(frame, out _parsed[i]); // the general path hashes it itself
+            }
+            var reason = _reasons[i];
+            ref readonly var p = ref _parsed[i];
+            if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
+                reason = DropReason.VlanNotConfigured;
+            int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
+            if (owner < 0)
+                owner = Index; // a later fragment whose first was not seen yet: it waits here
+            if (owner != Index)
+            {
+                if (workers[owner].Inbox[Index].TryPush(d.Addr, (int)d.Len))
+                {
+                    Counters.HandedOff++;
+                }
+                else
+                {
+                    Counters.Drop(DropReason.HandoffFull);
+                    _umem.Free(d.Addr);
+                }
+                continue;
+            }
+            Verdict v;
+            if (reason != DropReason.None)
+            {
+                Counters.Drop(reason);
+                v = Verdict.Drop;
+                egress = 0;
+                hop = default;
+            }
+            else
+            {
+                v = Processor.Process(frame, in p, now, out egress, out hop);
+                if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
+                    AnswerWithIcmp(_portOfOwned[si], d.Addr, (int)d.Len, now))
+                    continue;
+            }
+            Complete(v, d.Addr, (int)d.Len, egress, hop, now);
+        }
+        if (n > 0)
+        {
+            s.Rx.Release(n);
+            if (Diagnostics.FaultInjection.Mode != null)
+                InjectFault();
+        }
+        Refill(s);
+        return (int)n;
     }
 
     /// <summary>Turns a frame whose TTL ran out, or that is too big for its egress interface, into ICMP time
@@ -414,8 +423,17 @@ internal sealed class Worker
 
     private void Transmit(int egressIfIndex, ulong addr, int len)
     {
-        int port = Array.IndexOf(_portIfIndex, egressIfIndex);
-        int si = port < 0 ? -1 : _txSocketByPort[port];
+        // a loop, not Array.IndexOf: a worker has a handful of ports, and this runs for every frame sent
+        var ifIndexes = _portIfIndex;
+        int si = -1;
+        for (int port = 0; port < ifIndexes.Length; port++)
+        {
+            if (ifIndexes[port] == egressIfIndex)
+            {
+                si = _txSocketByPort[port];
+                break;
+            }
+        }
         if (si < 0)
         {
             Counters.Drop(DropReason.EgressNotAttached);

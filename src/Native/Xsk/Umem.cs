@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using ZonLb.Native.Interop;
 
 namespace ZonLb.Native.Xsk;
@@ -93,13 +95,18 @@ public sealed unsafe class Umem : IDisposable
     }
 
     /// <summary>The bytes of a received or to-be-sent frame. addr + len must lie in one frame.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> GetFrame(ulong addr, int length)
     {
         ulong frameStart = addr & ~(ulong)(FrameSize - 1);
         if (addr >= Length || (uint)length > (uint)FrameSize || addr + (ulong)length > frameStart + (ulong)FrameSize)
-            throw new ArgumentOutOfRangeException(nameof(addr), $"frame 0x{addr:x}+{length} is outside one UMEM frame");
+            ThrowOutsideFrame(addr, length);
         return new Span<byte>((byte*)_area + addr, length);
     }
+
+    [DoesNotReturn]
+    private static void ThrowOutsideFrame(ulong addr, int length) =>
+        throw new ArgumentOutOfRangeException(nameof(addr), $"frame 0x{addr:x}+{length} is outside one UMEM frame");
 
     /// <summary>The whole frame that contains addr, for writing a frame of any length up to the frame size.</summary>
     public Span<byte> GetWholeFrame(ulong addr, out int offsetInFrame)
