@@ -75,10 +75,7 @@ cflags=(-O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu)
 clang "${cflags[@]}" -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 clang "${cflags[@]}" -DOUT_IFINDEX="$LBS_IFINDEX" -DOUT_SRC_MAC="$(hexmac "$LBS_MAC")" -DOUT_DST_MAC="$(hexmac "$BE_MAC")" \
     -c bench/e2e/redirect.bpf.c -o "$tmp/redirect.o"
-netaddr() { local a b c d; IFS=. read -r a b c d <<< "$1"; printf '0x%02x%02x%02x%02x' "$d" "$c" "$b" "$a"; } # as a __be32 on x86
-clang "${cflags[@]}" -DVIP="$(netaddr 10.10.0.1)" -DLB_ADDR="$(netaddr 10.20.0.1)" -DBACKEND="$(netaddr 10.20.0.2)" \
-    -c bench/e2e/xskfwd.bpf.c -o "$tmp/xskfwd.o"
-cc -O2 -Wall -Wextra -Werror bench/e2e/xskfwd.c -lxdp -lbpf -o "$tmp/xskfwd"
+bench_build_xskfwd "$tmp"
 ip netns exec "$S" taskset -c 0 iperf3 -s -B 10.20.0.2 -p 5201 >/dev/null 2>&1 &
 IPERF_PID=$!
 # TCP's two ends on CPU 0: the server (above), the client (tcp_run) and the backend's receive work (RPS)
@@ -86,26 +83,12 @@ ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
 
 sink_on()  { ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp; }
 sink_off() { ip -n "$S" link set dev eth0 xdp off; }
-# the sink program's counter, summed over CPUs
-sink_count() {
-    local prog map
-    prog=$(ip -n "$S" -d link show dev eth0 | sed -nE 's/.*prog\/xdp id ([0-9]+).*/\1/p' | head -1)
-    map=$(bpftool prog show id "$prog" | sed -nE 's/.*map_ids ([0-9]+).*/\1/p')
-    # with BTF, bpftool prints {"key": 0, "values": [{"cpu": 0, "value": N}, ...]}
-    bpftool map dump id "$map" | awk '/"value":/ { v = $0; gsub(/[^0-9]/, "", v); s += v } END { printf "%d\n", s }'
-}
+sink_count() { bench_sink_count "$S"; }
 start_zonlb() {
     bench_config "$tmp/lb.toml" "$tmp/lb.sock"
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
-start_xskfwd() { # placed as the engine's worker: CPU 1, SCHED_FIFO (or nice) as bench_config sets it
-    local sched=(chrt -f "${WORKER_FIFO:-10}"); [ "${WORKER_FIFO:-10}" != 0 ] || sched=(nice -n "${WORKER_NICE:--15}")
-    ip netns exec "$L" taskset -c 1 "${sched[@]}" "$tmp/xskfwd" "$tmp/xskfwd.o" lbc lbs 10.10.0.1 10.10.0.2 \
-        10.20.0.1 10.20.0.2 "$CLIENT_MAC" "$BE_MAC" 2> "$tmp/xskfwd.log" &
-    XSKFWD_PID=$!
-    for _ in $(seq 50); do grep -q forwarding "$tmp/xskfwd.log" && return; kill -0 "$XSKFWD_PID" 2>/dev/null || break; sleep 0.1; done
-    cat "$tmp/xskfwd.log" >&2; exit 1
-}
+start_xskfwd() { bench_start_xskfwd "$L" "$tmp" "$CLIENT_MAC" "$BE_MAC" || exit 1; }
 stop_xskfwd() { kill -TERM "$XSKFWD_PID"; wait "$XSKFWD_PID" || true; XSKFWD_PID=""; [ -z "${SHOW_LOG:-}" ] || { cat "$tmp/xskfwd.log"; link_drops; }; }
 stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || { tail -n 40 "$tmp/lb.log"; link_drops; }; }
 # each veth end's packet and drop counters (where frames were lost: SHOW_LOG=1)
