@@ -53,9 +53,10 @@ bench_place_receive() {
 bench_be32() { local a b c d; IFS=. read -r a b c d <<< "$1"; printf '0x%02x%02x%02x%02x' "$d" "$c" "$b" "$a"; }
 
 # bench_build_xskfwd DIR     compiles bench/e2e/xskfwd.c and its steering program (for the VIP 10.10.0.1, the
-#                            load balancer's backend-side address 10.20.0.1 and the backend 10.20.0.2) into DIR.
+#                            load balancer's backend-side address 10.20.0.1 and the backend 10.20.0.2) into DIR;
+#                            FRAGS=1: the program for multi-buffer (xdp.frags), which bench_start_xskfwd then uses.
 bench_build_xskfwd() {
-    clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -DVIP="$(bench_be32 10.10.0.1)" \
+    clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu ${FRAGS:+-DFRAGS} -DVIP="$(bench_be32 10.10.0.1)" \
         -DLB_ADDR="$(bench_be32 10.20.0.1)" -DBACKEND="$(bench_be32 10.20.0.2)" -c bench/e2e/xskfwd.bpf.c -o "$1/xskfwd.o"
     cc -O2 -Wall -Wextra -Werror bench/e2e/xskfwd.c -lxdp -lbpf -o "$1/xskfwd"
 }
@@ -66,7 +67,7 @@ bench_build_xskfwd() {
 #                            output in DIR/xskfwd.log; sets XSKFWD_PID and waits until it forwards (5 s at most).
 bench_start_xskfwd() {
     local sched=(chrt -f "${WORKER_FIFO:-10}"); [ "${WORKER_FIFO:-10}" != 0 ] || sched=(nice -n "${WORKER_NICE:--15}")
-    ip netns exec "$1" taskset -c 1 "${sched[@]}" "$2/xskfwd" "$2/xskfwd.o" lbc lbs 10.10.0.1 10.10.0.2 \
+    ip netns exec "$1" taskset -c 1 "${sched[@]}" "$2/xskfwd" ${FRAGS:+--frags} "$2/xskfwd.o" lbc lbs 10.10.0.1 10.10.0.2 \
         10.20.0.1 10.20.0.2 "$3" "$4" 2> "$2/xskfwd.log" &
     XSKFWD_PID=$!
     for _ in $(seq 50); do grep -q forwarding "$2/xskfwd.log" && return 0; kill -0 "$XSKFWD_PID" 2>/dev/null || break; sleep 0.1; done

@@ -3,7 +3,8 @@
  * load balancer's interfaces. It sends IPv4 TCP and UDP for the service address (VIP, the client side) and the
  * backend's replies to the load balancer's own address (BACKEND -> LB_ADDR, the backend side) to the AF_XDP
  * socket of the receiving queue, and passes everything else (ARP, ICMP) to the kernel. Addresses are given at
- * compile time, in network order: -DVIP=... -DLB_ADDR=... -DBACKEND=... */
+ * compile time, in network order: -DVIP=... -DLB_ADDR=... -DBACKEND=...; -DFRAGS makes it a multi-buffer program
+ * (xskfwd --frags). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -18,7 +19,11 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+#ifdef FRAGS
+SEC("xdp.frags") /* may see frames of several buffers; reads only the first, which holds the headers */
+#else
 SEC("xdp")
+#endif
 int zonlb_bench_xskfwd(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;

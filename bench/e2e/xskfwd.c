@@ -15,8 +15,11 @@
  * the sender left it partial (CHECKSUM_PARTIAL over veth: the field holds the pseudo-header sum), as the engine
  * does.
  *
- * Usage: xskfwd PROG.o CLIENT_IF BACKEND_IF VIP CLIENT LB_ADDR BACKEND CLIENT_MAC BACKEND_MAC
+ * Usage: xskfwd [--frags] PROG.o CLIENT_IF BACKEND_IF VIP CLIENT LB_ADDR BACKEND CLIENT_MAC BACKEND_MAC
  * (PROG.o: xskfwd.bpf.c compiled with the same addresses; attached to both interfaces here, detached on exit.)
+ * --frags: multi-buffer, for frames larger than one UMEM chunk (MTU 9000): PROG.o must be compiled with -DFRAGS
+ * (an xdp.frags program), the sockets bind with XDP_USE_SG, the chunks are 4 KiB, and a frame may span several
+ * descriptors (XDP_PKT_CONTD on all but its last), which are forwarded together, the NAT done in the first.
  * Stops on SIGTERM or SIGINT and prints its counters. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,8 +39,14 @@
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
 
-#define FRAMES 16384 /* the engine's defaults: frame_count, frame_size, ring_size, batch */
-#define FRAME_SIZE 2048
+#define FRAMES 16384 /* the engine's defaults: frame_count, frame_size (2048; 4096 with --frags), ring_size, batch */
+#ifndef XDP_USE_SG /* Linux 6.6; the distribution's headers may be older than the kernel */
+#define XDP_USE_SG (1 << 4)
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0)
+#endif
+#define MAX_DESCS 18 /* descriptors of one frame: MAX_SKB_FRAGS + 1 */
 #define RING 2048
 #define BATCH 64
 #define MAX_KICKS 8
@@ -56,10 +65,12 @@ struct port {
 
 static struct port ports[2];
 static uint8_t *area;
+static uint32_t frame_size = 2048;
+static int frags;
 static uint64_t free_addrs[FRAMES];
 static unsigned nfree;
 static uint32_t vip, client, lb_addr, backend; /* network order */
-static unsigned long rx_frames, tx_frames, dropped, kicks;
+static unsigned long rx_frames, tx_frames, dropped, kicks; /* frames, descriptors, frames, sendto calls */
 static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig) { (void)sig; stopping = 1; }
@@ -95,6 +106,7 @@ static uint16_t fold(uint64_t sum)
 	return (uint16_t)sum;
 }
 
+/* big-endian 16-bit words of p (a trailing odd byte padded with zero), summed; for headers */
 static uint64_t sum_bytes(const uint8_t *p, size_t n)
 {
 	uint64_t sum = 0;
@@ -110,14 +122,53 @@ static uint64_t sum_addrs(uint32_t a, uint32_t b)
 	return sum_bytes((const uint8_t *)&a, 4) + sum_bytes((const uint8_t *)&b, 4);
 }
 
-/* Rewrites one frame in place; returns the port to send it from, or -1 to drop it. */
-static int nat(int in, uint8_t *f, uint32_t len)
+/* The ones' complement sum of p in the machine's byte order, folded (RFC 1071: summing little-endian words and
+ * swapping the result gives the big-endian sum); 32-bit loads, which the compiler vectorizes. */
+static uint16_t sum_native(const uint8_t *p, size_t n)
 {
-	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
+	uint64_t sum = 0;
+	for (; n >= 4; p += 4, n -= 4) {
+		uint32_t w;
+		memcpy(&w, p, 4);
+		sum += w;
+	}
+	for (; n >= 2; p += 2, n -= 2)
+		sum += (uint32_t)(p[0] | p[1] << 8);
+	if (n)
+		sum += p[0];
+	return fold(sum);
+}
+
+static uint16_t swap16(uint16_t v) { return (uint16_t)(v << 8 | v >> 8); }
+
+/* The big-endian sum of a byte run split over segments: a segment that starts at an odd offset of the run has its
+ * bytes in the other halves of the words */
+struct seg { const uint8_t *p; size_t n; };
+
+static uint64_t sum_segments(const struct seg *segs, int count)
+{
+	uint64_t sum = 0;
+	size_t at = 0;
+	for (int i = 0; i < count; i++) {
+		uint16_t s = sum_native(segs[i].p, segs[i].n);
+		sum += (at & 1) ? s : swap16(s);
+		at += segs[i].n;
+	}
+	return sum;
+}
+
+/* Rewrites one frame in place: its first buffer f (len bytes) and, multi-buffer, the rest in more[0..nmore);
+ * returns the port to send it from, or -1 to drop it. */
+static int nat(int in, uint8_t *f, uint32_t len, const struct seg *more, int nmore)
+{
+	uint32_t whole = len;
+	for (int i = 0; i < nmore; i++)
+		whole += (uint32_t)more[i].n;
+	if (len < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00)
 		return -1;
 	uint8_t *ip = f + 14;
 	unsigned ihl = (ip[0] & 0x0F) * 4u, total = (unsigned)(ip[2] << 8 | ip[3]);
-	if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || 14 + total > len || ip[8] <= 1)
+	if ((ip[0] >> 4) != 4 || ihl < 20 || 14 + ihl + 20 > len || total < ihl || 14 + total > whole || ip[8] <= 1)
 		return -1;
 	uint8_t proto = ip[9];
 	unsigned csum_at = proto == 6 ? 16 : proto == 17 ? 6 : 0;
@@ -141,7 +192,16 @@ static int nat(int in, uint8_t *f, uint32_t len)
 	if (field == fold(sum_addrs(osrc, odst) + pseudo_rest)) {
 		/* partial: the sender's stack left the pseudo-header sum for the device to complete */
 		l4[csum_at] = l4[csum_at + 1] = 0;
-		field = (uint16_t)~fold(sum_addrs(nsrc, ndst) + pseudo_rest + sum_bytes(l4, l4len));
+		struct seg segs[MAX_DESCS];
+		int nsegs = 0;
+		size_t left = l4len, first = len - 14 - ihl;
+		segs[nsegs++] = (struct seg){ l4, first < left ? first : left };
+		left -= segs[0].n;
+		for (int i = 0; i < nmore && left; i++) {
+			segs[nsegs] = (struct seg){ more[i].p, more[i].n < left ? more[i].n : left };
+			left -= segs[nsegs++].n;
+		}
+		field = (uint16_t)~fold(sum_addrs(nsrc, ndst) + pseudo_rest + sum_segments(segs, nsegs));
 		if (proto == 17 && field == 0)
 			field = 0xFFFF;
 	} else if (proto == 6 || field != 0) {
@@ -192,25 +252,54 @@ static void refill(struct port *p)
 static unsigned receive(int in)
 {
 	struct port *p = &ports[in];
-	uint32_t idx, n = xsk_ring_cons__peek(&p->rx, BATCH, &idx);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&p->rx, idx + i);
-		int out = nat(in, xsk_umem__get_data(area, d->addr), d->len);
-		uint32_t t;
-		if (out < 0 || xsk_ring_prod__reserve(&ports[out].tx, 1, &t) != 1) {
-			free_addrs[nfree++] = d->addr;
+	uint32_t idx, n = xsk_ring_cons__peek(&p->rx, BATCH, &idx), i = 0;
+	while (i < n) {
+		/* one frame: its descriptors up to the first without XDP_PKT_CONTD */
+		uint32_t c = 1;
+		while (xsk_ring_cons__rx_desc(&p->rx, idx + i + c - 1)->options & XDP_PKT_CONTD) {
+			if (i + c == n || c == MAX_DESCS)
+				break;
+			c++;
+		}
+		if (xsk_ring_cons__rx_desc(&p->rx, idx + i + c - 1)->options & XDP_PKT_CONTD) {
+			if (c < MAX_DESCS)
+				break; /* its last descriptor is not in this batch yet: next round */
+			/* longer than any frame can be: drop what there is of it */
+			for (uint32_t k = 0; k < c; k++)
+				free_addrs[nfree++] = xsk_ring_cons__rx_desc(&p->rx, idx + i + k)->addr;
 			dropped++;
+			i += c;
 			continue;
 		}
-		struct xdp_desc *o = xsk_ring_prod__tx_desc(&ports[out].tx, t);
-		o->addr = d->addr;
-		o->len = d->len;
-		o->options = 0;
-		ports[out].pending++;
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&p->rx, idx + i);
+		struct seg more[MAX_DESCS];
+		for (uint32_t k = 1; k < c; k++) {
+			const struct xdp_desc *dk = xsk_ring_cons__rx_desc(&p->rx, idx + i + k);
+			more[k - 1] = (struct seg){ xsk_umem__get_data(area, dk->addr), dk->len };
+		}
+		int out = nat(in, xsk_umem__get_data(area, d->addr), d->len, more, (int)c - 1);
+		uint32_t t;
+		if (out < 0 || xsk_ring_prod__reserve(&ports[out].tx, c, &t) != c) {
+			for (uint32_t k = 0; k < c; k++)
+				free_addrs[nfree++] = xsk_ring_cons__rx_desc(&p->rx, idx + i + k)->addr;
+			dropped++;
+			i += c;
+			continue;
+		}
+		for (uint32_t k = 0; k < c; k++) {
+			const struct xdp_desc *dk = xsk_ring_cons__rx_desc(&p->rx, idx + i + k);
+			struct xdp_desc *o = xsk_ring_prod__tx_desc(&ports[out].tx, t + k);
+			o->addr = dk->addr;
+			o->len = dk->len;
+			o->options = k + 1 < c ? XDP_PKT_CONTD : 0;
+		}
+		ports[out].pending += c;
+		rx_frames++;
+		i += c;
 	}
-	xsk_ring_cons__release(&p->rx, n);
-	rx_frames += n;
-	return n;
+	xsk_ring_cons__cancel(&p->rx, n - i);
+	xsk_ring_cons__release(&p->rx, i);
+	return i;
 }
 
 /* the TX ring's descriptors the kernel has not taken yet */
@@ -256,8 +345,14 @@ static void attach(struct port *p, const char *prog_path)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--frags") == 0) {
+		frags = 1;
+		frame_size = 4096;
+		argv++;
+		argc--;
+	}
 	if (argc != 10) {
-		fprintf(stderr, "usage: xskfwd PROG.o CLIENT_IF BACKEND_IF VIP CLIENT LB_ADDR BACKEND CLIENT_MAC BACKEND_MAC\n");
+		fprintf(stderr, "usage: xskfwd [--frags] PROG.o CLIENT_IF BACKEND_IF VIP CLIENT LB_ADDR BACKEND CLIENT_MAC BACKEND_MAC\n");
 		return 2;
 	}
 	ports[0].name = argv[2];
@@ -281,19 +376,19 @@ int main(int argc, char **argv)
 		parse_mac(mac, ports[i].src_mac);
 	}
 
-	size_t bytes = (size_t)FRAMES * FRAME_SIZE;
+	size_t bytes = (size_t)FRAMES * frame_size;
 	area = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (area == MAP_FAILED)
 		die("mmap of the UMEM", errno);
 	struct xsk_umem *umem;
-	struct xsk_umem_config ucfg = { .fill_size = RING, .comp_size = RING, .frame_size = FRAME_SIZE };
+	struct xsk_umem_config ucfg = { .fill_size = RING, .comp_size = RING, .frame_size = frame_size };
 	int err = xsk_umem__create(&umem, area, bytes, &ports[0].fill, &ports[0].comp, &ucfg);
 	if (err)
 		die("xsk_umem__create", err);
 	struct xsk_socket_config cfg = {
 		.rx_size = RING, .tx_size = RING,
 		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-		.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
+		.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP | (frags ? XDP_USE_SG : 0),
 	};
 	/* EBUSY: the previous row's socket on this queue is still being released (the kernel frees it after
 	 * close() returns); try again for up to 2 s */
@@ -315,14 +410,14 @@ int main(int argc, char **argv)
 	if (err)
 		die(ports[1].name, err);
 	for (uint64_t i = 0; i < FRAMES; i++)
-		free_addrs[nfree++] = i * FRAME_SIZE;
+		free_addrs[nfree++] = i * frame_size;
 	for (int i = 0; i < 2; i++)
 		refill(&ports[i]);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	for (int i = 0; i < 2; i++)
 		attach(&ports[i], argv[1]);
-	fprintf(stderr, "xskfwd: forwarding %s <-> %s\n", ports[0].name, ports[1].name);
+	fprintf(stderr, "xskfwd: forwarding %s <-> %s%s\n", ports[0].name, ports[1].name, frags ? " (multi-buffer)" : "");
 
 	struct pollfd fds[2] = {
 		{ .fd = xsk_socket__fd(ports[0].xsk), .events = POLLIN },
