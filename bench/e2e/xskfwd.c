@@ -164,15 +164,16 @@ static int nat(int in, uint8_t *f, uint32_t len, const struct seg *more, int nmo
 	uint32_t whole = len;
 	for (int i = 0; i < nmore; i++)
 		whole += (uint32_t)more[i].n;
-	if (len < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00)
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
 		return -1;
 	uint8_t *ip = f + 14;
 	unsigned ihl = (ip[0] & 0x0F) * 4u, total = (unsigned)(ip[2] << 8 | ip[3]);
-	if ((ip[0] >> 4) != 4 || ihl < 20 || 14 + ihl + 20 > len || total < ihl || 14 + total > whole || ip[8] <= 1)
+	if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || 14 + total > whole || ip[8] <= 1)
 		return -1;
 	uint8_t proto = ip[9];
 	unsigned csum_at = proto == 6 ? 16 : proto == 17 ? 6 : 0;
-	if (!csum_at || total < ihl + csum_at + 2)
+	/* the transport header's checksum field within the datagram and within the first buffer */
+	if (!csum_at || total < ihl + csum_at + 2 || 14 + ihl + csum_at + 2 > len)
 		return -1;
 	uint32_t osrc, odst, nsrc, ndst;
 	memcpy(&osrc, ip + 12, 4);
