@@ -86,6 +86,20 @@ public class LifecycleTests
     }
 
     [Fact]
+    public void An_mtu_too_large_for_xdp_on_veth_is_refused_naming_the_mtu_and_nothing_is_attached()
+    {
+        using var t = Topology.Create();
+        t.Client.Ip("link", "set", "eth0", "mtu", "9000");
+        t.Lb.Ip("link", "set", "lbc", "mtu", "9000");
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig());
+
+        Assert.Equal(2, lb.WaitForExit(Exit));
+        Assert.Contains("attach XDP program to lbc in native mode — the MTU of lbc or of its veth peer is too large for XDP", lb.Output);
+        Assert.Contains("Numerical result out of range", lb.Output);
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+    }
+
+    [Fact]
     public async Task A_second_instance_is_refused_and_the_first_keeps_forwarding()
     {
         using var t = Topology.Create();

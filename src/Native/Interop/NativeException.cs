@@ -29,6 +29,7 @@ public static class Errno
     public const int EEXIST = 17;
     public const int ENODEV = 19;
     public const int EINVAL = 22;
+    public const int ERANGE = 34;
     public const int ENETDOWN = 100;
     public const int ENETUNREACH = 101;
     public const int EHOSTUNREACH = 113;
