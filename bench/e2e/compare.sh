@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end benchmark: one topology, one generator, one sink, four ways to get from the client to the
+# The end-to-end benchmark: one topology, one generator, one sink, five ways to get from the client to the
 # backend, measured in one run:
 #
 #   client ns [eth0 10.10.0.2] --veth-- [lbc 10.10.0.1 | LB ns | lbs 10.20.0.1] --veth-- [eth0 10.20.0.2] backend ns
