@@ -6,16 +6,25 @@ public static class Program
 {
     /// <summary>
     /// dotnet run -c Release --project bench/ZonLb.Bench -- --filter '*'
-    /// --loop SECONDS [v6]: runs the established-flow pipeline (IPv4 TCP, 64 B; or IPv6 TCP, 78 B) in a plain
-    /// loop, for a profiler (DOTNET_PerfMapEnabled=1 perf record -g dotnet ZonLb.Bench.dll --loop 5).
+    /// --loop SECONDS [v6|batches]: runs the established-flow pipeline (IPv4 TCP, 64 B; or IPv6 TCP, 78 B; or
+    /// with "batches" the worker's two passes over batches of 64, 1000 connections, with prefetch) in a plain
+    /// loop, for a profiler (DOTNET_PerfMapEnabled=1 perf record -g dotnet ZonLb.Bench.dll --loop 5), or for
+    /// A/B runs of two builds side by side, each pinned to its own core.
     /// </summary>
     public static void Main(string[] args)
     {
         if (args is ["--loop", var s, ..] && args.Length <= 3)
         {
-            // the IPv4 case of PipelineBenchmarks, or with "v6" the IPv6 one of PipelinePathBenchmarks (small TCP)
+            // the IPv4 case of PipelineBenchmarks, with "v6" the IPv6 one of PipelinePathBenchmarks (small TCP),
+            // with "batches" PipelineTableSizeBenchmarks' (the worker's first pass, prefetch and lane)
             Func<int> run;
-            if (args is [_, _, "v6"])
+            if (args is [_, _, "batches"])
+            {
+                var t = new PipelineTableSizeBenchmarks { Connections = 1_000, Prefetch = true };
+                t.Setup();
+                run = t.EstablishedBatches;
+            }
+            else if (args is [_, _, "v6"])
             {
                 var p = new PipelinePathBenchmarks { Family = "v6", Protocol = "tcp", Size = "small" };
                 p.Setup();
