@@ -37,8 +37,8 @@
 # adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
 # it stops; CASES="udp" or "tcp" runs only those; MTU=N sets every veth's MTU (larger frames than a 2048-byte
 # UMEM chunk holds need ENGINE_EXTRA="frame_size = 4096"; above about 3,500 only the kernel rows, and xskfwd with
-# FRAGS=1, which runs it multi-buffer: MTU=9000 FRAGS=1 CASES=tcp MODES="xskfwd kernel"); LBC_RECEIVE=sender leaves lbc's receive work where veth
-# puts it by default, on the sending CPU 0 (bench/e2e/lib.sh), for every row.
+# FRAGS=1, which runs it multi-buffer: MTU=9000 FRAGS=1 CASES=tcp MODES="xskfwd kernel"); LBC_RECEIVE=sender
+# leaves lbc's receive work where veth puts it by default, on the sending CPU 0 (bench/e2e/lib.sh), for every row.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
@@ -159,7 +159,7 @@ stats() { # values... -> "median min max"
 declare -A result offered
 read -r -a modes <<< "${MODES:-zonlb xskfwd nftables kernel xdp}"
 echo "== $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r)"
-echo "== ${secs} s per case, ${repeats} repeats; generator on CPU 0, load balancer work on CPU 1"
+echo "== ${secs} s per case, ${repeats} repeats; generator on CPU 0, load balancer work on CPU 1$([ "${LBC_RECEIVE:-}" != sender ] || echo " but lbc's receive (LBC_RECEIVE=sender)")"
 for mode in "${modes[@]}"; do
     setup "$mode"
     udp=$([[ " ${CASES:-udp tcp} " == *" udp "* ]] && echo 1 || true)
