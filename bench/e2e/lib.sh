@@ -1,5 +1,5 @@
 # Sourced by compare.sh and profile.sh: the zonlb-afxdp configuration both measure, the C reference forwarder
-# (xskfwd), and where the load balancer's receive work runs.
+# (xskfwd), where the load balancer's receive work runs, and the sink's counter.
 #
 # bench_config FILE SOCKET   writes a config with lbc and lbs attached, a UDP service (VIP 10.10.0.1:9) and a
 #                            TCP one (5201), both to 10.20.0.2, the worker pinned to CPU 1 and run
@@ -56,8 +56,9 @@ bench_be32() { local a b c d; IFS=. read -r a b c d <<< "$1"; printf '0x%02x%02x
 #                            load balancer's backend-side address 10.20.0.1 and the backend 10.20.0.2) into DIR;
 #                            FRAGS=1: the program for multi-buffer (xdp.frags), which bench_start_xskfwd then uses.
 bench_build_xskfwd() {
-    clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu ${FRAGS:+-DFRAGS} -DVIP="$(bench_be32 10.10.0.1)" \
-        -DLB_ADDR="$(bench_be32 10.20.0.1)" -DBACKEND="$(bench_be32 10.20.0.2)" -c bench/e2e/xskfwd.bpf.c -o "$1/xskfwd.o"
+    clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu ${FRAGS:+-DFRAGS} \
+        -DVIP="$(bench_be32 10.10.0.1)" -DLB_ADDR="$(bench_be32 10.20.0.1)" -DBACKEND="$(bench_be32 10.20.0.2)" \
+        -c bench/e2e/xskfwd.bpf.c -o "$1/xskfwd.o"
     clang -O2 -Wall -Wextra -Werror bench/e2e/xskfwd.c -lxdp -lbpf -o "$1/xskfwd"
 }
 
