@@ -166,6 +166,18 @@ public class DiagnosticsTests
     }
 
     [Fact]
+    public void Doctor_reports_a_veth_peer_mtu_too_large_for_xdp_naming_the_peer()
+    {
+        using var t = Healthy();
+        t.Client.Ip("link", "set", "eth0", "mtu", "9000"); // lbc's peer; lbc's own MTU does not count
+        var r = Doctor(t, Config());
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith("error", Line(r, "peer-mtu lbc"));
+        Assert.Contains($"the peer eth0 (netns {t.Client.Name}) has MTU 9000, above the 3506", Line(r, "peer-mtu lbc"));
+        Assert.StartsWith("ok", Line(r, "peer-mtu lbs"));
+    }
+
+    [Fact]
     public void Doctor_warns_when_partial_checksum_repair_is_off()
     {
         using var t = Healthy();

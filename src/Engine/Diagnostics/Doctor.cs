@@ -32,6 +32,11 @@ public static class Doctor
     /// <summary>UMEM frame bytes the kernel keeps in front of a received frame (XDP_PACKET_HEADROOM).</summary>
     public const int XdpPacketHeadroom = 256;
 
+    /// <summary>The largest peer MTU with which veth accepts an XDP program that is not multi-buffer: a 4 KiB page
+    /// less the XDP headroom (256), the skb's shared info (320 on x86-64) and the Ethernet header (14); measured
+    /// on this kernel (3506 accepted, 3507 refused with "Peer MTU is too large to set XDP").</summary>
+    public const int VethXdpMaxPeerMtu = 3506;
+
     /// <summary>Checks the host for <paramref name="cfg"/>: interfaces, queues, XDP state, offloads, MTU,
     /// privileges, kernel features, sysctls and every backend's route and neighbour.</summary>
     public static List<HostCheck> Run(LoadBalancerConfig cfg)
@@ -92,7 +97,8 @@ public static class Doctor
 
         string sender = $"TX checksum offload here is {OnOff(EthtoolStats.TxChecksumOffload(name))}";
         bool? peerOffload = null;
-        if (driver == "veth" && VethPeer(name, link.Index) is { } peer)
+        var peer = driver == "veth" ? VethPeer(name, link.Index) : null;
+        if (peer != null)
         {
             sender = $"the peer {peer.Name} (netns {peer.Namespace}) sends with TX checksum offload {OnOff(peer.TxChecksum)}";
             peerOffload = peer.TxChecksum;
@@ -109,6 +115,13 @@ public static class Doctor
             ? new($"mtu {name}", CheckStatus.Ok, $"MTU {link.Mtu} fits a UMEM frame ({frame} <= {room} bytes)")
             : new($"mtu {name}", CheckStatus.Error, $"MTU {link.Mtu} needs {frame}-byte frames but a {cfg.Engine.FrameSize}-byte UMEM frame holds {room} after the kernel's headroom: larger frames are dropped (rx_dropped). {(cfg.Engine.FrameSize < 4096 && link.Mtu + 18 <= 4096 - XdpPacketHeadroom ? "Set engine.frame_size = 4096" : $"Lower the MTU to {room - 18}")}"));
 
+        // veth refuses an XDP program without multi-buffer while its peer's MTU exceeds what one page holds after
+        // the XDP headroom, the skb's shared info and the Ethernet header
+        if (peer != null)
+            checks.Add(peer.Mtu <= VethXdpMaxPeerMtu
+                ? new($"peer-mtu {name}", CheckStatus.Ok, $"the peer's MTU {peer.Mtu} is within what XDP on veth takes without multi-buffer ({VethXdpMaxPeerMtu})")
+                : new($"peer-mtu {name}", CheckStatus.Error, $"the peer {peer.Name} (netns {peer.Namespace}) has MTU {peer.Mtu}, above the {VethXdpMaxPeerMtu} that XDP on veth takes without multi-buffer, which this version does not use: attaching is refused (ERANGE). Lower it: 'ip -n {peer.Namespace} link set dev {peer.Name} mtu 1500'"));
+
         string rp = ReadSysctl($"/proc/sys/net/ipv4/conf/{name}/rp_filter");
         checks.Add(rp == "1"
             ? new($"rp_filter {name}", CheckStatus.Warning, "strict reverse-path filtering: packets the XDP program passes to the kernel from sources it would not route back out this interface are dropped (IP_RPFILTER); loose mode (2) is safer here")
@@ -117,7 +130,7 @@ public static class Doctor
 
     private static string OnOff(bool? v) => v switch { true => "on", false => "off", _ => "unknown" };
 
-    private sealed record Peer(string Name, string Namespace, bool? TxChecksum);
+    private sealed record Peer(string Name, string Namespace, bool? TxChecksum, int Mtu);
 
     /// <summary>Finds the other end of a veth among the named namespaces: the one this namespace numbers with
     /// the veth's link-netnsid, holding the interface at the veth's peer_ifindex.</summary>
@@ -138,8 +151,9 @@ public static class Doctor
                         continue;
                 return NetworkNamespaces.Run(ns, () =>
                 {
-                    string? peerName = InterfaceName((int)peerIndex);
-                    return peerName == null ? null : new Peer(peerName, Path.GetFileName(ns), EthtoolStats.TxChecksumOffload(peerName));
+                    var peerLink = LinkOfThisNamespace((int)peerIndex);
+                    return peerLink == null ? null
+                        : new Peer(peerLink.Name, Path.GetFileName(ns), EthtoolStats.TxChecksumOffload(peerLink.Name), peerLink.Mtu);
                 });
             }
             catch (Exception e) when (e is Native.Interop.NativeException or IOException or UnauthorizedAccessException)
@@ -149,11 +163,11 @@ public static class Doctor
         return null;
     }
 
-    /// <summary>The name of an interface of the calling thread's namespace (netlink: /sys shows the mounter's).</summary>
-    private static string? InterfaceName(int ifIndex)
+    /// <summary>An interface of the calling thread's namespace (netlink: /sys shows the mounter's).</summary>
+    private static LinkInfo? LinkOfThisNamespace(int ifIndex)
     {
         using var nl = new RtNetlink();
-        return nl.GetLink(ifIndex)?.Name;
+        return nl.GetLink(ifIndex);
     }
 
 

@@ -100,10 +100,10 @@ public sealed unsafe class XdpProgram : IDisposable
         {
             Errno.EBUSY or Errno.EEXIST =>
                 $" — another XDP program is attached (id {QueryAttachedId(ifIndex)}); remove it with 'ip link set dev {ifName} xdp off' if it is a stale one of ours",
-            // veth answers ERANGE when its peer's MTU is above what a single-buffer program can see (about 3,500
-            // bytes with 4 KiB pages); other drivers answer it for their own MTU
+            // veth answers ERANGE when its peer's MTU is above what a single-buffer program can see (3,506 bytes
+            // with 4 KiB pages on x86-64); other drivers answer it for their own MTU
             Errno.ERANGE =>
-                $" — the MTU of {ifName} or of its veth peer is too large for XDP without multi-buffer, which this version does not use: at most about 3,500 bytes on veth (e.g. 'ip link set dev {ifName} mtu 1500', and the same on its peer)",
+                $" — the MTU of {ifName} or of its veth peer is too large for XDP without multi-buffer, which this version does not use: at most 3,506 bytes on a veth's peer (e.g. 'ip link set dev {ifName} mtu 1500', and the same on its peer)",
             _ => "",
         };
         return new NativeException($"attach XDP program to {ifName} in {mode} mode{hint}", errno);
