@@ -115,8 +115,6 @@ public static class Doctor
             ? new($"mtu {name}", CheckStatus.Ok, $"MTU {link.Mtu} fits a UMEM frame ({frame} <= {room} bytes)")
             : new($"mtu {name}", CheckStatus.Error, $"MTU {link.Mtu} needs {frame}-byte frames but a {cfg.Engine.FrameSize}-byte UMEM frame holds {room} after the kernel's headroom: larger frames are dropped (rx_dropped). {(cfg.Engine.FrameSize < 4096 && link.Mtu + 18 <= 4096 - XdpPacketHeadroom ? "Set engine.frame_size = 4096" : $"Lower the MTU to {room - 18}")}"));
 
-        // veth refuses an XDP program without multi-buffer while its peer's MTU exceeds what one page holds after
-        // the XDP headroom, the skb's shared info and the Ethernet header
         if (peer != null)
             checks.Add(peer.Mtu <= VethXdpMaxPeerMtu
                 ? new($"peer-mtu {name}", CheckStatus.Ok, $"the peer's MTU {peer.Mtu} is within what XDP on veth takes without multi-buffer ({VethXdpMaxPeerMtu})")
