@@ -382,23 +382,17 @@ internal sealed class PacketProcessor
             return false;
 
         // from here on the packet goes
-        c.LastSeen = now;
-        var counters = _counters[c.CountersId];
+        CountPacket(ref c, toBackend, frame.Length, now);
         IpAddr newSrc;
         ushort newSport, newDport;
         if (toBackend)
         {
-            counters.PacketsToBackend++;
-            counters.BytesToBackend += frame.Length;
             newSrc = c.SnatIp; newSport = c.NatPort; newDport = c.BackendPort;
             Counters.ToBackend++;
             LastEgressVlan = 0;
         }
         else
         {
-            counters.PacketsToClient++;
-            counters.BytesToClient += frame.Length;
-            c.Replied = true;
             newSrc = c.VipIp; newSport = c.VipPort; newDport = c.ClientPort;
             Counters.ToClient++;
             LastEgressVlan = c.ClientVlan; // back with the tag the client's packets came with
@@ -467,20 +461,7 @@ internal sealed class PacketProcessor
         }
 
         ref var c = ref _connections[index];
-        c.LastSeen = now;
-        var slot = _counters[c.CountersId];
-        if (toBackend)
-        {
-            slot.PacketsToBackend++;
-            slot.BytesToBackend += frame.Length;
-        }
-        else
-        {
-            slot.PacketsToClient++;
-            slot.BytesToClient += frame.Length;
-        }
-        if (!toBackend)
-            c.Replied = true;
+        CountPacket(ref c, toBackend, frame.Length, now);
         if (p.IsFragment)
             RememberFragment(in p, index, toBackend, now);
         if (c.Dsr)
@@ -959,6 +940,26 @@ internal sealed class PacketProcessor
         RewriteIpHeader(frame, in p, newSrc, newDst, addressDelta);
     }
 
+    /// <summary>A packet of connection c on its way, in either path: seen now, counted for its service and
+    /// backend in its direction, and a reply marks the connection answered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountPacket(ref Connection c, bool toBackend, int frameLength, long now)
+    {
+        c.LastSeen = now;
+        var slot = _counters[c.CountersId];
+        if (toBackend)
+        {
+            slot.PacketsToBackend++;
+            slot.BytesToBackend += frameLength;
+        }
+        else
+        {
+            slot.PacketsToClient++;
+            slot.BytesToClient += frameLength;
+            c.Replied = true;
+        }
+    }
+
     /// <summary>New TCP or UDP ports, and the checksum updated for them and for the addresses (addressDelta), or
     /// completed where the sender left it partial (oldAddresses: the old addresses' word sum, to tell).</summary>
     private void TranslatePorts(Span<byte> l4, bool udp, bool fragment, byte wireProtocol, ulong oldAddresses, ulong addressDelta,
@@ -1026,14 +1027,8 @@ internal sealed class PacketProcessor
             ip[Wire.Ip6HopLimit]--;
             return;
         }
-        RewriteIpv4Header(ip, newSrc.V4, newDst.V4, addressDelta);
-    }
-
-    /// <summary>The IPv4 part of the above: addresses, TTL, header checksum.</summary>
-    private static void RewriteIpv4Header(Span<byte> ip, uint newSrc, uint newDst, ulong addressDelta)
-    {
-        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc);
-        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst);
+        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpSrc), newSrc.V4);
+        BinaryPrimitives.WriteUInt32BigEndian(ip.Slice(Wire.IpDst), newDst.V4);
         // TTL is the high byte of the TTL/protocol word: one less TTL is 0x100 less in that word
         ushort ttlWord = BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.IpTtl));
         ip[Wire.IpTtl]--;
