@@ -178,6 +178,19 @@ public class DiagnosticsTests
     }
 
     [Fact]
+    public void Doctor_takes_a_jumbo_veth_peer_mtu_when_multi_buffer_is_on()
+    {
+        using var t = Healthy();
+        t.Client.Ip("link", "set", "eth0", "mtu", "9000");
+        t.Lb.Ip("link", "set", "lbc", "mtu", "9000");
+        var r = Doctor(t, Config("\n[engine]\nmulti_buffer = true\n"));
+        Assert.StartsWith("ok", Line(r, "peer-mtu lbc"));
+        Assert.Contains("engine.multi_buffer", Line(r, "peer-mtu lbc"));
+        Assert.StartsWith("ok", Line(r, "mtu lbc"));
+        Assert.Contains("chains", Line(r, "mtu lbc"));
+    }
+
+    [Fact]
     public void Doctor_warns_when_partial_checksum_repair_is_off()
     {
         using var t = Healthy();

@@ -194,6 +194,16 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Multi_buffer_is_an_engine_switch_off_by_default_and_written_back_when_on()
+    {
+        Assert.False(ConfigLoader.Parse(Valid, "test.toml").Engine.MultiBuffer);
+        var cfg = ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\nmulti_buffer = true"), "test.toml");
+        Assert.True(cfg.Engine.MultiBuffer);
+        Assert.Contains("multi_buffer = true", ConfigWriter.Write(cfg));
+        Assert.Contains("engine.multi_buffer = \"yes\"", ErrorOf(Valid.Replace("[engine]", "[engine]\nmulti_buffer = \"yes\"")));
+    }
+
+    [Fact]
     public void A_fifo_priority_for_the_workers_is_1_to_99_and_excludes_nice_and_busy_polling()
     {
         Assert.Equal(10, ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\nworker_fifo_priority = 10"), "test.toml").Engine.WorkerFifoPriority);

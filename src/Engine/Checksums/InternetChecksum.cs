@@ -50,6 +50,15 @@ internal static class InternetChecksum
         return SumScalar64(data);
     }
 
+    /// <summary>The sum of data as part of a longer run of bytes in which it starts at byte <paramref name="offset"/>
+    /// (the buffers of a multi-buffer frame): at an odd offset its bytes pair up the other way round, so its sum
+    /// is byte-swapped (RFC 1071: the sum is byte-order independent). Unfolded: add several, then fold.</summary>
+    public static ulong SumAt(ReadOnlySpan<byte> data, int offset)
+    {
+        ushort sum = Sum(data);
+        return (offset & 1) == 0 ? sum : BinaryPrimitives.ReverseEndianness(sum);
+    }
+
     /// <summary>Reference implementation: one 16-bit big-endian word at a time.</summary>
     public static ushort SumScalar(ReadOnlySpan<byte> data)
     {

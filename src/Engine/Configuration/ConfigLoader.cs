@@ -26,7 +26,7 @@ public static class ConfigLoader
         "tcp_syn_sent_timeout", "tcp_syn_recv_timeout", "tcp_established_timeout", "tcp_fin_wait_timeout",
         "tcp_close_wait_timeout", "tcp_last_ack_timeout", "tcp_time_wait_timeout", "tcp_close_timeout",
         "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds", "repair_partial_checksums",
-        "busy_poll_usecs", "worker_nice", "worker_fifo_priority",
+        "multi_buffer", "busy_poll_usecs", "worker_nice", "worker_fifo_priority",
     };
 
     /// <summary>Reads and checks a TOML configuration file.</summary>
@@ -272,6 +272,8 @@ public static class ConfigLoader
         o.NeighborWaitMilliseconds = r.OptionalInt(t, at, "neighbor_wait_ms", o.NeighborWaitMilliseconds, 1, 60000);
         if (t.TryGetValue("repair_partial_checksums", out var rp))
             o.RepairPartialChecksums = rp as bool? ?? throw r.Error(at, "repair_partial_checksums", rp, "must be true or false");
+        if (t.TryGetValue("multi_buffer", out var mb))
+            o.MultiBuffer = mb as bool? ?? throw r.Error(at, "multi_buffer", mb, "must be true or false");
         o.NeighborCacheSeconds = r.OptionalInt(t, at, "neighbor_cache_seconds", o.NeighborCacheSeconds, 1, 3600);
         o.BusyPollMicroseconds = r.OptionalInt(t, at, "busy_poll_usecs", o.BusyPollMicroseconds, 0, 100000);
         o.WorkerNice = r.OptionalInt(t, at, "worker_nice", o.WorkerNice, -20, 19);

@@ -64,6 +64,8 @@ public static class ConfigWriter
         }
         if (!c.Engine.RepairPartialChecksums)
             engine.Append("repair_partial_checksums = false\n");
+        if (c.Engine.MultiBuffer)
+            engine.Append("multi_buffer = true\n");
         if (c.Engine.BusyPollMicroseconds != 0)
             engine.Append($"busy_poll_usecs = {c.Engine.BusyPollMicroseconds}\n");
         if (c.Engine.WorkerNice != 0)

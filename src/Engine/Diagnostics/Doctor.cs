@@ -113,12 +113,16 @@ public static class Doctor
         int room = cfg.Engine.FrameSize - XdpPacketHeadroom;
         checks.Add(frame <= room
             ? new($"mtu {name}", CheckStatus.Ok, $"MTU {link.Mtu} fits a UMEM frame ({frame} <= {room} bytes)")
+            : cfg.Engine.MultiBuffer
+            ? new($"mtu {name}", CheckStatus.Ok, $"MTU {link.Mtu}: frames above a UMEM frame's {room} bytes arrive and leave as chains of frames (engine.multi_buffer)")
             : new($"mtu {name}", CheckStatus.Error, $"MTU {link.Mtu} needs {frame}-byte frames but a {cfg.Engine.FrameSize}-byte UMEM frame holds {room} after the kernel's headroom: larger frames are dropped (rx_dropped). {(cfg.Engine.FrameSize < 4096 && link.Mtu + 18 <= 4096 - XdpPacketHeadroom ? "Set engine.frame_size = 4096" : $"Lower the MTU to {room - 18}")}"));
 
         if (peer != null)
-            checks.Add(peer.Mtu <= VethXdpMaxPeerMtu
-                ? new($"peer-mtu {name}", CheckStatus.Ok, $"the peer's MTU {peer.Mtu} is within what XDP on veth takes without multi-buffer ({VethXdpMaxPeerMtu})")
-                : new($"peer-mtu {name}", CheckStatus.Error, $"the peer {peer.Name} (netns {peer.Namespace}) has MTU {peer.Mtu}, above the {VethXdpMaxPeerMtu} that XDP on veth takes without multi-buffer, which this version does not use: attaching is refused (ERANGE). Lower it: 'ip -n {peer.Namespace} link set dev {peer.Name} mtu 1500'"));
+            checks.Add(peer.Mtu <= VethXdpMaxPeerMtu || cfg.Engine.MultiBuffer
+                ? new($"peer-mtu {name}", CheckStatus.Ok, peer.Mtu <= VethXdpMaxPeerMtu
+                    ? $"the peer's MTU {peer.Mtu} is within what XDP on veth takes without multi-buffer ({VethXdpMaxPeerMtu})"
+                    : $"the peer's MTU {peer.Mtu} is above {VethXdpMaxPeerMtu}: taken because engine.multi_buffer loads the program as xdp.frags")
+                : new($"peer-mtu {name}", CheckStatus.Error, $"the peer {peer.Name} (netns {peer.Namespace}) has MTU {peer.Mtu}, above the {VethXdpMaxPeerMtu} that XDP on veth takes without multi-buffer: attaching is refused (ERANGE). Set engine.multi_buffer = true, or lower it: 'ip -n {peer.Namespace} link set dev {peer.Name} mtu 1500'"));
 
         string rp = ReadSysctl($"/proc/sys/net/ipv4/conf/{name}/rp_filter");
         checks.Add(rp == "1"

@@ -54,7 +54,17 @@ internal struct ParsedPacket
     /// <summary>The flow key's hash (<see cref="Flows.FlowKey.GetHashCode"/>) when <see cref="HasFlowHash"/>.</summary>
     public int FlowHash;
 
+    /// <summary>Bytes of the IP packet past the frame's first buffer, in the later buffers of a multi-buffer
+    /// chain (0 for a frame of one buffer). The headers are all in the first.</summary>
+    public int Beyond;
+    /// <summary>The one's complement sum of those bytes (as 16-bit words counted from the transport header's
+    /// start, so that it adds to the first buffer's part), for completing a partial checksum; set by the
+    /// receiver of the chain.</summary>
+    public ulong BeyondSum;
+
     public readonly int L4Length => L3Offset + IpTotalLength - L4Offset;
+    /// <summary>The transport header and payload within the first buffer.</summary>
+    public readonly int L4InFrame => L4Length - Beyond;
 }
 
 /// <summary>
@@ -64,8 +74,12 @@ internal struct ParsedPacket
 /// </summary>
 internal static class PacketParser
 {
+    public static DropReason Parse(ReadOnlySpan<byte> frame, out ParsedPacket p) => Parse(frame, 0, out p);
+
+    /// <summary>Parses the first buffer of a frame whose last <paramref name="beyond"/> bytes are in later
+    /// buffers (a multi-buffer chain; 0 for a frame of one buffer): every header must be in the first.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)] // compiled on its own, with its own inlining budget
-    public static DropReason Parse(ReadOnlySpan<byte> frame, out ParsedPacket p)
+    public static DropReason Parse(ReadOnlySpan<byte> frame, int beyond, out ParsedPacket p)
     {
         p = default;
         if (frame.Length < Wire.EthernetHeader)
@@ -81,7 +95,7 @@ internal static class PacketParser
             l3 += Wire.VlanTag;
         }
         if (etherType == Wire.EtherTypeIPv6)
-            return ParseV6(frame, l3, ref p);
+            return ParseV6(frame, l3, beyond, ref p);
         if (etherType != Wire.EtherTypeIPv4)
             return DropReason.NotIp;
 
@@ -97,7 +111,7 @@ internal static class PacketParser
             return DropReason.Malformed;
         int ihl = (versionIhl & 0x0F) * 4;
         int total = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 16));
-        if (ihl < Wire.IPv4MinHeader || total < ihl || total > ip.Length)
+        if (ihl < Wire.IPv4MinHeader || total < ihl || total > ip.Length + beyond)
             return DropReason.Malformed;
         ushort frag = BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 48));
         if ((frag & 0x3FFF) != 0) // MF set or offset non-zero
@@ -110,13 +124,21 @@ internal static class PacketParser
         p.L3Offset = l3;
         p.L4Offset = l3 + ihl;
         p.IpTotalLength = total;
+        int inFrame = total;
+        if (total > ip.Length)
+        {
+            inFrame = ip.Length;
+            p.Beyond = total - inFrame;
+        }
         p.Ttl = (byte)w1;
         byte protocol = (byte)(w1 >> 8);
         p.SrcIp = IpAddr.FromV4(BinaryPrimitives.ReverseEndianness((uint)(w1 >> 32)));
         p.DstIp = IpAddr.FromV4(BinaryPrimitives.ReverseEndianness(w2));
         if (p.IsLaterFragment)
             return LaterFragment(protocol, ref p);
-        return ParseTransport(ip.Slice(ihl, total - ihl), protocol, ref p);
+        if (inFrame < ihl)
+            return DropReason.Truncated;
+        return ParseTransport(ip.Slice(ihl, inFrame - ihl), total - ihl, protocol, ref p);
     }
 
     /// <summary>A fragment after the first: only the protocol is known; the ports come from its first fragment.</summary>
@@ -137,7 +159,7 @@ internal static class PacketParser
         }
     }
 
-    private static DropReason ParseV6(ReadOnlySpan<byte> frame, int l3, ref ParsedPacket p)
+    private static DropReason ParseV6(ReadOnlySpan<byte> frame, int l3, int beyond, ref ParsedPacket p)
     {
         var ip = frame.Slice(l3);
         if (ip.Length < Wire.IPv6Header)
@@ -145,11 +167,17 @@ internal static class PacketParser
         if (ip[0] >> 4 != 6)
             return DropReason.Malformed;
         int total = Wire.IPv6Header + BinaryPrimitives.ReadUInt16BigEndian(ip.Slice(Wire.Ip6PayloadLength));
-        if (total > ip.Length)
+        if (total > ip.Length + beyond)
             return DropReason.Malformed; // also jumbograms (payload length 0 with a hop-by-hop jumbo option)
         p.IsV6 = true;
         p.L3Offset = l3;
         p.IpTotalLength = total;
+        int inFrame = total; // the extension headers must be in the first buffer
+        if (total > ip.Length)
+        {
+            inFrame = ip.Length;
+            p.Beyond = total - inFrame;
+        }
         p.Ttl = ip[Wire.Ip6HopLimit];
         p.SrcIp = IpAddr.ReadV6(ip.Slice(Wire.Ip6Src));
         p.DstIp = IpAddr.ReadV6(ip.Slice(Wire.Ip6Dst));
@@ -160,7 +188,7 @@ internal static class PacketParser
         {
             if (next is not (Wire.Ip6HopByHop or Wire.Ip6Routing or Wire.Ip6Fragment or Wire.Ip6DestOptions or Wire.Ip6Auth))
                 break;
-            if (n == Wire.Ip6MaxExtensionHeaders || off + 8 > total)
+            if (n == Wire.Ip6MaxExtensionHeaders || off + 8 > inFrame)
                 return n == Wire.Ip6MaxExtensionHeaders ? DropReason.Malformed : DropReason.Truncated;
             int length = next switch
             {
@@ -180,7 +208,7 @@ internal static class PacketParser
                     p.FragmentId = BinaryPrimitives.ReadUInt32BigEndian(ip.Slice(off + 4));
                 }
             }
-            if (off + length > total)
+            if (off + length > inFrame)
                 return DropReason.Truncated;
             next = ip[off];
             off += length;
@@ -190,10 +218,12 @@ internal static class PacketParser
         p.L4Offset = l3 + off;
         if (p.IsLaterFragment)
             return LaterFragment(next, ref p);
-        return ParseTransport(ip.Slice(off, total - off), next, ref p);
+        return ParseTransport(ip.Slice(off, inFrame - off), total - off, next, ref p);
     }
 
-    private static DropReason ParseTransport(ReadOnlySpan<byte> l4, byte protocol, ref ParsedPacket p)
+    /// <param name="l4">The transport header and what follows it in the first buffer.</param>
+    /// <param name="l4Length">The transport header and payload in all (more than l4's length in a chain).</param>
+    private static DropReason ParseTransport(ReadOnlySpan<byte> l4, int l4Length, byte protocol, ref ParsedPacket p)
     {
         switch (protocol)
         {
@@ -212,7 +242,7 @@ internal static class PacketParser
                 if (l4.Length < Wire.UdpHeader)
                     return DropReason.Truncated;
                 int udpLength = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(4));
-                if (p.IsFragment ? udpLength < l4.Length : udpLength != l4.Length)
+                if (p.IsFragment ? udpLength < l4Length : udpLength != l4Length)
                     return DropReason.Malformed; // a first fragment holds the start of the datagram only
                 p.Protocol = IpProtocol.Udp;
                 p.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);

@@ -152,7 +152,7 @@ internal sealed partial class Dataplane
                 var umemOwner = _sockets.FirstOrDefault();
                 for (int q = 0; q < queues; q++)
                 {
-                    var socket = XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode);
+                    var socket = XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode, _config.Engine.MultiBuffer);
                     created.Add(socket);
                     if (_config.Engine.BusyPollMicroseconds > 0)
                         socket.EnableBusyPoll(_config.Engine.BusyPollMicroseconds, 64);

@@ -151,7 +151,7 @@ internal sealed partial class Dataplane : IDisposable
         foreach (var sc in _config.Services)
             _registry.Add(ServiceResolver.Resolve(sc, o, nl, workers));
 
-        _program = XdpProgram.Load();
+        _program = XdpProgram.Load(multiBuffer: o.MultiBuffer);
         _umem = new Umem(o.FrameCount, o.FrameSize);
 
         // 2. Sockets: one per RX queue of every interface, all sharing the UMEM.
@@ -171,7 +171,7 @@ internal sealed partial class Dataplane : IDisposable
             for (int q = 0; q < queues; q++)
             {
                 var s = XskSocket.Create(_umem, _sockets.Count == 0 ? null : _sockets[0], ic.Name, link.Index, q,
-                    (uint)o.RingSize, ic.XskMode);
+                    (uint)o.RingSize, ic.XskMode, o.MultiBuffer);
                 if (o.BusyPollMicroseconds > 0)
                     s.EnableBusyPoll(o.BusyPollMicroseconds, 64);
                 _sockets.Add(s);

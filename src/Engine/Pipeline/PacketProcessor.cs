@@ -219,7 +219,7 @@ internal sealed class PacketProcessor
         return true;
     }
 
-    /// <summary>The lookup hint of a parsed frame (reasons: what <see cref="PacketParser.Parse"/> said of it),
+    /// <summary>The lookup hint of a parsed frame (reasons: what <see cref="PacketParser.Parse(ReadOnlySpan{byte}, out ParsedPacket)"/> said of it),
     /// whose hash it also keeps in p for the lookup; not valid for a frame that is dropped, an ICMP error or a
     /// later fragment (not looked up by its own key).</summary>
     public LookupHint HintOf(ref ParsedPacket p, DropReason reason)
@@ -399,7 +399,7 @@ internal sealed class PacketProcessor
         }
         ulong oldAddresses = WordSum(v6, key.SrcIp, key.DstIp);
         ulong addressDelta = (v6 ? 16 * 0xFFFFUL : 4 * 0xFFFFUL) - oldAddresses + WordSum(v6, newSrc, newDst);
-        TranslatePorts(frame.Slice(l4Offset, l4Length), udp, fragment: false, (byte)key.Protocol, oldAddresses, addressDelta,
+        TranslatePorts(frame.Slice(l4Offset, l4Length), l4Length, 0, udp, fragment: false, (byte)key.Protocol, oldAddresses, addressDelta,
             newSrc, newDst, key.SrcPort, key.DstPort, newSport, newDport);
         RewriteIpHeader(frame.Slice(Wire.EthernetHeader, l4Offset - Wire.EthernetHeader), v6, newSrc, newDst, addressDelta);
         WriteMacs(frame, new EgressHop(mac, ifIndex), port);
@@ -422,7 +422,8 @@ internal sealed class PacketProcessor
         if (p.Ttl <= 1)
             return Drop(DropReason.TtlExceeded);
         if (p.IsIcmpError)
-            return ProcessIcmpError(frame, in p, now, out egressIfIndex, out nextHopKey);
+            return p.Beyond == 0 ? ProcessIcmpError(frame, in p, now, out egressIfIndex, out nextHopKey)
+                : Drop(DropReason.Malformed); // an error quotes at most 576 (IPv6: 1280) bytes: never a chain
         if (p.IsLaterFragment)
             return ProcessLaterFragment(frame, in p, now, out egressIfIndex, out nextHopKey);
 
@@ -461,7 +462,7 @@ internal sealed class PacketProcessor
         }
 
         ref var c = ref _connections[index];
-        CountPacket(ref c, toBackend, frame.Length, now);
+        CountPacket(ref c, toBackend, frame.Length + p.Beyond, now);
         if (p.IsFragment)
             RememberFragment(in p, index, toBackend, now);
         if (c.Dsr)
@@ -632,13 +633,13 @@ internal sealed class PacketProcessor
             return TooBig(frame, in p, port);
         if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
         {
-            var l4 = frame.Slice(p.L4Offset, p.L4Length);
+            var l4 = frame.Slice(p.L4Offset, p.L4InFrame);
             int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
             byte wireProtocol = (byte)p.Protocol;
             ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
-            if (check != 0 && IsPartial(p.IsFragment, check, wireProtocol, l4.Length, WordSum(in p, p.SrcIp, p.DstIp)))
+            if (check != 0 && IsPartial(p.IsFragment, check, wireProtocol, p.L4Length, WordSum(in p, p.SrcIp, p.DstIp)))
             {
-                ushort sum = CompleteChecksum(l4, csOff, p.SrcIp, p.DstIp, wireProtocol);
+                ushort sum = CompleteChecksum(l4, p.L4Length, p.BeyondSum, csOff, p.SrcIp, p.DstIp, wireProtocol);
                 BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), p.Protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
             }
         }
@@ -898,12 +899,14 @@ internal sealed class PacketProcessor
         check == InternetChecksum.Fold(addressWords + wireProtocol + (uint)(l4Length >> 16) + (uint)(l4Length & 0xFFFF));
 
     /// <summary>The full L4 checksum of the segment for these addresses (the field is zeroed first); counted as
-    /// a repaired partial checksum.</summary>
-    private ushort CompleteChecksum(Span<byte> l4, int csOff, in IpAddr src, in IpAddr dst, byte wireProtocol)
+    /// a repaired partial checksum. l4 is the segment's part in the first buffer, l4Length the whole segment's
+    /// length, beyondSum the sum of the rest (a multi-buffer chain; 0 otherwise).</summary>
+    private ushort CompleteChecksum(Span<byte> l4, int l4Length, ulong beyondSum, int csOff, in IpAddr src, in IpAddr dst, byte wireProtocol)
     {
         BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), 0);
         Counters.PartialChecksumsRepaired++;
-        return InternetChecksum.Finish(InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, wireProtocol, l4.Length), InternetChecksum.Sum(l4)));
+        ushort data = beyondSum == 0 ? InternetChecksum.Sum(l4) : InternetChecksum.Fold(InternetChecksum.Sum(l4) + beyondSum);
+        return InternetChecksum.Finish(InternetChecksum.Add(InternetChecksum.PseudoHeaderSum(src, dst, wireProtocol, l4Length), data));
     }
 
     /// <summary>Rewrites addresses, ports (ICMP id), TTL and every checksum. The checksums are updated
@@ -911,7 +914,7 @@ internal sealed class PacketProcessor
     /// and in the TCP/UDP/ICMPv6 pseudo-header, so their difference is summed once for both.</summary>
     private void Translate(Span<byte> frame, in ParsedPacket p, in IpAddr newSrc, in IpAddr newDst, ushort newSport, ushort newDport, bool toBackend)
     {
-        var l4 = frame.Slice(p.L4Offset, p.L4Length);
+        var l4 = frame.Slice(p.L4Offset, p.L4InFrame);
         byte wireProtocol = p.Protocol.WireNumber(p.SrcIp);
         ulong oldAddresses = WordSum(in p, p.SrcIp, p.DstIp);
         ulong addressDelta = AddressDelta(in p, oldAddresses, WordSum(in p, newSrc, newDst));
@@ -920,7 +923,7 @@ internal sealed class PacketProcessor
         {
             case IpProtocol.Tcp:
             case IpProtocol.Udp:
-                TranslatePorts(l4, p.Protocol == IpProtocol.Udp, p.IsFragment, wireProtocol, oldAddresses, addressDelta,
+                TranslatePorts(l4, p.L4Length, p.BeyondSum, p.Protocol == IpProtocol.Udp, p.IsFragment, wireProtocol, oldAddresses, addressDelta,
                     newSrc, newDst, p.SrcPort, p.DstPort, newSport, newDport);
                 break;
             case IpProtocol.Icmp:
@@ -962,7 +965,7 @@ internal sealed class PacketProcessor
 
     /// <summary>New TCP or UDP ports, and the checksum updated for them and for the addresses (addressDelta), or
     /// completed where the sender left it partial (oldAddresses: the old addresses' word sum, to tell).</summary>
-    private void TranslatePorts(Span<byte> l4, bool udp, bool fragment, byte wireProtocol, ulong oldAddresses, ulong addressDelta,
+    private void TranslatePorts(Span<byte> l4, int l4Length, ulong beyondSum, bool udp, bool fragment, byte wireProtocol, ulong oldAddresses, ulong addressDelta,
         in IpAddr newSrc, in IpAddr newDst, ushort oldSport, ushort oldDport, ushort newSport, ushort newDport)
     {
         int csOff = udp ? Wire.UdpChecksum : Wire.TcpChecksum;
@@ -972,11 +975,11 @@ internal sealed class PacketProcessor
         if (udp && check == 0)
             return; // UDP without a checksum stays so
         // (whether the field is partial depends on the addresses and the length only, not on the ports)
-        if (IsPartial(fragment, check, wireProtocol, l4.Length, oldAddresses))
+        if (IsPartial(fragment, check, wireProtocol, l4Length, oldAddresses))
         {
             // CHECKSUM_PARTIAL from the sender's TX offload: the field holds only the pseudo-header
             // sum. Nobody downstream will finish it, so compute the full checksum now.
-            check = CompleteChecksum(l4, csOff, newSrc, newDst, wireProtocol);
+            check = CompleteChecksum(l4, l4Length, beyondSum, csOff, newSrc, newDst, wireProtocol);
         }
         else
         {

@@ -1,5 +1,7 @@
+using ZonLb.Engine.Checksums;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Native.Abi;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Xsk;
 
@@ -15,6 +17,10 @@ namespace ZonLb.Engine.Pipeline;
 internal sealed class Worker
 {
     private const int Batch = 64;
+    /// <summary>The most descriptors one frame takes with multi-buffer: the kernel's MAX_SKB_FRAGS (17) + 1.</summary>
+    private const int MaxChain = 18;
+    /// <summary>A batch of RX descriptors: 64, and the rest of a frame the 64th began.</summary>
+    private const int RxBatch = Batch + MaxChain - 1;
 
     private readonly Dataplane _dp;
     private readonly Umem _umem;
@@ -30,11 +36,17 @@ internal sealed class Worker
     private volatile bool _rebound;
     private readonly ulong[] _scratch = new ulong[Batch * 4];
     private readonly Handoff[] _handoffScratch = new Handoff[Batch];
-    private readonly ParsedPacket[] _parsed = new ParsedPacket[Batch];
-    private readonly DropReason[] _reasons = new DropReason[Batch];
-    private readonly LookupHint[] _hints = new LookupHint[Batch];
+    private readonly ParsedPacket[] _parsed = new ParsedPacket[RxBatch];
+    private readonly DropReason[] _reasons = new DropReason[RxBatch];
+    private readonly LookupHint[] _hints = new LookupHint[RxBatch];
     /// <summary>Frames of the batch the fast lane may take (not parsed unless it declines them).</summary>
-    private readonly bool[] _candidate = new bool[Batch];
+    private readonly bool[] _candidate = new bool[RxBatch];
+    /// <summary>Multi-buffer: the descriptors of the frame that starts at each RX descriptor of the batch (1 for a
+    /// frame of one buffer, the chain's length at its first, 0 at the others: they go with their first).</summary>
+    private readonly byte[] _parts = new byte[RxBatch];
+    /// <summary>Per owned socket: the last round's RX batch ended inside a chain the kernel had not finished
+    /// publishing (never seen; the descriptors then at the ring's head are freed, not taken for frames).</summary>
+    private bool[] _midChain = Array.Empty<bool>();
     private HeldFrame[] _held = new HeldFrame[256];
     private int _heldCount;
     /// <summary>Later fragments that arrived before their first fragment (run again each round, up to 1 s).</summary>
@@ -97,6 +109,7 @@ internal sealed class Worker
         _portIfIndex = portIfIndex;
         _txPending = new uint[_owned.Length];
         _txInFlight = new long[_owned.Length];
+        _midChain = new bool[_owned.Length];
         _rebound = true;
     }
 
@@ -220,11 +233,25 @@ internal sealed class Worker
         var s = _owned[si];
         ReapCompletions(si);
         uint n = s.Rx.Peek(Batch, out uint idx);
+        // multi-buffer: a frame the batch cut is taken whole (the kernel publishes a frame's descriptors together)
+        while (n > 0 && n < RxBatch && s.Rx.DescAt(idx + n - 1).Continues)
+        {
+            uint more = s.Rx.Peek(Math.Min(MaxChain, RxBatch - n), out _);
+            if (more == 0)
+                break;
+            n += more;
+        }
         // the batch in two passes: look at every frame (and get its connection lookup under way), then
         // process them. A frame the fast lane may take is parsed only if the lane declines it.
         for (uint i = 0; i < n; i++)
         {
             var d = s.Rx.DescAt(idx + i);
+            if (d.Options != 0 || _midChain[si])
+            {
+                i += LookAtChain(si, idx, i, n) - 1;
+                continue;
+            }
+            _parts[i] = 1;
             var frame = _umem.GetFrame(d.Addr, (int)d.Len);
             _candidate[i] = Processor.FastLaneCandidate(frame, out _hints[i]);
             if (!_candidate[i])
@@ -236,6 +263,12 @@ internal sealed class Worker
         Processor.PrefetchConnections(_hints.AsSpan(0, (int)n));
         for (uint i = 0; i < n; i++)
         {
+            if (_parts[i] != 1)
+            {
+                if (_parts[i] > 1)
+                    ForwardChain(si, idx, i, _parts[i], now);
+                continue;
+            }
             var d = s.Rx.DescAt(idx + i);
             Counters.RxPackets++;
             Counters.RxBytes += d.Len;
@@ -298,6 +331,131 @@ internal sealed class Worker
         }
         Refill(s);
         return (int)n;
+    }
+
+    /// <summary>The first pass over a frame of several descriptors starting at the batch's i-th (n in the batch):
+    /// parses its first buffer knowing the length of the rest, and sums the rest for a partial checksum's repair.
+    /// Returns how many descriptors it took. Descriptors that continue a chain whose start was not seen (the ring's
+    /// head after <see cref="_midChain"/>) are freed and counted as one truncated frame.</summary>
+    private uint LookAtChain(int si, uint idx, uint i, uint n)
+    {
+        var rx = _owned[si].Rx;
+        uint k = 0;
+        while (i + k < n && rx.DescAt(idx + i + k++).Continues)
+        {
+        }
+        bool complete = !rx.DescAt(idx + i + k - 1).Continues;
+        if (_midChain[si] || !complete)
+        {
+            for (uint j = 0; j < k; j++)
+            {
+                _parts[i + j] = 0;
+                _umem.Free(rx.DescAt(idx + i + j).Addr);
+            }
+            if (_midChain[si])
+                Counters.Drop(DropReason.Truncated);
+            _midChain[si] = !complete;
+            return k;
+        }
+        _parts[i] = (byte)k;
+        for (uint j = 1; j < k; j++)
+            _parts[i + j] = 0;
+        var head = rx.DescAt(idx + i);
+        int beyond = 0;
+        for (uint j = 1; j < k; j++)
+            beyond += (int)rx.DescAt(idx + i + j).Len;
+        _candidate[i] = false;
+        ref var p = ref _parsed[i];
+        var reason = PacketParser.Parse(_umem.GetFrame(head.Addr, (int)head.Len), beyond, out p);
+        if (reason == DropReason.None && p.Beyond > 0 && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
+        {
+            // the one's complement sum of the rest, each buffer's words counted from the segment's start
+            ulong sum = 0;
+            int offset = p.L4InFrame, left = p.Beyond;
+            for (uint j = 1; j < k && left > 0; j++)
+            {
+                var d = rx.DescAt(idx + i + j);
+                int len = Math.Min((int)d.Len, left);
+                sum += InternetChecksum.SumAt(_umem.GetFrame(d.Addr, len), offset);
+                offset += len;
+                left -= len;
+            }
+            p.BeyondSum = sum;
+        }
+        _reasons[i] = reason;
+        _hints[i] = Processor.HintOf(ref p, reason);
+        return k;
+    }
+
+    /// <summary>The second pass over a frame of several descriptors (see <see cref="LookAtChain"/>): translated in its
+    /// first buffer and sent as the same chain, or dropped whole. It is never held or handed to another worker.</summary>
+    private void ForwardChain(int si, uint idx, uint i, int parts, long now)
+    {
+        var rx = _owned[si].Rx;
+        var head = rx.DescAt(idx + i);
+        var rest = new Chain(rx, idx + i + 1, parts - 1);
+        ref readonly var p = ref _parsed[i];
+        Counters.RxPackets++;
+        Counters.RxBytes += head.Len + rest.Bytes();
+        var frame = _umem.GetFrame(head.Addr, (int)head.Len);
+        var reason = _reasons[i];
+        if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
+            reason = DropReason.VlanNotConfigured;
+        if (reason == DropReason.None && Processor.Registry.OwnerOf(in p) != Index)
+            reason = DropReason.MultiBufferDeferred; // another worker's, or a later fragment whose first is unseen
+        if (reason != DropReason.None)
+        {
+            Counters.Drop(reason);
+            _umem.Free(head.Addr);
+            FreeRest(in rest);
+            return;
+        }
+        var v = Processor.Process(frame, in p, now, out int egress, out IpAddr hop);
+        if (v == Verdict.Transmit)
+        {
+            TransmitTagged(egress, head.Addr, (int)head.Len, Processor.LastEgressVlan, in rest);
+            return;
+        }
+        if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
+            AnswerWithIcmp(_portOfOwned[si], head.Addr, (int)head.Len, now))
+        {
+            FreeRest(in rest); // the answer quotes the start of the frame, from its first buffer
+            return;
+        }
+        if (v is Verdict.Hold or Verdict.HoldFragment)
+            Counters.Drop(DropReason.MultiBufferDeferred);
+        _umem.Free(head.Addr);
+        FreeRest(in rest);
+    }
+
+    /// <summary>The descriptors of a multi-buffer frame after its first, still in the RX ring they arrived on
+    /// (Count 0: a frame of one buffer).</summary>
+    private readonly struct Chain
+    {
+        public readonly XskRing? Ring;
+        public readonly uint First;
+        public readonly int Count;
+
+        public Chain(XskRing ring, uint first, int count)
+        {
+            Ring = ring;
+            First = first;
+            Count = count;
+        }
+
+        public long Bytes()
+        {
+            long n = 0;
+            for (int j = 0; j < Count; j++)
+                n += Ring!.DescAt(First + (uint)j).Len;
+            return n;
+        }
+    }
+
+    private void FreeRest(in Chain rest)
+    {
+        for (int j = 0; j < rest.Count; j++)
+            _umem.Free(rest.Ring!.DescAt(rest.First + (uint)j).Addr);
     }
 
     /// <summary>Turns a frame whose TTL ran out, or that is too big for its egress interface, into ICMP time
@@ -372,11 +530,11 @@ internal sealed class Worker
 
     /// <summary>Sends a frame with the 802.1Q tag its route asks for (vlan 0: none): a tag is rewritten in place,
     /// pushed into the UMEM headroom in front of the frame, or popped, moving only the two MAC addresses.</summary>
-    private void TransmitTagged(int egress, ulong addr, int len, ushort vlan)
+    private void TransmitTagged(int egress, ulong addr, int len, ushort vlan, in Chain rest = default)
     {
         if (vlan == 0 && (len < 18 || _umem.GetFrame(addr, 14)[12] != 0x81))
         {
-            Transmit(egress, addr, len); // untagged in and out: the common case, nothing to move
+            Transmit(egress, addr, len, in rest); // untagged in and out: the common case, nothing to move
             return;
         }
         var whole = _umem.GetWholeFrame(addr, out int offset);
@@ -385,9 +543,10 @@ internal sealed class Worker
         {
             Counters.Drop(DropReason.Malformed); // no headroom: never with the kernel's XDP_PACKET_HEADROOM
             _umem.Free(addr);
+            FreeRest(in rest);
             return;
         }
-        Transmit(egress, (ulong)((long)addr + offset - start), len);
+        Transmit(egress, (ulong)((long)addr + offset - start), len, in rest);
     }
 
     private void ReapCompletions(int si)
@@ -421,7 +580,9 @@ internal sealed class Worker
             s.WakeRx();
     }
 
-    private void Transmit(int egressIfIndex, ulong addr, int len)
+    /// <summary>Queues a frame on the egress interface's TX ring: one descriptor, or with multi-buffer its first
+    /// buffer's and then the rest's, XDP_PKT_CONTD on all but the last.</summary>
+    private void Transmit(int egressIfIndex, ulong addr, int len, in Chain rest = default)
     {
         // a loop, not Array.IndexOf: a worker has a handful of ports, and this runs for every frame sent
         var ifIndexes = _portIfIndex;
@@ -434,26 +595,39 @@ internal sealed class Worker
                 break;
             }
         }
-        if (si < 0)
+        var reason = si < 0 ? DropReason.EgressNotAttached : DropReason.None;
+        uint idx = 0;
+        if (si >= 0 && !_owned[si].Tx.Reserve(1 + (uint)rest.Count, out idx))
+            reason = DropReason.TxRingFull;
+        if (reason != DropReason.None)
         {
-            Counters.Drop(DropReason.EgressNotAttached);
+            Counters.Drop(reason);
             _umem.Free(addr);
+            FreeRest(in rest);
             return;
         }
-        var tx = _owned[si];
-        if (!tx.Tx.Reserve(1, out uint idx))
-        {
-            Counters.Drop(DropReason.TxRingFull);
-            _umem.Free(addr);
-            return;
-        }
-        ref var d = ref tx.Tx.DescAt(idx);
+        var tx = _owned[si].Tx;
+        ref var d = ref tx.DescAt(idx);
         d.Addr = addr;
         d.Len = (uint)len;
         d.Options = 0;
-        _txPending[si]++;
+        long bytes = len;
+        if (rest.Count > 0)
+        {
+            d.Options = XdpDesc.OptionsFor(continues: true);
+            for (int j = 0; j < rest.Count; j++)
+            {
+                ref var r = ref rest.Ring!.DescAt(rest.First + (uint)j);
+                ref var t = ref tx.DescAt(idx + 1 + (uint)j);
+                t.Addr = r.Addr;
+                t.Len = r.Len;
+                t.Options = XdpDesc.OptionsFor(continues: j + 1 < rest.Count);
+                bytes += r.Len;
+            }
+        }
+        _txPending[si] += 1 + (uint)rest.Count;
         Counters.TxPackets++;
-        Counters.TxBytes += len;
+        Counters.TxBytes += bytes;
     }
 
     /// <summary>Publishes this round's TX descriptors and kicks every socket whose TX ring still holds frames

@@ -19,6 +19,12 @@ internal static class XdpConstants
     public const ushort XDP_COPY = 1 << 1;
     public const ushort XDP_ZEROCOPY = 1 << 2;
     public const ushort XDP_USE_NEED_WAKEUP = 1 << 3;
+    /// <summary>Multi-buffer (Linux 6.6): a frame may span several UMEM chunks, as several descriptors.</summary>
+    public const ushort XDP_USE_SG = 1 << 4;
+
+    // xdp_desc.options
+    /// <summary>More descriptors of the same frame follow this one (multi-buffer).</summary>
+    public const uint XDP_PKT_CONTD = 1 << 0;
 
     // ring flags word
     public const uint XDP_RING_NEED_WAKEUP = 1 << 0;
@@ -78,6 +84,12 @@ public struct XdpDesc
     public ulong Addr;
     public uint Len;
     public uint Options;
+
+    /// <summary>More descriptors of the same frame follow this one (XDP_PKT_CONTD, multi-buffer sockets only).</summary>
+    public readonly bool Continues => (Options & XdpConstants.XDP_PKT_CONTD) != 0;
+
+    /// <summary>The options of a descriptor that more of its frame follow (XDP_PKT_CONTD), or of a frame's last.</summary>
+    public static uint OptionsFor(bool continues) => continues ? XdpConstants.XDP_PKT_CONTD : 0;
 }
 
 /// <summary>struct xdp_statistics: the kernel's per-socket counters (XDP_STATISTICS).</summary>

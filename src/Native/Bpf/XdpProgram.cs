@@ -44,19 +44,27 @@ public sealed unsafe class XdpProgram : IDisposable
         _statsMap = stats;
     }
 
+    /// <summary>Loaded as an xdp.frags program (see <see cref="Load"/>).</summary>
+    public bool MultiBuffer { get; private set; }
+
     /// <summary>The compiled object shipped beside the assembly (bpf/zonlb_xdp.o).</summary>
     public static string DefaultObjectPath => BpfObjectFile.PathOf("zonlb_xdp.o");
 
-    public static XdpProgram Load(string? objectPath = null)
+    /// <param name="multiBuffer">Load it as an xdp.frags program (BPF_F_XDP_HAS_FRAGS): it then attaches to
+    /// interfaces whose frames exceed one page (a veth whose peer's MTU is above 3,506), and redirects such frames
+    /// to sockets bound with XDP_USE_SG. It reads only the first buffer, which holds the headers.</param>
+    public static XdpProgram Load(string? objectPath = null, bool multiBuffer = false)
     {
         string path = objectPath ?? DefaultObjectPath;
         nint obj = BpfObjectFile.OpenAndLoad(path, "bpf/zonlb_xdp.c",
-            "is the kernel's BPF verifier refusing it, or is CAP_BPF/CAP_PERFMON or RLIMIT_MEMLOCK missing?");
+            "is the kernel's BPF verifier refusing it, or is CAP_BPF/CAP_PERFMON or RLIMIT_MEMLOCK missing?",
+            SteeringAbi.ProgramName, multiBuffer ? LibBpf.BPF_F_XDP_HAS_FRAGS : 0);
         try
         {
             nint prog = BpfObjectFile.Program(obj, SteeringAbi.ProgramName);
             var p = new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
                 MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"), MapFd(obj, "owner"), MapFd(obj, "frag_addrs"));
+            p.MultiBuffer = multiBuffer;
             uint key = 0, pid = (uint)Environment.ProcessId;
             Update(p._ownerMap, &key, &pid, "owner");
             return p;
@@ -94,7 +102,7 @@ public sealed unsafe class XdpProgram : IDisposable
         return XdpAttachMode.Generic;
     }
 
-    private static NativeException AttachError(string ifName, int ifIndex, int errno, string mode)
+    private NativeException AttachError(string ifName, int ifIndex, int errno, string mode)
     {
         string hint = errno switch
         {
@@ -102,8 +110,9 @@ public sealed unsafe class XdpProgram : IDisposable
                 $" — another XDP program is attached (id {QueryAttachedId(ifIndex)}); remove it with 'ip link set dev {ifName} xdp off' if it is a stale one of ours",
             // veth answers ERANGE when its peer's MTU is above what a single-buffer program can see (3,506 bytes
             // with 4 KiB pages on x86-64); other drivers answer it for their own MTU
-            Errno.ERANGE =>
-                $" — the MTU of {ifName} or of its veth peer is too large for XDP without multi-buffer, which this version does not use: at most 3,506 bytes on a veth's peer (e.g. 'ip link set dev {ifName} mtu 1500', and the same on its peer)",
+            Errno.ERANGE => MultiBuffer
+                ? $" — the MTU of {ifName} or of its veth peer is too large even for multi-buffer XDP"
+                : $" — the MTU of {ifName} or of its veth peer is too large for XDP without multi-buffer: at most 3,506 bytes on a veth's peer. Set engine.multi_buffer = true, or lower the MTU (e.g. 'ip link set dev {ifName} mtu 1500', and the same on its peer)",
             _ => "",
         };
         return new NativeException($"attach XDP program to {ifName} in {mode} mode{hint}", errno);

@@ -10,6 +10,8 @@ internal static unsafe partial class LibBpf
     public const uint XDP_FLAGS_SKB_MODE = 2;
     public const uint XDP_FLAGS_DRV_MODE = 4;
     public const ulong BPF_ANY = 0;
+    /// <summary>bpf_attr.prog_flags: the XDP program takes frames of several buffers (what SEC("xdp.frags") sets).</summary>
+    public const uint BPF_F_XDP_HAS_FRAGS = 1 << 5;
 
     // struct bpf_object *bpf_object__open_file(const char *path, const struct bpf_object_open_opts *opts);
     [LibraryImport(NativeLibraries.LibBpf, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -26,6 +28,14 @@ internal static unsafe partial class LibBpf
     // struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj, const char *name);
     [LibraryImport(NativeLibraries.LibBpf, StringMarshalling = StringMarshalling.Utf8)]
     public static partial nint bpf_object__find_program_by_name(nint obj, string name);
+
+    // __u32 bpf_program__flags(const struct bpf_program *prog);
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial uint bpf_program__flags(nint prog);
+
+    // int bpf_program__set_flags(struct bpf_program *prog, __u32 flags); before bpf_object__load
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int bpf_program__set_flags(nint prog, uint flags);
 
     // int bpf_program__fd(const struct bpf_program *prog);
     [LibraryImport(NativeLibraries.LibBpf)]

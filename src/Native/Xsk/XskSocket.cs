@@ -40,8 +40,10 @@ public sealed unsafe class XskSocket : IDisposable
     public XskRing Tx { get; private set; } = null!;
 
     /// <summary>Creates and binds a socket. <paramref name="umemOwner"/> is null for the socket that registers the UMEM.</summary>
+    /// <param name="multiBuffer">Bind with XDP_USE_SG: a frame larger than a UMEM chunk arrives (and is sent) as
+    /// several descriptors, XDP_PKT_CONTD on all but the last. Sockets sharing the UMEM inherit it.</param>
     public static XskSocket Create(Umem umem, XskSocket? umemOwner, string ifName, int ifIndex, int queue,
-        uint ringSize, XskBindMode mode)
+        uint ringSize, XskBindMode mode, bool multiBuffer = false)
     {
         int fd = Libc.socket(Libc.AF_XDP, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -71,7 +73,7 @@ public sealed unsafe class XskSocket : IDisposable
             s.Rx = new XskRing(s.Map(off.Rx.Desc + size * (ulong)sizeof(XdpDesc), XdpConstants.XDP_PGOFF_RX_RING, where), off.Rx, size, isProducer: false);
             s.Tx = new XskRing(s.Map(off.Tx.Desc + size * (ulong)sizeof(XdpDesc), XdpConstants.XDP_PGOFF_TX_RING, where), off.Tx, size, isProducer: true);
 
-            s.Bind(umemOwner, mode, where);
+            s.Bind(umemOwner, mode, multiBuffer ? XdpConstants.XDP_USE_SG : (ushort)0, where);
             return s;
         }
         catch
@@ -81,7 +83,7 @@ public sealed unsafe class XskSocket : IDisposable
         }
     }
 
-    private void Bind(XskSocket? umemOwner, XskBindMode mode, string where)
+    private void Bind(XskSocket? umemOwner, XskBindMode mode, ushort sg, string where)
     {
         var sa = new SockaddrXdp { Family = Libc.AF_XDP, IfIndex = (uint)InterfaceIndex, QueueId = (uint)QueueId };
         if (umemOwner != null)
@@ -96,7 +98,7 @@ public sealed unsafe class XskSocket : IDisposable
         }
         if (mode != XskBindMode.Copy)
         {
-            sa.Flags = XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_ZEROCOPY;
+            sa.Flags = (ushort)(XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_ZEROCOPY | sg);
             if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) == 0)
             {
                 ZeroCopy = true;
@@ -106,9 +108,9 @@ public sealed unsafe class XskSocket : IDisposable
             if (mode == XskBindMode.ZeroCopy || errno != Errno.EOPNOTSUPP)
                 throw new NativeException($"bind AF_XDP socket to {where} in zero-copy mode", errno);
         }
-        sa.Flags = XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_COPY;
+        sa.Flags = (ushort)(XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_COPY | sg);
         if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) != 0)
-            throw BindError($"bind AF_XDP socket to {where} in copy mode");
+            throw BindError($"bind AF_XDP socket to {where} in copy mode{(sg != 0 ? " with multi-buffer (XDP_USE_SG, Linux 6.6 or later)" : "")}");
     }
 
     private static NativeException BindError(string what)
