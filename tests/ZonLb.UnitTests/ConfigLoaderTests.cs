@@ -194,12 +194,15 @@ public class ConfigLoaderTests
     }
 
     [Fact]
-    public void Multi_buffer_is_an_engine_switch_off_by_default_and_written_back_when_on()
+    public void Multi_buffer_is_an_engine_switch_off_by_default_with_4_kib_frames_when_on_and_written_back()
     {
         Assert.False(ConfigLoader.Parse(Valid, "test.toml").Engine.MultiBuffer);
         var cfg = ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\nmulti_buffer = true"), "test.toml");
         Assert.True(cfg.Engine.MultiBuffer);
+        Assert.Equal(4096, cfg.Engine.FrameSize); // its default frame size
+        Assert.Equal(2048, ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\nmulti_buffer = true\nframe_size = 2048"), "test.toml").Engine.FrameSize);
         Assert.Contains("multi_buffer = true", ConfigWriter.Write(cfg));
+        Assert.Equal(ConfigWriter.Write(cfg), ConfigWriter.Write(ConfigLoader.Parse(ConfigWriter.Write(cfg), "back.toml")));
         Assert.Contains("engine.multi_buffer = \"yes\"", ErrorOf(Valid.Replace("[engine]", "[engine]\nmulti_buffer = \"yes\"")));
     }
 

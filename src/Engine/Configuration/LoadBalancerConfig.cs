@@ -122,7 +122,7 @@ public sealed class EngineOptions
     public List<int> CpuAffinity { get; set; } = new();
     /// <summary>UMEM frames shared by all sockets.</summary>
     public int FrameCount { get; set; } = 16384;
-    /// <summary>UMEM frame size: 2048 or 4096.</summary>
+    /// <summary>UMEM frame size: 2048 or 4096 (the file's default: 4096 with <see cref="MultiBuffer"/>, else 2048).</summary>
     public int FrameSize { get; set; } = 2048;
     /// <summary>Entries of each fill, completion, RX and TX ring (a power of two).</summary>
     public int RingSize { get; set; } = 2048;
@@ -162,7 +162,8 @@ public sealed class EngineOptions
     public bool RepairPartialChecksums { get; set; } = true;
     /// <summary>Frames larger than a UMEM frame (jumbo MTUs; above 3,506 on a veth's peer): the XDP program is
     /// loaded as xdp.frags and the sockets bind with XDP_USE_SG, so such a frame arrives as a chain of UMEM frames,
-    /// is translated in its first (the headers) and sent as the same chain. Linux 6.6 or later.</summary>
+    /// is translated in its first (the headers) and sent as the same chain. Linux 6.6 or later. A chain is never held
+    /// for a neighbour or a first fragment, nor handed to another worker: it is dropped (multi_buffer_deferred).</summary>
     public bool MultiBuffer { get; set; }
     /// <summary>Busy polling of the AF_XDP sockets, in microseconds per syscall (SO_BUSY_POLL with
     /// SO_PREFER_BUSY_POLL); 0: off. The workers then never sleep and run the receive queues' NAPI themselves.</summary>
