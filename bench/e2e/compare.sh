@@ -36,8 +36,9 @@
 # Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
 # adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
 # it stops; CASES="udp" or "tcp" runs only those; MTU=N sets every veth's MTU (larger frames than a 2048-byte
-# UMEM chunk holds need ENGINE_EXTRA="frame_size = 4096"; above about 3,500 only the kernel rows, and xskfwd with
-# FRAGS=1, which runs it multi-buffer: MTU=9000 FRAGS=1 CASES=tcp MODES="xskfwd kernel"); LBC_RECEIVE=sender
+# UMEM chunk holds need ENGINE_EXTRA="frame_size = 4096"; above about 3,500 only the kernel rows, zonlb with
+# ENGINE_EXTRA="multi_buffer = true" and xskfwd with FRAGS=1, which run multi-buffer: MTU=9000 FRAGS=1 CASES=tcp
+# MODES="zonlb xskfwd kernel" ENGINE_EXTRA="multi_buffer = true"); LBC_RECEIVE=sender
 # leaves lbc's receive work where veth puts it by default, on the sending CPU 0 (bench/e2e/lib.sh), for every row.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
