@@ -162,8 +162,7 @@ public sealed class EngineOptions
     public bool RepairPartialChecksums { get; set; } = true;
     /// <summary>Frames larger than a UMEM frame (jumbo MTUs; above 3,506 on a veth's peer): the XDP program is
     /// loaded as xdp.frags and the sockets bind with XDP_USE_SG, so such a frame arrives as a chain of UMEM frames,
-    /// is translated in its first (the headers) and sent as the same chain. Linux 6.6 or later. A chain is never held
-    /// for a neighbour or a first fragment, nor handed to another worker: it is dropped (multi_buffer_deferred).</summary>
+    /// is translated in its first (the headers) and sent as the same chain. Linux 6.6 or later.</summary>
     public bool MultiBuffer { get; set; }
     /// <summary>Busy polling of the AF_XDP sockets, in microseconds per syscall (SO_BUSY_POLL with
     /// SO_PREFER_BUSY_POLL); 0: off. The workers then never sleep and run the receive queues' NAPI themselves.</summary>

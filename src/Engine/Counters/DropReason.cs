@@ -54,9 +54,6 @@ public enum DropReason
     MtuExceeded = 22,
     /// <summary>An 802.1Q tag the receiving interface's configuration does not list (vlans).</summary>
     VlanNotConfigured = 23,
-    /// <summary>A frame of several UMEM buffers (engine.multi_buffer) that could not be forwarded at once: it would
-    /// have waited for its next hop's MAC or its first fragment, or gone to another worker.</summary>
-    MultiBufferDeferred = 24,
 }
 
 /// <summary>The names operators see for drop reasons.</summary>
@@ -89,10 +86,9 @@ public static class DropReasonNames
         DropReason.FragmentationNeeded => "fragmentation_needed",
         DropReason.MtuExceeded => "mtu_exceeded",
         DropReason.VlanNotConfigured => "vlan_not_configured",
-        DropReason.MultiBufferDeferred => "multi_buffer_deferred",
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>How many reasons there are (None included).</summary>
-    public const int Count = 25;
+    public const int Count = 24;
 }

@@ -5,6 +5,8 @@ internal struct Handoff
 {
     public ulong Addr;
     public int Length;
+    /// <summary>Multi-buffer: the next item holds more of the same frame (a chain is pushed whole, in order).</summary>
+    public bool Continues;
 }
 
 /// <summary>
@@ -32,11 +34,28 @@ internal sealed class HandoffRing
     {
         if (_tail - Volatile.Read(ref _head) >= _items.Length)
             return false;
+        Put(addr, length, continues: false);
+        return true;
+    }
+
+    /// <summary>Producer: adds a frame of several buffers, its first and then the rest, all or nothing.</summary>
+    public bool TryPushChain(ulong addr, int length, ReadOnlySpan<Native.Abi.XdpDesc> rest)
+    {
+        if (_tail + rest.Length + 1 - Volatile.Read(ref _head) > _items.Length)
+            return false;
+        Put(addr, length, continues: true);
+        for (int j = 0; j < rest.Length; j++)
+            Put(rest[j].Addr, (int)rest[j].Len, continues: j + 1 < rest.Length);
+        return true;
+    }
+
+    private void Put(ulong addr, int length, bool continues)
+    {
         ref var slot = ref _items[_tail & _mask];
         slot.Addr = addr;
         slot.Length = length;
+        slot.Continues = continues;
         _tail++;
-        return true;
     }
 
     /// <summary>Producer: makes the items pushed so far visible; true when there were new ones.</summary>

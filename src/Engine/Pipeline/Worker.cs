@@ -35,7 +35,7 @@ internal sealed class Worker
     private long[] _txInFlight = Array.Empty<long>();
     private volatile bool _rebound;
     private readonly ulong[] _scratch = new ulong[Batch * 4];
-    private readonly Handoff[] _handoffScratch = new Handoff[Batch];
+    private readonly Handoff[] _handoffScratch = new Handoff[Batch + MaxChain];
     private readonly ParsedPacket[] _parsed = new ParsedPacket[RxBatch];
     private readonly DropReason[] _reasons = new DropReason[RxBatch];
     private readonly LookupHint[] _hints = new LookupHint[RxBatch];
@@ -44,6 +44,13 @@ internal sealed class Worker
     /// <summary>Multi-buffer: the descriptors of the frame that starts at each RX descriptor of the batch (1 for a
     /// frame of one buffer, the chain's length at its first, 0 at the others: they go with their first).</summary>
     private readonly byte[] _parts = new byte[RxBatch];
+    /// <summary>Copies of the batch's RX descriptors that continue a chain, at their positions in the batch: a
+    /// chain's other buffers as one span (the ring itself may wrap within a chain).</summary>
+    private readonly XdpDesc[] _batchRest = new XdpDesc[RxBatch];
+    /// <summary>A handed-off chain's other buffers.</summary>
+    private readonly XdpDesc[] _inboxRest = new XdpDesc[MaxChain - 1];
+    /// <summary>Arrays for the other buffers of held chains (taken while held, then returned): no allocation.</summary>
+    private readonly Stack<XdpDesc[]> _restPool = new(Enumerable.Range(0, 64).Select(_ => new XdpDesc[MaxChain - 1]));
     /// <summary>Per owned socket: the last round's RX batch ended inside a chain the kernel had not finished
     /// publishing (never seen; the descriptors then at the ring's head are freed, not taken for frames).</summary>
     private bool[] _midChain = Array.Empty<bool>();
@@ -62,6 +69,11 @@ internal sealed class Worker
         public long Deadline;
         /// <summary>The VLAN the frame leaves with when its route gives none (the client's).</summary>
         public ushort Vlan;
+        /// <summary>Multi-buffer: the frame's other buffers (RestCount of them, from the pool), or null.</summary>
+        public XdpDesc[]? Rest;
+        public int RestCount;
+
+        public readonly ReadOnlySpan<XdpDesc> RestSpan => Rest == null ? default : Rest.AsSpan(0, RestCount);
     }
 
     public Worker(int index, Dataplane dp, Umem umem, PacketProcessor processor, IReadOnlyList<Port> ports, int cpu)
@@ -121,7 +133,18 @@ internal sealed class Worker
     public Wakeup Wakeup { get; } = new();
     /// <summary>Inbox[w]: frames handed over by worker w.</summary>
     public HandoffRing[] Inbox { get; }
-    public int HeldFrames => _heldCount + _fragmentsHeldCount;
+    public int HeldFrames
+    {
+        get
+        {
+            int n = _heldCount + _fragmentsHeldCount;
+            for (int i = 0; i < _heldCount; i++)
+                n += _held[i].RestCount;
+            for (int i = 0; i < _fragmentsHeldCount; i++)
+                n += _fragmentsHeld[i].RestCount;
+            return n;
+        }
+    }
     public Thread? Thread { get; set; }
 
     /// <summary>Frames waiting in this worker's inboxes.</summary>
@@ -228,19 +251,13 @@ internal sealed class Worker
     /// <see cref="Run"/>'s endless loop.</summary>
     private int ReceiveBatch(int si, long now)
     {
-        var registry = Processor.Registry;
-        var workers = _dp.Workers;
         var s = _owned[si];
         ReapCompletions(si);
         uint n = s.Rx.Peek(Batch, out uint idx);
-        // multi-buffer: a frame the batch cut is taken whole (the kernel publishes a frame's descriptors together)
-        while (n > 0 && n < RxBatch && s.Rx.DescAt(idx + n - 1).Continues)
-        {
-            uint more = s.Rx.Peek(Math.Min(MaxChain, RxBatch - n), out _);
-            if (more == 0)
-                break;
-            n += more;
-        }
+        // multi-buffer: a frame the batch cut is taken whole, one descriptor at a time (more at once could cut the
+        // next frame); the kernel publishes a frame's descriptors together
+        while (n > 0 && n < RxBatch && s.Rx.DescAt(idx + n - 1).Continues && s.Rx.Peek(1, out _) == 1)
+            n++;
         // the batch in two passes: look at every frame (and get its connection lookup under way), then
         // process them. A frame the fast lane may take is parsed only if the lane declines it.
         for (uint i = 0; i < n; i++)
@@ -266,7 +283,13 @@ internal sealed class Worker
             if (_parts[i] != 1)
             {
                 if (_parts[i] > 1)
-                    ForwardChain(si, idx, i, _parts[i], now);
+                {
+                    var head = s.Rx.DescAt(idx + i);
+                    var rest = _batchRest.AsSpan((int)i + 1, _parts[i] - 1);
+                    Counters.RxPackets++;
+                    Counters.RxBytes += head.Len + BytesOf(rest);
+                    Forward(si, head.Addr, (int)head.Len, in _parsed[i], _reasons[i], now, rest);
+                }
                 continue;
             }
             var d = s.Rx.DescAt(idx + i);
@@ -286,42 +309,7 @@ internal sealed class Worker
                 }
                 _reasons[i] = PacketParser.Parse(frame, out _parsed[i]); // the general path hashes it itself
             }
-            var reason = _reasons[i];
-            ref readonly var p = ref _parsed[i];
-            if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
-                reason = DropReason.VlanNotConfigured;
-            int owner = reason == DropReason.None ? registry.OwnerOf(in p) : Index;
-            if (owner < 0)
-                owner = Index; // a later fragment whose first was not seen yet: it waits here
-            if (owner != Index)
-            {
-                if (workers[owner].Inbox[Index].TryPush(d.Addr, (int)d.Len))
-                {
-                    Counters.HandedOff++;
-                }
-                else
-                {
-                    Counters.Drop(DropReason.HandoffFull);
-                    _umem.Free(d.Addr);
-                }
-                continue;
-            }
-            Verdict v;
-            if (reason != DropReason.None)
-            {
-                Counters.Drop(reason);
-                v = Verdict.Drop;
-                egress = 0;
-                hop = default;
-            }
-            else
-            {
-                v = Processor.Process(frame, in p, now, out egress, out hop);
-                if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
-                    AnswerWithIcmp(_portOfOwned[si], d.Addr, (int)d.Len, now))
-                    continue;
-            }
-            Complete(v, d.Addr, (int)d.Len, egress, hop, now);
+            Forward(si, d.Addr, (int)d.Len, in _parsed[i], _reasons[i], now, default);
         }
         if (n > 0)
         {
@@ -333,10 +321,65 @@ internal sealed class Worker
         return (int)n;
     }
 
+    /// <summary>The general path, for a frame the fast lane did not take (parsed: p and its reason): checked,
+    /// handed to the worker that owns its connection, or translated and then sent, held, answered with ICMP or
+    /// dropped. rest: the frame's other buffers (multi-buffer), empty for a frame of one.</summary>
+    private void Forward(int si, ulong addr, int len, in ParsedPacket p, DropReason reason, long now, ReadOnlySpan<XdpDesc> rest)
+    {
+        var frame = _umem.GetFrame(addr, len);
+        if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
+            reason = DropReason.VlanNotConfigured;
+        int owner = reason == DropReason.None ? Processor.Registry.OwnerOf(in p) : Index;
+        if (owner < 0)
+            owner = Index; // a later fragment whose first was not seen yet: it waits here
+        if (owner != Index)
+        {
+            HandOff(owner, addr, len, rest);
+            return;
+        }
+        Verdict v;
+        int egress;
+        IpAddr hop;
+        if (reason != DropReason.None)
+        {
+            Counters.Drop(reason);
+            v = Verdict.Drop;
+            egress = 0;
+            hop = default;
+        }
+        else
+        {
+            v = Processor.Process(frame, in p, now, out egress, out hop);
+            if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
+                AnswerWithIcmp(_portOfOwned[si], addr, len, now))
+            {
+                FreeRest(rest); // the answer quotes the start of the frame, from its first buffer
+                return;
+            }
+        }
+        Complete(v, addr, len, egress, hop, now, rest);
+    }
+
+    /// <summary>Passes a frame (and its other buffers) to the worker that owns its connection, published with the
+    /// round's other hand-offs.</summary>
+    private bool HandOff(int owner, ulong addr, int len, ReadOnlySpan<XdpDesc> rest)
+    {
+        var ring = _dp.Workers[owner].Inbox[Index];
+        if (rest.IsEmpty ? ring.TryPush(addr, len) : ring.TryPushChain(addr, len, rest))
+        {
+            Counters.HandedOff++;
+            return true;
+        }
+        Counters.Drop(DropReason.HandoffFull);
+        _umem.Free(addr);
+        FreeRest(rest);
+        return false;
+    }
+
     /// <summary>The first pass over a frame of several descriptors starting at the batch's i-th (n in the batch):
-    /// parses its first buffer knowing the length of the rest, and sums the rest for a partial checksum's repair.
-    /// Returns how many descriptors it took. Descriptors that continue a chain whose start was not seen (the ring's
-    /// head after <see cref="_midChain"/>) are freed and counted as one truncated frame.</summary>
+    /// copies the others' descriptors aside and parses the frame (<see cref="ParseChain"/>). Returns how many
+    /// descriptors it took. Descriptors that continue a chain whose start was not seen (the ring's head after
+    /// <see cref="_midChain"/>) are freed and counted as one truncated frame.</summary>
     private uint LookAtChain(int si, uint idx, uint i, uint n)
     {
         var rx = _owned[si].Rx;
@@ -359,103 +402,71 @@ internal sealed class Worker
         }
         _parts[i] = (byte)k;
         for (uint j = 1; j < k; j++)
+        {
             _parts[i + j] = 0;
+            _batchRest[i + j] = rx.DescAt(idx + i + j);
+        }
         var head = rx.DescAt(idx + i);
-        int beyond = 0;
-        for (uint j = 1; j < k; j++)
-            beyond += (int)rx.DescAt(idx + i + j).Len;
         _candidate[i] = false;
         ref var p = ref _parsed[i];
-        var reason = PacketParser.Parse(_umem.GetFrame(head.Addr, (int)head.Len), beyond, out p);
-        if (reason == DropReason.None && p.Beyond > 0 && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
-        {
-            // the one's complement sum of the rest, each buffer's words counted from the segment's start
-            ulong sum = 0;
-            int offset = p.L4InFrame, left = p.Beyond;
-            for (uint j = 1; j < k && left > 0; j++)
-            {
-                var d = rx.DescAt(idx + i + j);
-                int len = Math.Min((int)d.Len, left);
-                sum += InternetChecksum.SumAt(_umem.GetFrame(d.Addr, len), offset);
-                offset += len;
-                left -= len;
-            }
-            p.BeyondSum = sum;
-        }
+        var reason = ParseChain(head.Addr, (int)head.Len, _batchRest.AsSpan((int)i + 1, (int)k - 1), out p);
         _reasons[i] = reason;
         _hints[i] = Processor.HintOf(ref p, reason);
         return k;
     }
 
-    /// <summary>The second pass over a frame of several descriptors (see <see cref="LookAtChain"/>): translated in its
-    /// first buffer and sent as the same chain, or dropped whole. It is never held or handed to another worker.</summary>
-    private void ForwardChain(int si, uint idx, uint i, int parts, long now)
+    /// <summary>Parses a frame's first buffer knowing the length of its other buffers (rest), and sums those for
+    /// the repair of a partial checksum (each buffer's words counted from the transport header's start).</summary>
+    private DropReason ParseChain(ulong addr, int len, ReadOnlySpan<XdpDesc> rest, out ParsedPacket p)
     {
-        var rx = _owned[si].Rx;
-        var head = rx.DescAt(idx + i);
-        var rest = new Chain(rx, idx + i + 1, parts - 1);
-        ref readonly var p = ref _parsed[i];
-        Counters.RxPackets++;
-        Counters.RxBytes += head.Len + rest.Bytes();
-        var frame = _umem.GetFrame(head.Addr, (int)head.Len);
-        var reason = _reasons[i];
-        if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
-            reason = DropReason.VlanNotConfigured;
-        if (reason == DropReason.None && Processor.Registry.OwnerOf(in p) != Index)
-            reason = DropReason.MultiBufferDeferred; // another worker's, or a later fragment whose first is unseen
-        if (reason != DropReason.None)
+        var reason = PacketParser.Parse(_umem.GetFrame(addr, len), (int)BytesOf(rest), out p);
+        if (reason == DropReason.None && p.Beyond > 0 && !p.IsFragment && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
         {
-            Counters.Drop(reason);
-            _umem.Free(head.Addr);
-            FreeRest(in rest);
-            return;
+            ulong sum = 0;
+            int offset = p.L4InFrame, left = p.Beyond;
+            for (int j = 0; j < rest.Length && left > 0; j++)
+            {
+                int n = Math.Min((int)rest[j].Len, left);
+                sum += InternetChecksum.SumAt(_umem.GetFrame(rest[j].Addr, n), offset);
+                offset += n;
+                left -= n;
+            }
+            p.BeyondSum = sum;
         }
-        var v = Processor.Process(frame, in p, now, out int egress, out IpAddr hop);
-        if (v == Verdict.Transmit)
-        {
-            TransmitTagged(egress, head.Addr, (int)head.Len, Processor.LastEgressVlan, in rest);
-            return;
-        }
-        if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
-            AnswerWithIcmp(_portOfOwned[si], head.Addr, (int)head.Len, now))
-        {
-            FreeRest(in rest); // the answer quotes the start of the frame, from its first buffer
-            return;
-        }
-        if (v is Verdict.Hold or Verdict.HoldFragment)
-            Counters.Drop(DropReason.MultiBufferDeferred);
-        _umem.Free(head.Addr);
-        FreeRest(in rest);
+        return reason;
     }
 
-    /// <summary>The descriptors of a multi-buffer frame after its first, still in the RX ring they arrived on
-    /// (Count 0: a frame of one buffer).</summary>
-    private readonly struct Chain
+    private static long BytesOf(ReadOnlySpan<XdpDesc> rest)
     {
-        public readonly XskRing? Ring;
-        public readonly uint First;
-        public readonly int Count;
-
-        public Chain(XskRing ring, uint first, int count)
-        {
-            Ring = ring;
-            First = first;
-            Count = count;
-        }
-
-        public long Bytes()
-        {
-            long n = 0;
-            for (int j = 0; j < Count; j++)
-                n += Ring!.DescAt(First + (uint)j).Len;
-            return n;
-        }
+        long n = 0;
+        foreach (ref readonly var d in rest)
+            n += d.Len;
+        return n;
     }
 
-    private void FreeRest(in Chain rest)
+    private void FreeRest(ReadOnlySpan<XdpDesc> rest)
     {
-        for (int j = 0; j < rest.Count; j++)
-            _umem.Free(rest.Ring!.DescAt(rest.First + (uint)j).Addr);
+        foreach (ref readonly var d in rest)
+            _umem.Free(d.Addr);
+    }
+
+    /// <summary>Keeps a held frame's other buffers in an array from the pool; false when the pool is empty.</summary>
+    private bool KeepRest(ReadOnlySpan<XdpDesc> rest, ref HeldFrame h)
+    {
+        if (rest.IsEmpty)
+            return true;
+        if (!_restPool.TryPop(out var a))
+            return false;
+        rest.CopyTo(a);
+        h.Rest = a;
+        h.RestCount = rest.Length;
+        return true;
+    }
+
+    private void ReturnRest(in HeldFrame h)
+    {
+        if (h.Rest != null)
+            _restPool.Push(h.Rest);
     }
 
     /// <summary>Turns a frame whose TTL ran out, or that is too big for its egress interface, into ICMP time
@@ -502,11 +513,19 @@ internal sealed class Worker
     {
         int total = 0;
         int n;
-        while ((n = ring.Drain(_handoffScratch)) > 0)
+        while ((n = ring.Drain(_handoffScratch.AsSpan(0, Batch))) > 0)
         {
+            // a chain the batch cut: take the rest (a producer publishes whole chains)
+            while (_handoffScratch[n - 1].Continues && n < _handoffScratch.Length && ring.Drain(_handoffScratch.AsSpan(n, 1)) == 1)
+                n++;
             for (int i = 0; i < n; i++)
             {
                 var h = _handoffScratch[i];
+                if (h.Continues)
+                {
+                    i += DrainChain(i, n, now) - 1;
+                    continue;
+                }
                 var frame = _umem.GetFrame(h.Addr, h.Length);
                 var v = Processor.Process(frame, now, out int egress, out IpAddr hop);
                 Complete(v, h.Addr, h.Length, egress, hop, now);
@@ -516,25 +535,52 @@ internal sealed class Worker
         return total;
     }
 
-    private void Complete(Verdict v, ulong addr, int len, int egress, in IpAddr hop, long now)
+    /// <summary>A handed-off frame of several buffers at _handoffScratch[i] (n drained): translated and completed
+    /// here, its owner. Returns how many items it took.</summary>
+    private int DrainChain(int i, int n, long now)
+    {
+        int k = 1;
+        while (i + k < n && _handoffScratch[i + k - 1].Continues)
+            k++;
+        for (int j = 1; j < k; j++)
+            _inboxRest[j - 1] = new XdpDesc { Addr = _handoffScratch[i + j].Addr, Len = (uint)_handoffScratch[i + j].Length };
+        var rest = _inboxRest.AsSpan(0, k - 1);
+        var h = _handoffScratch[i];
+        var reason = ParseChain(h.Addr, h.Length, rest, out var p);
+        if (reason != DropReason.None || _handoffScratch[i + k - 1].Continues)
+        {
+            Counters.Drop(reason != DropReason.None ? reason : DropReason.Truncated);
+            _umem.Free(h.Addr);
+            FreeRest(rest);
+            return k;
+        }
+        var v = Processor.Process(_umem.GetFrame(h.Addr, h.Length), in p, now, out int egress, out IpAddr hop);
+        Complete(v, h.Addr, h.Length, egress, hop, now, rest);
+        return k;
+    }
+
+    private void Complete(Verdict v, ulong addr, int len, int egress, in IpAddr hop, long now, ReadOnlySpan<XdpDesc> rest = default)
     {
         if (v == Verdict.Transmit)
-            TransmitTagged(egress, addr, len, Processor.LastEgressVlan);
+            TransmitTagged(egress, addr, len, Processor.LastEgressVlan, rest);
         else if (v == Verdict.Hold)
-            Hold(addr, len, hop, now);
+            Hold(addr, len, hop, now, rest);
         else if (v == Verdict.HoldFragment)
-            HoldFragment(addr, len, now);
+            HoldFragment(addr, len, now, rest);
         else
+        {
             _umem.Free(addr);
+            FreeRest(rest);
+        }
     }
 
     /// <summary>Sends a frame with the 802.1Q tag its route asks for (vlan 0: none): a tag is rewritten in place,
     /// pushed into the UMEM headroom in front of the frame, or popped, moving only the two MAC addresses.</summary>
-    private void TransmitTagged(int egress, ulong addr, int len, ushort vlan, in Chain rest = default)
+    private void TransmitTagged(int egress, ulong addr, int len, ushort vlan, ReadOnlySpan<XdpDesc> rest = default)
     {
         if (vlan == 0 && (len < 18 || _umem.GetFrame(addr, 14)[12] != 0x81))
         {
-            Transmit(egress, addr, len, in rest); // untagged in and out: the common case, nothing to move
+            Transmit(egress, addr, len, rest); // untagged in and out: the common case, nothing to move
             return;
         }
         var whole = _umem.GetWholeFrame(addr, out int offset);
@@ -543,10 +589,10 @@ internal sealed class Worker
         {
             Counters.Drop(DropReason.Malformed); // no headroom: never with the kernel's XDP_PACKET_HEADROOM
             _umem.Free(addr);
-            FreeRest(in rest);
+            FreeRest(rest);
             return;
         }
-        Transmit(egress, (ulong)((long)addr + offset - start), len, in rest);
+        Transmit(egress, (ulong)((long)addr + offset - start), len, rest);
     }
 
     private void ReapCompletions(int si)
@@ -582,7 +628,7 @@ internal sealed class Worker
 
     /// <summary>Queues a frame on the egress interface's TX ring: one descriptor, or with multi-buffer its first
     /// buffer's and then the rest's, XDP_PKT_CONTD on all but the last.</summary>
-    private void Transmit(int egressIfIndex, ulong addr, int len, in Chain rest = default)
+    private void Transmit(int egressIfIndex, ulong addr, int len, ReadOnlySpan<XdpDesc> rest = default)
     {
         // a loop, not Array.IndexOf: a worker has a handful of ports, and this runs for every frame sent
         var ifIndexes = _portIfIndex;
@@ -597,13 +643,13 @@ internal sealed class Worker
         }
         var reason = si < 0 ? DropReason.EgressNotAttached : DropReason.None;
         uint idx = 0;
-        if (si >= 0 && !_owned[si].Tx.Reserve(1 + (uint)rest.Count, out idx))
+        if (si >= 0 && !_owned[si].Tx.Reserve(1 + (uint)rest.Length, out idx))
             reason = DropReason.TxRingFull;
         if (reason != DropReason.None)
         {
             Counters.Drop(reason);
             _umem.Free(addr);
-            FreeRest(in rest);
+            FreeRest(rest);
             return;
         }
         var tx = _owned[si].Tx;
@@ -612,20 +658,19 @@ internal sealed class Worker
         d.Len = (uint)len;
         d.Options = 0;
         long bytes = len;
-        if (rest.Count > 0)
+        if (!rest.IsEmpty)
         {
             d.Options = XdpDesc.OptionsFor(continues: true);
-            for (int j = 0; j < rest.Count; j++)
+            for (int j = 0; j < rest.Length; j++)
             {
-                ref var r = ref rest.Ring!.DescAt(rest.First + (uint)j);
                 ref var t = ref tx.DescAt(idx + 1 + (uint)j);
-                t.Addr = r.Addr;
-                t.Len = r.Len;
-                t.Options = XdpDesc.OptionsFor(continues: j + 1 < rest.Count);
-                bytes += r.Len;
+                t.Addr = rest[j].Addr;
+                t.Len = rest[j].Len;
+                t.Options = XdpDesc.OptionsFor(continues: j + 1 < rest.Length);
+                bytes += rest[j].Len;
             }
         }
-        _txPending[si] += 1 + (uint)rest.Count;
+        _txPending[si] += 1 + (uint)rest.Length;
         Counters.TxPackets++;
         Counters.TxBytes += bytes;
     }
@@ -675,31 +720,35 @@ internal sealed class Worker
         return false;
     }
 
-    private void Hold(ulong addr, int len, in IpAddr hop, long now)
+    private void Hold(ulong addr, int len, in IpAddr hop, long now, ReadOnlySpan<XdpDesc> rest)
     {
-        if (_heldCount == _held.Length)
-        {
-            Counters.Drop(DropReason.HoldQueueFull);
-            _umem.Free(addr);
-            return;
-        }
-        _held[_heldCount++] = new HeldFrame
+        var h = new HeldFrame
         {
             Addr = addr, Length = len, NextHop = hop, Deadline = now + _dp.Config.Engine.NeighborWaitMilliseconds,
             Vlan = Processor.LastEgressVlan,
         };
+        if (_heldCount == _held.Length || !KeepRest(rest, ref h))
+        {
+            Counters.Drop(DropReason.HoldQueueFull);
+            _umem.Free(addr);
+            FreeRest(rest);
+            return;
+        }
+        _held[_heldCount++] = h;
         Counters.Held++;
     }
 
-    private void HoldFragment(ulong addr, int len, long now)
+    private void HoldFragment(ulong addr, int len, long now, ReadOnlySpan<XdpDesc> rest)
     {
-        if (_fragmentsHeldCount == _fragmentsHeld.Length)
+        var h = new HeldFrame { Addr = addr, Length = len, Deadline = now + FragmentWaitMs };
+        if (_fragmentsHeldCount == _fragmentsHeld.Length || !KeepRest(rest, ref h))
         {
             Counters.Drop(DropReason.Fragment);
             _umem.Free(addr);
+            FreeRest(rest);
             return;
         }
-        _fragmentsHeld[_fragmentsHeldCount++] = new HeldFrame { Addr = addr, Length = len, Deadline = now + FragmentWaitMs };
+        _fragmentsHeld[_fragmentsHeldCount++] = h;
     }
 
     /// <summary>Runs waiting later fragments again: handed to the worker that saw their first fragment, or
@@ -712,43 +761,38 @@ internal sealed class Worker
         for (int i = 0; i < _fragmentsHeldCount; i++)
         {
             var h = _fragmentsHeld[i];
-            var frame = _umem.GetFrame(h.Addr, h.Length);
-            if (PacketParser.Parse(frame, out var p) != DropReason.None)
+            var rest = h.RestSpan;
+            if (ParseChain(h.Addr, h.Length, rest, out var p) != DropReason.None)
             {
                 _umem.Free(h.Addr);
+                FreeRest(rest);
+                ReturnRest(in h);
                 continue;
             }
             int owner = registry.OwnerOf(in p);
             if (owner >= 0 && owner != Index)
             {
-                if (workers[owner].Inbox[Index].TryPush(h.Addr, h.Length))
+                if (HandOff(owner, h.Addr, h.Length, rest))
                 {
-                    Counters.HandedOff++;
                     workers[owner].Inbox[Index].Publish();
                     workers[owner].Wakeup.Signal();
                 }
-                else
-                {
-                    Counters.Drop(DropReason.HandoffFull);
-                    _umem.Free(h.Addr);
-                }
+                ReturnRest(in h);
                 continue;
             }
-            var v = Processor.Process(frame, in p, now, out int egress, out IpAddr hop);
+            var v = Processor.Process(_umem.GetFrame(h.Addr, h.Length), in p, now, out int egress, out IpAddr hop);
             if (v == Verdict.HoldFragment)
             {
                 if (now < h.Deadline)
                 {
                     _fragmentsHeld[kept++] = h;
+                    continue;
                 }
-                else
-                {
-                    Counters.Drop(DropReason.Fragment);
-                    _umem.Free(h.Addr);
-                }
-                continue;
+                Counters.Drop(DropReason.Fragment);
+                v = Verdict.Drop;
             }
-            Complete(v, h.Addr, h.Length, egress, hop, now);
+            Complete(v, h.Addr, h.Length, egress, hop, now, rest);
+            ReturnRest(in h);
         }
         _fragmentsHeldCount = kept;
     }
@@ -761,20 +805,23 @@ internal sealed class Worker
             var h = _held[i];
             var frame = _umem.GetFrame(h.Addr, h.Length);
             var v = Processor.RetryHeld(frame, h.NextHop, now, out int egress);
-            if (v == Verdict.Transmit)
-            {
-                TransmitTagged(egress, h.Addr, h.Length, Processor.LastEgressVlan != 0 ? Processor.LastEgressVlan : h.Vlan);
-            }
-            else if (v == Verdict.Hold && now < h.Deadline)
+            if (v == Verdict.Hold && now < h.Deadline)
             {
                 _held[kept++] = h;
+                continue;
+            }
+            if (v == Verdict.Transmit)
+            {
+                TransmitTagged(egress, h.Addr, h.Length, Processor.LastEgressVlan != 0 ? Processor.LastEgressVlan : h.Vlan, h.RestSpan);
             }
             else
             {
                 if (v == Verdict.Hold)
                     Counters.Drop(DropReason.NeighborUnresolved);
                 _umem.Free(h.Addr);
+                FreeRest(h.RestSpan);
             }
+            ReturnRest(in h);
         }
         _heldCount = kept;
     }
