@@ -90,4 +90,19 @@ public class MultiBufferTests
         Assert.Matches(@"frames_unaccounted=0\b", lb.Output);
         Assert.DoesNotMatch(@"(truncated|malformed|hold_queue_full|handoff_full)=", lb.Output);
     }
+
+    [Fact]
+    public void A_jumbo_ping_too_big_for_the_backend_side_gets_fragmentation_needed_and_its_buffers_back()
+    {
+        using var t = JumboTopology();
+        t.Lb.Ip("link", "set", "lbs", "mtu", "1500");
+        t.Backend.Ip("link", "set", "eth0", "mtu", "1500");
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig(MultiBuffer)).WaitUntilRunning();
+        t.Client.Exec(TimeSpan.FromSeconds(10), "ping", "-c", "1", "-W", "2", Topology.Vip); // the backend's ARP entry
+        var r = t.Client.Exec(TimeSpan.FromSeconds(20), "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "8000", Topology.Vip);
+        Assert.Contains($"From {Topology.Vip} icmp_seq=1 Frag needed and DF set (mtu = 1500)", r.Stdout);
+        Assert.Equal(0, lb.Stop());
+        Assert.Matches(@"icmp_too_big_sent=1\b", lb.Output);
+        Assert.Matches(@"frames_unaccounted=0\b", lb.Output);
+    }
 }

@@ -17,8 +17,9 @@ namespace ZonLb.UnitTests;
 public class MultiBufferFrameTests
 {
     private readonly FixedRoutes _routes = new FixedRoutes()
-        .Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
-        .Neighbor("10.10.0.2", ClientMac).Neighbor("10.20.0.2", BackendMac);
+        .Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3).Subnet("fd00:10::", 2).Subnet("fd00:20::", 3)
+        .Neighbor("10.10.0.2", ClientMac).Neighbor("10.20.0.2", BackendMac)
+        .Neighbor("fd00:10::2", ClientMac).Neighbor("fd00:20::2", BackendMac);
 
     private PacketProcessor Processor()
     {
@@ -27,6 +28,8 @@ public class MultiBufferFrameTests
         {
             new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, snat) }),
             new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 5353, snat) }),
+            new ResolvedService("web6", IpAddr.Parse("fd00:10::1"), IpProtocol.Tcp, 80,
+                new[] { new ResolvedBackend(IpAddr.Parse("fd00:20::2"), 8080, IpAddr.Parse("fd00:20::1")) }),
         };
         return new PacketProcessor(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, new Engine.Configuration.EngineOptions(), new EngineCounters());
     }
@@ -85,6 +88,21 @@ public class MultiBufferFrameTests
         Assert.True(ip.ValidIPChecksum);
         Assert.True(tcp ? ip.Extract<TcpPacket>().ValidTcpChecksum : ip.Extract<UdpPacket>().ValidUdpChecksum);
         Assert.Equal(1, processor.Counters.PartialChecksumsRepaired);
+    }
+
+    [Fact]
+    public void A_partial_checksum_of_an_ipv6_jumbo_frame_is_completed_across_its_buffers()
+    {
+        var frame = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Payload(8900).Checksum(ChecksumKind.Partial).Build();
+        var buffers = Split(frame, 1791, 1792);
+        var processor = Processor();
+
+        Assert.Equal(DropReason.None, ParseChain(buffers, out var p));
+        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out _, out _));
+
+        var whole = buffers.SelectMany(b => b).ToArray();
+        Assert.True(ReferenceChecksum.VerifiesV6(whole.AsSpan(14), 40, 6));
+        Assert.Equal("fd00:20::2", ParseIPv6(whole).DestinationAddress.ToString());
     }
 
     [Fact]
