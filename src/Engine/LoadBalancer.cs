@@ -271,6 +271,8 @@ public sealed class CounterSnapshot
     public long ExpiredConnections => _c.ExpiredConnections;
     /// <summary>Connections in the tables now.</summary>
     public int ActiveConnections { get; }
+    /// <summary>Frames received as chains of several UMEM frames (engine.multi_buffer).</summary>
+    public long RxMultiBuffer => _c.RxMultiBuffer;
     /// <summary>TCP/UDP checksums completed because the sender left CHECKSUM_PARTIAL.</summary>
     public long PartialChecksumsRepaired => _c.PartialChecksumsRepaired;
     /// <summary>Frames held while their next hop's neighbour was resolved.</summary>

@@ -65,10 +65,11 @@ public class MultiBufferTests
         long expected = 4_000_000 + $"hello from backend {Topology.BackendIp}, you are ".Length;
         Assert.InRange(long.Parse(r.Stdout.Trim()), expected + 10, expected + 30); // + "a.b.c.d:port\n"
         lb.Stop();
-        var m = System.Text.RegularExpressions.Regex.Match(lb.Output, @"totals: rx_packets=(\d+)");
+        var m = System.Text.RegularExpressions.Regex.Match(lb.Output, @"totals: rx_packets=(\d+) rx_multi_buffer=(\d+)");
         Assert.True(m.Success, lb.Output);
-        // jumbo segments, not 1500-byte ones: more than 4 MB in well under 4 MB / 1500 frames
+        // jumbo segments, not 1500-byte ones: more than 4 MB in well under 4 MB / 1500 frames, about 450 of them chains
         Assert.True(long.Parse(m.Groups[1].Value) < 4_000_000 / 1500, lb.Output);
+        Assert.InRange(long.Parse(m.Groups[2].Value), 4_000_000 / 9000, 4_000_000 / 3800);
     }
 
     [Fact]

@@ -133,7 +133,7 @@ public static class ControlCommands
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture,
-            $"rx {S(n["rx_packets"])} packets {S(n["rx_bytes"])} bytes, tx {S(n["tx_packets"])} packets {S(n["tx_bytes"])} bytes\n" +
+            $"rx {S(n["rx_packets"])} packets {S(n["rx_bytes"])} bytes ({S(n["rx_multi_buffer"])} multi-buffer), tx {S(n["tx_packets"])} packets {S(n["tx_bytes"])} bytes\n" +
             $"to backends {S(n["to_backend"])}, to clients {S(n["to_client"])}, new connections {S(n["new_connections"])}, active {S(n["active_connections"])}, expired {S(n["expired_connections"])}\n" +
             $"partial checksums repaired {S(n["partial_checksums_repaired"])}, held for a neighbour {S(n["held_for_neighbor"])}\n" +
             $"drops: {Drops(n["drops"])}\n" +

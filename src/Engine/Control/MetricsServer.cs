@@ -91,6 +91,7 @@ public sealed class MetricsServer : IDisposable
         var w = new Writer();
         w.Metric("zonlb_rx_packets_total", "counter", "Frames received from the AF_XDP sockets.", s.RxPackets);
         w.Metric("zonlb_rx_bytes_total", "counter", "Bytes received from the AF_XDP sockets.", s.RxBytes);
+        w.Metric("zonlb_rx_multi_buffer_total", "counter", "Frames received as chains of UMEM frames (multi_buffer).", s.RxMultiBuffer);
         w.Metric("zonlb_tx_packets_total", "counter", "Frames queued for transmission.", s.TxPackets);
         w.Metric("zonlb_tx_bytes_total", "counter", "Bytes queued for transmission.", s.TxBytes);
         w.Metric("zonlb_new_connections_total", "counter", "Connections created.", s.NewConnections);

@@ -119,7 +119,11 @@ public sealed record StatsReport(
     long HeldForNeighbor, long HandedOff, long TxKicks, long TxKickErrors,
     IReadOnlyDictionary<string, long> Drops, IReadOnlyDictionary<string, ulong> XdpProgram,
     IReadOnlyList<WorkerReport> Workers, IReadOnlyList<SocketReport> Sockets, IReadOnlyList<InterfaceCountersReport> Interfaces,
-    IReadOnlyList<ServiceReport> Services);
+    IReadOnlyList<ServiceReport> Services)
+{
+    /// <summary>Frames received as chains of several UMEM frames (engine.multi_buffer), counted in RxPackets too.</summary>
+    public long RxMultiBuffer { get; init; }
+}
 
 /// <summary>One tracked connection.</summary>
 /// <param name="Service">Its service.</param>

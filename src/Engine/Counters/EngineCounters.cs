@@ -12,6 +12,8 @@ internal sealed class EngineCounters
 
     public long RxPackets;
     public long RxBytes;
+    /// <summary>Frames received as chains of several UMEM frames (engine.multi_buffer).</summary>
+    public long RxMultiBuffer;
     public long TxPackets;
     public long TxBytes;
     public long ToBackend;
@@ -42,7 +44,7 @@ internal sealed class EngineCounters
         var t = new EngineCounters();
         foreach (var c in all)
         {
-            t.RxPackets += c.RxPackets; t.RxBytes += c.RxBytes; t.TxPackets += c.TxPackets; t.TxBytes += c.TxBytes;
+            t.RxPackets += c.RxPackets; t.RxBytes += c.RxBytes; t.RxMultiBuffer += c.RxMultiBuffer; t.TxPackets += c.TxPackets; t.TxBytes += c.TxBytes;
             t.ToBackend += c.ToBackend; t.ToClient += c.ToClient; t.NewConnections += c.NewConnections;
             t.ExpiredConnections += c.ExpiredConnections; t.PartialChecksumsRepaired += c.PartialChecksumsRepaired;
             t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;

@@ -287,6 +287,7 @@ internal sealed class Worker
                     var head = s.Rx.DescAt(idx + i);
                     var rest = _batchRest.AsSpan((int)i + 1, _parts[i] - 1);
                     Counters.RxPackets++;
+                    Counters.RxMultiBuffer++;
                     Counters.RxBytes += head.Len + BytesOf(rest);
                     Forward(si, head.Addr, (int)head.Len, in _parsed[i], _reasons[i], now, rest);
                 }
