@@ -106,4 +106,21 @@ public class MultiBufferTests
         Assert.Matches(@"icmp_too_big_sent=1\b", lb.Output);
         Assert.Matches(@"frames_unaccounted=0\b", lb.Output);
     }
+
+    [Fact]
+    public async Task Over_ipv6_a_jumbo_download_and_an_8000_byte_udp_echo_cross_whole()
+    {
+        using var t = JumboTopology();
+        t.WaitForIpv6Ready();
+        using var backends = new Backends(t.Backend, Topology.BackendIp6, 8080, 5353);
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.Ipv6Config(MultiBuffer)).WaitUntilRunning();
+        string big = new('v', 8000);
+        Assert.StartsWith($"echo:{big} from ", await Clients.UdpRequest(t.Client, Topology.Vip6, 5353, big));
+        long got = await Clients.Download(t.Client, Topology.Vip6, 80, 2_000_000, 20000);
+        Assert.True(got >= 2_000_000, $"{got} bytes");
+        Assert.Equal(0, lb.Stop());
+        Assert.Matches(@"rx_multi_buffer=[1-9]\d\d", lb.Output);
+        Assert.Matches(@"frames_unaccounted=0\b", lb.Output);
+        Assert.DoesNotMatch(@"(truncated|malformed|hold_queue_full)=", lb.Output);
+    }
 }
