@@ -164,7 +164,7 @@ internal sealed partial class Dataplane
         long now = Environment.TickCount64;
         var list = new List<ConnectionReport>();
         foreach (var p in Processors)
-        for (int i = 0; i < p.Connections.Slots && list.Count < limit; i++)
+        for (int i = 0; i < p.Connections.Capacity && list.Count < limit; i++)
         {
             var c = p.Connections[i];
             if (!c.InUse)

@@ -154,7 +154,7 @@ internal sealed class PacketProcessor
     public int FlushConnections(Func<Connection, bool>? which = null)
     {
         int n = 0;
-        for (int i = 0; i < _connections.Slots; i++)
+        for (int i = 0; i < _connections.Capacity; i++)
         {
             ref var c = ref _connections[i];
             if (!c.InUse || (which != null && !which(c)))
@@ -162,7 +162,6 @@ internal sealed class PacketProcessor
             OnRemoved(c);
             _connections.Remove(i);
             n++;
-            i--; // a later entry may have moved into this slot
         }
         return n;
     }
@@ -661,7 +660,7 @@ internal sealed class PacketProcessor
             if (_fragments.Count >= FragmentCapacity)
                 return; // its later fragments will wait, then be dropped as `fragment`
         }
-        _fragments[key] = new FragmentRoute(connection, _connections[connection].ClientKey, toBackend, now + FragmentLifetimeMs);
+        _fragments[key] = new FragmentRoute(connection, toBackend, now + FragmentLifetimeMs);
         if (_registry.Workers > 1)
             _registry.FragmentOwners[key] = _worker;
     }
@@ -695,12 +694,9 @@ internal sealed class PacketProcessor
         egressIfIndex = 0;
         nextHopKey = default;
         if (!_fragments.TryGetValue(new FragmentKey(p.SrcIp, p.DstIp, p.FragmentId, p.Protocol), out var route) ||
-            now >= route.Expires)
+            now >= route.Expires || !_connections[route.Connection].InUse)
             return Verdict.HoldFragment;
-        int index = route.Connection;
-        if (!_connections.IsAt(index, route.ClientKey) && !_connections.TryGetByClient(route.ClientKey, out index))
-            return Verdict.HoldFragment; // the connection is gone
-        ref var c = ref _connections[index];
+        ref var c = ref _connections[route.Connection];
         c.LastSeen = now;
         Counters.FragmentsForwarded++;
         if (route.ToBackend)

@@ -225,7 +225,7 @@ internal sealed class Worker
             if (now >= nextSweep)
             {
                 // a bounded slice per tick: the whole table is walked about every 5 s, whatever its size
-                Processor.ExpireConnections(now, Math.Max(4096, Processor.Connections.Slots / 50));
+                Processor.ExpireConnections(now, Math.Max(4096, Processor.Connections.Capacity / 50));
                 nextSweep = now + 100;
             }
             if (busyPoll)
