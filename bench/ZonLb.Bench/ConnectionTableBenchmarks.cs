@@ -16,6 +16,7 @@ public class ConnectionTableBenchmarks
     private ConnectionTable _table = null!;
     private FlowKey[] _hits = Array.Empty<FlowKey>();
     private FlowKey[] _misses = Array.Empty<FlowKey>();
+    private FlowKey[] _replies = Array.Empty<FlowKey>();
     private Connection[] _fresh = Array.Empty<Connection>();
 
     [Params(1_000, 100_000, 1_000_000, 10_000_000)]
@@ -39,6 +40,7 @@ public class ConnectionTableBenchmarks
             _table.Add(Make(i));
         var rng = new Random(1);
         _hits = Enumerable.Range(0, Probes).Select(_ => Make(rng.Next(Entries)).ClientKey).ToArray();
+        _replies = Enumerable.Range(0, Probes).Select(_ => Make(rng.Next(Entries)).BackendKey).ToArray();
         _misses = Enumerable.Range(0, Probes).Select(i => Make(Entries + Probes + i).ClientKey).ToArray();
         _fresh = Enumerable.Range(0, Probes).Select(i => Make(Entries + i)).ToArray();
     }
@@ -49,6 +51,17 @@ public class ConnectionTableBenchmarks
         int found = 0;
         foreach (var k in _hits)
             if (_table.TryGetByClient(k, out _))
+                found++;
+        return found;
+    }
+
+    /// <summary>Hits by backend-side key (replies): through the backend-side index to the entry.</summary>
+    [Benchmark(OperationsPerInvoke = Probes)]
+    public int LookupHitReply()
+    {
+        int found = 0;
+        foreach (var k in _replies)
+            if (_table.TryGetByBackend(k, out _))
                 found++;
         return found;
     }
