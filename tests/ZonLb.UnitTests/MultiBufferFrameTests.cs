@@ -119,6 +119,16 @@ public class MultiBufferFrameTests
         Assert.Equal(0, processor.Counters.PartialChecksumsRepaired);
     }
 
+    [Theory]
+    [InlineData(ChecksumKind.Partial, true)]
+    [InlineData(ChecksumKind.Valid, false)]
+    public void Only_a_partial_checksum_asks_for_the_other_buffers_to_be_summed(ChecksumKind kind, bool partial)
+    {
+        var frame = Udp("10.10.0.2", 40000, "10.10.0.1", 53).Payload(8900).Checksum(kind).Build();
+        Assert.Equal(DropReason.None, PacketParser.Parse(frame.AsSpan(0, 1792), frame.Length - 1792, out var p));
+        Assert.Equal(partial, Processor().HasPartialChecksum(frame.AsSpan(0, 1792), in p));
+    }
+
     [Fact]
     public void A_first_buffer_whose_ip_length_exceeds_what_follows_is_malformed()
     {

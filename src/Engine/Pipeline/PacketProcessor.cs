@@ -889,6 +889,17 @@ internal sealed class PacketProcessor
         return bc.Id;
     }
 
+    /// <summary>Whether a parsed TCP or UDP packet's checksum is partial (see <see cref="IsPartial"/>) and will be
+    /// completed: the receiver of a multi-buffer frame then sums its other buffers (<see cref="ParsedPacket.BeyondSum"/>),
+    /// and only then.</summary>
+    public bool HasPartialChecksum(ReadOnlySpan<byte> frame, in ParsedPacket p)
+    {
+        if (p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || p.IsLaterFragment)
+            return false;
+        ushort check = BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(p.L4Offset + (p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum)));
+        return check != 0 && IsPartial(p.IsFragment, check, (byte)p.Protocol, p.L4Length, WordSum(in p, p.SrcIp, p.DstIp));
+    }
+
     /// <summary>CHECKSUM_PARTIAL from the sender's TX offload: the L4 checksum field holds only the folded
     /// pseudo-header sum of the packet as sent (never for fragments: the sender's stack computed the whole
     /// checksum to fragment the datagram). Off when engine.repair_partial_checksums is false.</summary>

@@ -416,12 +416,13 @@ internal sealed class Worker
         return k;
     }
 
-    /// <summary>Parses a frame's first buffer knowing the length of its other buffers (rest), and sums those for
-    /// the repair of a partial checksum (each buffer's words counted from the transport header's start).</summary>
+    /// <summary>Parses a frame's first buffer knowing the length of its other buffers (rest), and when its checksum
+    /// is partial sums those for the repair (each buffer's words counted from the transport header's start).</summary>
     private DropReason ParseChain(ulong addr, int len, ReadOnlySpan<XdpDesc> rest, out ParsedPacket p)
     {
-        var reason = PacketParser.Parse(_umem.GetFrame(addr, len), (int)BytesOf(rest), out p);
-        if (reason == DropReason.None && p.Beyond > 0 && !p.IsFragment && p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
+        var frame = _umem.GetFrame(addr, len);
+        var reason = PacketParser.Parse(frame, (int)BytesOf(rest), out p);
+        if (reason == DropReason.None && p.Beyond > 0 && Processor.HasPartialChecksum(frame, in p))
         {
             ulong sum = 0;
             int offset = p.L4InFrame, left = p.Beyond;
