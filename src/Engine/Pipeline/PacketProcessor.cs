@@ -631,17 +631,12 @@ internal sealed class PacketProcessor
             return Drop(reason);
         if (p.IpTotalLength > _portMtu[port])
             return TooBig(frame, in p, port);
-        if (p.Protocol is IpProtocol.Tcp or IpProtocol.Udp)
+        if (HasPartialChecksum(frame, in p)) // TCP or UDP only
         {
             var l4 = frame.Slice(p.L4Offset, p.L4InFrame);
             int csOff = p.Protocol == IpProtocol.Tcp ? Wire.TcpChecksum : Wire.UdpChecksum;
-            byte wireProtocol = (byte)p.Protocol;
-            ushort check = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(csOff));
-            if (check != 0 && IsPartial(p.IsFragment, check, wireProtocol, p.L4Length, WordSum(in p, p.SrcIp, p.DstIp)))
-            {
-                ushort sum = CompleteChecksum(l4, p.L4Length, p.BeyondSum, csOff, p.SrcIp, p.DstIp, wireProtocol);
-                BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), p.Protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
-            }
+            ushort sum = CompleteChecksum(l4, p.L4Length, p.BeyondSum, csOff, p.SrcIp, p.DstIp, (byte)p.Protocol);
+            BinaryPrimitives.WriteUInt16BigEndian(l4.Slice(csOff), p.Protocol == IpProtocol.Udp && sum == 0 ? (ushort)0xFFFF : sum);
         }
         if (state == NextHopState.Pending)
             return Verdict.Hold;
@@ -890,8 +885,8 @@ internal sealed class PacketProcessor
     }
 
     /// <summary>Whether a parsed TCP or UDP packet's checksum is partial (see <see cref="IsPartial"/>) and will be
-    /// completed: the receiver of a multi-buffer frame then sums its other buffers (<see cref="ParsedPacket.BeyondSum"/>),
-    /// and only then.</summary>
+    /// completed (false for other protocols): direct server return completes it then, and the receiver of a
+    /// multi-buffer frame sums its other buffers (<see cref="ParsedPacket.BeyondSum"/>), and only then.</summary>
     public bool HasPartialChecksum(ReadOnlySpan<byte> frame, in ParsedPacket p)
     {
         if (p.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || p.IsLaterFragment)
