@@ -15,10 +15,7 @@ public class FragmentTests
 {
     private static PacketProcessor Processor()
     {
-        var routes = new FixedRoutes()
-            .Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3).Subnet("fd00:10::", 2).Subnet("fd00:20::", 3)
-            .Neighbor("10.10.0.2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 })
-            .Neighbor("fd00:10::2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("fd00:20::2", new byte[] { 2, 0, 0, 0, 5, 2 });
+        var routes = Routes();
         return new PacketProcessor(new[]
             {
                 new ResolvedService("dns", IpAddr.Parse("10.10.0.1"), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 5353, IpAddr.Parse("10.20.0.1")) }),

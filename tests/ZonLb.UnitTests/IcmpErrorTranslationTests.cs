@@ -21,10 +21,7 @@ public class IcmpErrorTranslationTests
     private static readonly IpAddr Snat = IpAddr.Parse("10.20.0.1");
     private static readonly IpAddr Snat6 = IpAddr.Parse("fd00:20::1");
 
-    private readonly FixedRoutes _routes = new FixedRoutes()
-        .Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3).Subnet("fd00:10::", 2).Subnet("fd00:20::", 3)
-        .Neighbor("10.10.0.2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 })
-        .Neighbor("fd00:10::2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("fd00:20::2", new byte[] { 2, 0, 0, 0, 5, 2 });
+    private readonly FixedRoutes _routes = Routes();
 
     private PacketProcessor Processor() => new(new[]
         {

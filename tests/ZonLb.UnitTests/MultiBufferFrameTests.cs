@@ -16,10 +16,7 @@ namespace ZonLb.UnitTests;
 /// </summary>
 public class MultiBufferFrameTests
 {
-    private readonly FixedRoutes _routes = new FixedRoutes()
-        .Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3).Subnet("fd00:10::", 2).Subnet("fd00:20::", 3)
-        .Neighbor("10.10.0.2", ClientMac).Neighbor("10.20.0.2", BackendMac)
-        .Neighbor("fd00:10::2", ClientMac).Neighbor("fd00:20::2", BackendMac);
+    private readonly FixedRoutes _routes = Routes();
 
     private PacketProcessor Processor()
     {
