@@ -6,7 +6,7 @@
 #include <linux/ipv6.h>
 #include <linux/in.h>
 #include <linux/in6.h>
-#include <linux/icmp.h>
+#include "zonlb_icmp.h"
 #include <linux/icmpv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>

@@ -73,7 +73,7 @@ mac() { ip -n "$1" -o link show dev "$2" | sed -E 's/.*link\/ether ([0-9a-f:]+).
 hexmac() { echo "0x${1//:/,0x}"; }
 LBC_MAC=$(mac "$L" lbc); LBS_MAC=$(mac "$L" lbs); BE_MAC=$(mac "$S" eth0); CLIENT_MAC=$(mac "$C" eth0)
 LBS_IFINDEX=$(ip -n "$L" -o link show dev lbs | cut -d: -f1)
-cflags=(-O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu)
+read -r -a cflags <<<"$(bpf/cflags.sh)"
 clang "${cflags[@]}" -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 clang "${cflags[@]}" -DOUT_IFINDEX="$LBS_IFINDEX" -DOUT_SRC_MAC="$(hexmac "$LBS_MAC")" -DOUT_DST_MAC="$(hexmac "$BE_MAC")" \
     -c bench/e2e/redirect.bpf.c -o "$tmp/redirect.o"

@@ -56,7 +56,7 @@ bench_be32() { local a b c d; IFS=. read -r a b c d <<< "$1"; printf '0x%02x%02x
 #                            load balancer's backend-side address 10.20.0.1 and the backend 10.20.0.2) into DIR;
 #                            FRAGS=1: the program for multi-buffer (xdp.frags), which bench_start_xskfwd then uses.
 bench_build_xskfwd() {
-    clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu ${FRAGS:+-DFRAGS} \
+    clang $(bpf/cflags.sh) ${FRAGS:+-DFRAGS} \
         -DVIP="$(bench_be32 10.10.0.1)" -DLB_ADDR="$(bench_be32 10.20.0.1)" -DBACKEND="$(bench_be32 10.20.0.2)" \
         -c bench/e2e/xskfwd.bpf.c -o "$1/xskfwd.o"
     clang -O2 -Wall -Wextra -Werror bench/e2e/xskfwd.c -lxdp -lbpf -o "$1/xskfwd"

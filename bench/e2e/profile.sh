@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 zlb_topology "$C" "$L" "$S" 1
-clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
+clang $(bpf/cflags.sh) -c bench/e2e/sink.bpf.c -o "$tmp/sink.o"
 ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp
 mac() { ip -n "$1" -o link show dev "$2" | sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/'; }
 if [ "${FORWARDER:-zonlb}" = xskfwd ]; then

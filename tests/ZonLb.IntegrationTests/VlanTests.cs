@@ -15,8 +15,9 @@ public class VlanTests
     {
         string root = Command.RepoRoot();
         string obj = Path.Combine(Path.GetTempPath(), $"zlbt-vlan-{Environment.ProcessId}.o");
-        var r = Command.Run("clang", new[] { "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
-            "-c", Path.Combine(root, "tests", "vlan-client", "vlan_client.bpf.c"), "-o", obj }, TimeSpan.FromSeconds(60));
+        string flags = Command.Check(Path.Combine(root, "bpf", "cflags.sh")).Trim();
+        var r = Command.Run("clang", flags.Split(' ').Concat(new[] {
+            "-c", Path.Combine(root, "tests", "vlan-client", "vlan_client.bpf.c"), "-o", obj }), TimeSpan.FromSeconds(60));
         Assert.True(r.ExitCode == 0, r.Output);
         return obj;
     }
