@@ -32,7 +32,7 @@
 #   never saw.
 # Every case runs REPEATS times; the table shows median and min-max.
 #
-# Usage: sudo [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
+# Usage (as root): [MODES="zonlb kernel"] bench/e2e/compare.sh [SECONDS=5] [REPEATS=5]     (run scripts/setup.sh first)
 # Knobs for experiments: RATE=PPS paces the generator (default: as fast as it can); ENGINE_EXTRA="key = value"
 # adds lines to zonlb-afxdp's [engine] table; WORKER_FIFO, WORKER_NICE; SHOW_LOG=1 prints zonlb-afxdp's log when
 # it stops; CASES="udp" or "tcp" runs only those; MTU=N sets every veth's MTU (larger frames than a 2048-byte

@@ -8,7 +8,7 @@
 # FORWARDER=xskfwd profiles the C reference forwarder (bench/e2e/xskfwd.c) in the same place instead. Either way
 # it also prints what was forwarded while recording and CPU 1's time per forwarded frame, in all and in user space.
 # Needs perf (Debian: apt-get install linux-perf; scripts/setup.sh does not install it).
-# Usage: sudo [FORWARDER=xskfwd] [LBC_RECEIVE=sender] [WORKER_FIFO=0] [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
+# Usage (as root): [FORWARDER=xskfwd] [LBC_RECEIVE=sender] [WORKER_FIFO=0] [ENGINE_EXTRA=...] bench/e2e/profile.sh [SECONDS=5]
 set -euo pipefail
 command -v perf >/dev/null || { echo "profile.sh: perf is not installed (Debian: apt-get install linux-perf)" >&2; exit 1; }
 cd "$(dirname "$0")/../.."

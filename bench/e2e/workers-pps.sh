@@ -3,7 +3,7 @@
 # topology: client ns --2-queue veth--> [lbc | zonlb-afxdp | lbs] --2-queue veth--> backend ns.
 # Load: iperf3 UDP from the client to the VIP (18-byte payloads, i.e. 60-byte frames, -P 4 flows, unlimited
 # rate) answered by iperf3 on the backend; the figure is the engine's own tx_packets per second (from
-# `zonlb-afxdp stats --json`) over the run. Usage: sudo bench/e2e/workers-pps.sh [SECONDS] [REPEATS]
+# `zonlb-afxdp stats --json`) over the run. Usage (as root): bench/e2e/workers-pps.sh [SECONDS] [REPEATS]
 # Note: on a 2-core machine the generator, the kernel's veth work and the engine share the same two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -37,13 +37,17 @@ public static class Program
             root.Subcommands.Add(c);
         foreach (var c in CompletionCommand.Create(Root))
             root.Subcommands.Add(c);
+        root.Subcommands.Add(ManualCommand.Create(Root));
         return root;
     }
+
+    /// <summary>The program's version (major.minor.patch).</summary>
+    public static string Version => typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
     /// <summary>The version, and the libraries and kernel it runs on.</summary>
     private static string VersionText()
     {
-        string version = typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+        string version = Version;
         string kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : "unknown";
         string libbpf, libxdp;
         try

@@ -70,4 +70,48 @@ public class PackageConsumerTests
             Directory.Delete(work, recursive: true);
         }
     }
+
+    [Theory]
+    [InlineData("ZonLb.Engine", "src/Engine/ZonLb.Engine.csproj")]
+    [InlineData("ZonLb.Native", "src/Native/ZonLb.Native.csproj")]
+    public void A_package_carries_its_readme_license_repository_and_symbols_with_source_link(string id, string project)
+    {
+        string root = Command.RepoRoot();
+        string feed = Directory.CreateTempSubdirectory("zlbt-pack-").FullName;
+        try
+        {
+            var pack = Command.Run("dotnet", new[] { "pack", Path.Combine(root, project), "-c", "Release", "-o", feed, "--nologo" }, TimeSpan.FromMinutes(5));
+            Assert.True(pack.ExitCode == 0, pack.Output);
+            using var package = System.IO.Compression.ZipFile.OpenRead(Path.Combine(feed, $"{id}.0.1.0.nupkg"));
+            using var symbols = System.IO.Compression.ZipFile.OpenRead(Path.Combine(feed, $"{id}.0.1.0.snupkg"));
+            string nuspec = new StreamReader(package.GetEntry($"{id}.nuspec")!.Open()).ReadToEnd();
+            string readme = new StreamReader(package.GetEntry("PACKAGE.md")!.Open()).ReadToEnd();
+            using var pdb = new MemoryStream();
+            symbols.GetEntry($"lib/net10.0/{id}.pdb")!.Open().CopyTo(pdb);
+            string pdbText = System.Text.Encoding.Latin1.GetString(pdb.ToArray());
+
+            Assert.Contains("<readme>PACKAGE.md</readme>", nuspec);
+            Assert.Contains("<license type=\"expression\">MIT</license>", nuspec);
+            Assert.Matches("<repository type=\"git\" url=\"https://github.com/[^\"]+\"", nuspec);
+            Assert.NotNull(package.GetEntry("LICENSE"));
+            Assert.Contains("libbpf.so.1", readme); // the native libraries a consumer needs, by name
+            if (Directory.Exists(Path.Combine(root, ".git")))
+            {
+                // SourceLink: the PDB maps the sources to the repository at the commit built
+                string commit = Command.Check("git", "-C", root, "rev-parse", "HEAD").Trim();
+                Assert.Contains($"commit=\"{commit}\"", nuspec);
+                Assert.Contains($"https://raw.githubusercontent.com/", pdbText);
+                Assert.Contains(commit, pdbText);
+            }
+            else
+            {
+                // a source export (no .git) has no commit to link to, and builds without SourceLink
+                Assert.DoesNotContain("raw.githubusercontent.com", pdbText);
+            }
+        }
+        finally
+        {
+            Directory.Delete(feed, recursive: true);
+        }
+    }
 }

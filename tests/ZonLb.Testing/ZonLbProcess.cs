@@ -43,8 +43,10 @@ public sealed class ZonLbProcess : IDisposable
     /// from a script that started it in the background.</param>
     /// <param name="injectFault">Sets ZONLB_INJECT_FAULT for the program (worker | unhandled).</param>
     /// <param name="wrapper">A command (and its arguments) that runs zonlb-afxdp, e.g. setpriv to drop a capability.</param>
+    /// <param name="environment">Variables set for the program (e.g. NOTIFY_SOCKET).</param>
+    /// <param name="arguments">Arguments after `run --config FILE` (the default: none).</param>
     public static ZonLbProcess Start(NetworkNamespace ns, string configToml, bool defaultSigint = false, string? injectFault = null,
-        IReadOnlyList<string>? wrapper = null)
+        IReadOnlyList<string>? wrapper = null, IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? arguments = null)
     {
         string id = Guid.NewGuid().ToString("N");
         string config = Path.Combine(Path.GetTempPath(), $"zonlb-test-{id}.toml");
@@ -60,12 +62,16 @@ public sealed class ZonLbProcess : IDisposable
         };
         if (injectFault != null)
             psi.Environment["ZONLB_INJECT_FAULT"] = injectFault;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            psi.Environment[name] = value;
         var command = new List<string> { "netns", "exec", ns.Name };
         if (defaultSigint)
             command.AddRange(new[] { "perl", "-e", "$SIG{INT} = 'DEFAULT'; exec @ARGV or die \"exec: $!\"", "--" });
         if (wrapper != null)
             command.AddRange(wrapper);
         command.AddRange(new[] { "dotnet", CliPath, "run", "--config", config });
+        if (arguments != null)
+            command.AddRange(arguments);
         foreach (var a in command)
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start zonlb-afxdp");

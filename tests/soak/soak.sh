@@ -6,7 +6,7 @@
 # every curl and UDP exchange succeeded, iperf3 finished, no ping was lost, the engine counted no drop, the
 # managed heap did not grow by more than 16 MiB after the first minute's warm-up (or the first quarter of a
 # shorter run), every UMEM frame is accounted for, and the connection table holds no more than the live flows.
-# Usage: sudo tests/soak/soak.sh [SECONDS]     (CI runs 60; the long run is 1800)
+# Usage (as root): tests/soak/soak.sh [SECONDS]     (CI runs 60; the long run is 1800)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}

@@ -10,8 +10,8 @@ public static class ConfigCommand
     {
         var config = new Command("config", "Show the running configuration, or convert a zon-lb configuration.");
 
-        var socket = new Option<string?>("--socket", "-s") { Description = "Control socket of the running instance." };
-        var file = new Option<string?>("--config", "-c") { Description = "Read control_socket from this configuration file." };
+        var socket = new Option<string?>("--socket", "-s") { HelpName = "PATH", Description = "Control socket of the running instance." };
+        var file = new Option<string?>("--config", "-c") { HelpName = "FILE", Description = "Read control_socket from this configuration file." };
         var json = new Option<bool>("--json") { Description = "Print {\"toml\": \"...\"} as JSON." };
         var show = new Command("show", "Print the configuration the running instance applies (after reloads and backend changes), in TOML.")
         {

@@ -14,10 +14,11 @@ public static class ControlCommands
 {
     private static Option<string?> SocketOption() => new("--socket", "-s")
     {
-        Description = "Control socket of the running instance (default: control_socket of --config, else /run/zonlb-afxdp.sock).",
+        HelpName = "PATH",
+        Description = "Control socket of the running instance (default: control_socket of --config, else /run/zonlb-afxdp/zonlb-afxdp.sock).",
     };
 
-    private static Option<string?> ConfigOption() => new("--config", "-c") { Description = "Read control_socket from this configuration file." };
+    private static Option<string?> ConfigOption() => new("--config", "-c") { HelpName = "FILE", Description = "Read control_socket from this configuration file." };
 
     private static Option<bool> JsonOption() => new("--json") { Description = "Print the answer as JSON." };
 

@@ -10,7 +10,7 @@ public static class DoctorCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config", "-c") { Description = "The configuration to check the host against.", Required = true };
+        var config = new Option<string>("--config", "-c") { HelpName = "FILE", Description = "The configuration to check the host against.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the checks as JSON." };
         var cmd = new Command("doctor",
             "Check this host (the network namespace it runs in) against a configuration: interfaces, queues, XDP attach\n" +

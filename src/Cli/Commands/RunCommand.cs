@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using ZonLb.Cli.Service;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
@@ -15,7 +16,7 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config", "-c") { Description = "The TOML configuration file.", Required = true };
+        var config = new Option<string>("--config", "-c") { HelpName = "FILE", Description = "The TOML configuration file.", Required = true };
         var interval = new Option<double>("--status-interval")
         {
             Description = "Seconds between status lines; 0 prints none.",
@@ -85,7 +86,8 @@ public static class RunCommand
             Console.Error.WriteLine("nothing was left attached");
             return ExitCodes.ConfigError;
         }
-        control.OnReload = () => Reload(dp, path);
+        using var systemd = new SystemdNotifier();
+        control.OnReload = () => Reload(dp, path, systemd);
         MetricsServer? metrics = null;
         if (cfg.MetricsListen != null)
         {
@@ -109,7 +111,7 @@ public static class RunCommand
             {
                 try
                 {
-                    await Reload(dp, path);
+                    await Reload(dp, path, systemd);
                 }
                 catch (Exception e) when (e is ConfigException or InvalidOperationException or NativeException)
                 {
@@ -123,6 +125,7 @@ public static class RunCommand
         using (metrics)
         {
             Log($"running with {cfg.Services.Count} service(s); control socket {cfg.ControlSocket}; SIGINT or SIGTERM stops, SIGHUP reloads");
+            systemd.Ready($"forwarding on {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}: {cfg.Services.Count} service(s)");
             var status = new StatusPrinter(dp);
             var period = TimeSpan.FromSeconds(statusInterval > 0 ? statusInterval : 1);
             while (!stop.Wait(period))
@@ -136,6 +139,7 @@ public static class RunCommand
                 if (statusInterval > 0)
                     Console.WriteLine(status.Line());
             }
+            systemd.Stopping();
             var frames = dp.Stop();
             Console.WriteLine(StatusPrinter.Totals(dp));
             Console.WriteLine(frames);
@@ -144,7 +148,20 @@ public static class RunCommand
         return exit;
     }
 
-    private static Task<string> Reload(LoadBalancer dp, string path) => dp.ReloadAsync(ConfigLoader.LoadFile(path));
+    /// <summary>Re-reads the file and applies it, telling systemd (RELOADING=1, then READY=1 whatever the outcome:
+    /// a failed reload changes nothing and the instance keeps serving).</summary>
+    private static async Task<string> Reload(LoadBalancer dp, string path, SystemdNotifier systemd)
+    {
+        systemd.Reloading();
+        try
+        {
+            return await dp.ReloadAsync(ConfigLoader.LoadFile(path));
+        }
+        finally
+        {
+            systemd.Ready("forwarding; reloaded " + path);
+        }
+    }
 
     private static void Log(string message) => Console.WriteLine($"{DateTime.Now:HH:mm:ss} {message}");
 }

@@ -18,7 +18,7 @@ public static class TraceCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config", "-c") { Description = "The configuration whose addresses to watch.", Required = true };
+        var config = new Option<string>("--config", "-c") { HelpName = "FILE", Description = "The configuration whose addresses to watch.", Required = true };
         var service = new Option<string?>("--service") { Description = "Watch only this service's addresses." };
         var seconds = new Option<double>("--seconds") { Description = "Stop after this many seconds; 0 runs until SIGINT or SIGTERM.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("trace",
@@ -73,6 +73,11 @@ public static class TraceCommand
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.ConfigError;
+        }
+        if (DropTracer.UnavailableReason() is { } why)
+        {
+            Console.Error.WriteLine($"error: trace cannot run: {why}");
+            return ExitCodes.RuntimeError;
         }
         var watch = WatchedAddresses(cfg, service);
         var reasons = KernelSymbols.DropReasonNames();

@@ -15,19 +15,12 @@ namespace ZonLb.Engine.Configuration;
 /// </summary>
 public static class ConfigLoader
 {
-    private static readonly string[] TopKeys = { "interface", "service", "engine", "control_socket", "metrics_listen" };
-    private static readonly string[] InterfaceKeys = { "name", "xdp_mode", "xsk_mode", "vlans" };
-    private static readonly string[] ServiceKeys = { "name", "vip", "protocol", "port", "snat", "mode", "health", "backend" };
-    private static readonly string[] HealthKeys = { "kind", "interval", "timeout", "rise", "fall", "path", "drain" };
-    private static readonly string[] BackendKeys = { "address", "port", "weight" };
-    private static readonly string[] EngineKeys =
-    {
-        "workers", "cpu_affinity", "frame_count", "frame_size", "ring_size", "connection_capacity", "maglev_table_size", "nat_port_min", "nat_port_max",
-        "tcp_syn_sent_timeout", "tcp_syn_recv_timeout", "tcp_established_timeout", "tcp_fin_wait_timeout",
-        "tcp_close_wait_timeout", "tcp_last_ack_timeout", "tcp_time_wait_timeout", "tcp_close_timeout",
-        "udp_timeout", "udp_stream_timeout", "icmp_timeout", "neighbor_wait_ms", "neighbor_cache_seconds", "repair_partial_checksums",
-        "multi_buffer", "busy_poll_usecs", "worker_nice", "worker_fifo_priority",
-    };
+    private static readonly string[] TopKeys = ConfigOptions.KeysOf("");
+    private static readonly string[] InterfaceKeys = ConfigOptions.KeysOf("interface");
+    private static readonly string[] ServiceKeys = ConfigOptions.KeysOf("service");
+    private static readonly string[] HealthKeys = ConfigOptions.KeysOf("service.health");
+    private static readonly string[] BackendKeys = ConfigOptions.KeysOf("service.backend");
+    private static readonly string[] EngineKeys = ConfigOptions.KeysOf("engine");
 
     /// <summary>Reads and checks a TOML configuration file.</summary>
     /// <exception cref="ConfigException">The file cannot be read or is not valid; the message names the file, key and value.</exception>
@@ -229,7 +222,13 @@ public static class ConfigLoader
         const string at = "engine";
         r.CheckKeys(t, at, EngineKeys);
         var o = new EngineOptions();
-        o.Workers = r.OptionalInt(t, at, "workers", o.Workers, 1, 64);
+        foreach (var option in ConfigOptions.In("engine"))
+        {
+            if (option.SetInt != null)
+                option.SetInt(o, r.OptionalInt(t, at, option.Key, option.DefaultFrom?.Invoke(o) ?? option.GetInt!(o), (int)option.Min!, (int)option.Max!));
+            else if (option.SetBool != null && t.TryGetValue(option.Key, out var flag))
+                option.SetBool(o, flag as bool? ?? throw r.Error(at, option.Key, flag, "must be true or false"));
+        }
         if (t.TryGetValue("cpu_affinity", out var ca))
         {
             if (ca is not TomlArray cpus || cpus.Any(x => x is not long))
@@ -242,44 +241,14 @@ public static class ConfigLoader
                 if (cpu < 0 || cpu >= Math.Min(max, 64))
                     throw r.Error(at, "cpu_affinity", $"[{string.Join(", ", o.CpuAffinity)}]", $"CPU {cpu} does not exist here (0-{max - 1})");
         }
-        o.FrameCount = r.OptionalInt(t, at, "frame_count", o.FrameCount, 64, 1 << 22);
-        if (t.TryGetValue("multi_buffer", out var mb))
-            o.MultiBuffer = mb as bool? ?? throw r.Error(at, "multi_buffer", mb, "must be true or false");
-        // multi-buffer defaults to 4 KiB frames: a 9000-byte frame in 3 buffers instead of 5 (TCP at MTU 9000
-        // measured 6.3 against 3.4 Gbit/s: copy mode's cost is per buffer)
-        o.FrameSize = r.OptionalInt(t, at, "frame_size", o.MultiBuffer ? 4096 : o.FrameSize, 2048, 4096);
         if (o.FrameSize is not (2048 or 4096))
             throw r.Error(at, "frame_size", o.FrameSize, "must be 2048 or 4096");
-        o.RingSize = r.OptionalInt(t, at, "ring_size", o.RingSize, 64, 32768);
         if ((o.RingSize & (o.RingSize - 1)) != 0)
             throw r.Error(at, "ring_size", o.RingSize, "must be a power of two");
-        o.ConnectionCapacity = r.OptionalInt(t, at, "connection_capacity", o.ConnectionCapacity, 1, 1 << 26);
-        o.MaglevTableSize = r.OptionalInt(t, at, "maglev_table_size", o.MaglevTableSize, 3, 16_777_213);
         if (!Balancing.MaglevTable.IsPrime(o.MaglevTableSize))
             throw r.Error(at, "maglev_table_size", o.MaglevTableSize, "must be a prime number (for example 65537, 131071, 1000003)");
-        o.NatPortMin = (ushort)r.OptionalInt(t, at, "nat_port_min", o.NatPortMin, 1, 65535);
-        o.NatPortMax = (ushort)r.OptionalInt(t, at, "nat_port_max", o.NatPortMax, 1, 65535);
         if (o.NatPortMax < o.NatPortMin)
             throw r.Error(at, "nat_port_max", o.NatPortMax, $"must not be below nat_port_min ({o.NatPortMin})");
-        const int Week = 7 * 86400;
-        o.TcpSynSentTimeoutSeconds = r.OptionalInt(t, at, "tcp_syn_sent_timeout", o.TcpSynSentTimeoutSeconds, 1, Week);
-        o.TcpSynRecvTimeoutSeconds = r.OptionalInt(t, at, "tcp_syn_recv_timeout", o.TcpSynRecvTimeoutSeconds, 1, Week);
-        o.TcpEstablishedTimeoutSeconds = r.OptionalInt(t, at, "tcp_established_timeout", o.TcpEstablishedTimeoutSeconds, 1, 4 * Week);
-        o.TcpFinWaitTimeoutSeconds = r.OptionalInt(t, at, "tcp_fin_wait_timeout", o.TcpFinWaitTimeoutSeconds, 1, Week);
-        o.TcpCloseWaitTimeoutSeconds = r.OptionalInt(t, at, "tcp_close_wait_timeout", o.TcpCloseWaitTimeoutSeconds, 1, Week);
-        o.TcpLastAckTimeoutSeconds = r.OptionalInt(t, at, "tcp_last_ack_timeout", o.TcpLastAckTimeoutSeconds, 1, Week);
-        o.TcpTimeWaitTimeoutSeconds = r.OptionalInt(t, at, "tcp_time_wait_timeout", o.TcpTimeWaitTimeoutSeconds, 1, Week);
-        o.TcpCloseTimeoutSeconds = r.OptionalInt(t, at, "tcp_close_timeout", o.TcpCloseTimeoutSeconds, 1, Week);
-        o.UdpTimeoutSeconds = r.OptionalInt(t, at, "udp_timeout", o.UdpTimeoutSeconds, 1, Week);
-        o.UdpStreamTimeoutSeconds = r.OptionalInt(t, at, "udp_stream_timeout", o.UdpStreamTimeoutSeconds, 1, Week);
-        o.IcmpTimeoutSeconds = r.OptionalInt(t, at, "icmp_timeout", o.IcmpTimeoutSeconds, 1, Week);
-        o.NeighborWaitMilliseconds = r.OptionalInt(t, at, "neighbor_wait_ms", o.NeighborWaitMilliseconds, 1, 60000);
-        if (t.TryGetValue("repair_partial_checksums", out var rp))
-            o.RepairPartialChecksums = rp as bool? ?? throw r.Error(at, "repair_partial_checksums", rp, "must be true or false");
-        o.NeighborCacheSeconds = r.OptionalInt(t, at, "neighbor_cache_seconds", o.NeighborCacheSeconds, 1, 3600);
-        o.BusyPollMicroseconds = r.OptionalInt(t, at, "busy_poll_usecs", o.BusyPollMicroseconds, 0, 100000);
-        o.WorkerNice = r.OptionalInt(t, at, "worker_nice", o.WorkerNice, -20, 19);
-        o.WorkerFifoPriority = r.OptionalInt(t, at, "worker_fifo_priority", o.WorkerFifoPriority, 0, 99);
         if (o.WorkerFifoPriority != 0 && o.WorkerNice != 0)
             throw r.Error(at, "worker_fifo_priority", o.WorkerFifoPriority, $"excludes worker_nice ({o.WorkerNice}): a SCHED_FIFO thread has no nice value");
         if (o.WorkerFifoPriority != 0 && o.BusyPollMicroseconds != 0)

@@ -54,43 +54,27 @@ public static class ConfigWriter
             }
             sb.Append('\n');
         }
-        var defaults = new EngineOptions();
         var engine = new StringBuilder();
-        foreach (var (key, get) in EngineKeys)
+        var defaults = new EngineOptions();
+        foreach (var option in ConfigOptions.In("engine"))
         {
-            object now = get(c.Engine), def = get(defaults);
-            if (!Equals(now, def))
-                engine.Append(CultureInfo.InvariantCulture, $"{key} = {now}\n");
+            if (option.GetInt != null)
+            {
+                int now = option.GetInt(c.Engine), def = option.DefaultFrom?.Invoke(c.Engine) ?? option.GetInt(defaults);
+                if (now != def)
+                    engine.Append(CultureInfo.InvariantCulture, $"{option.Key} = {now}\n");
+            }
+            else if (option.GetBool != null && option.GetBool(c.Engine) != option.GetBool(defaults))
+            {
+                engine.Append($"{option.Key} = {(option.GetBool(c.Engine) ? "true" : "false")}\n");
+            }
+            else if (option.Key == "cpu_affinity" && c.Engine.CpuAffinity.Count > 0)
+            {
+                engine.Append(CultureInfo.InvariantCulture, $"cpu_affinity = [{string.Join(", ", c.Engine.CpuAffinity)}]\n");
+            }
         }
-        if (!c.Engine.RepairPartialChecksums)
-            engine.Append("repair_partial_checksums = false\n");
-        if (c.Engine.MultiBuffer)
-            engine.Append("multi_buffer = true\n");
-        if (c.Engine.BusyPollMicroseconds != 0)
-            engine.Append($"busy_poll_usecs = {c.Engine.BusyPollMicroseconds}\n");
-        if (c.Engine.WorkerNice != 0)
-            engine.Append($"worker_nice = {c.Engine.WorkerNice}\n");
-        if (c.Engine.WorkerFifoPriority != 0)
-            engine.Append($"worker_fifo_priority = {c.Engine.WorkerFifoPriority}\n");
-        if (c.Engine.CpuAffinity.Count > 0)
-            engine.Append(CultureInfo.InvariantCulture, $"cpu_affinity = [{string.Join(", ", c.Engine.CpuAffinity)}]\n");
         if (engine.Length > 0)
             sb.Append("[engine]\n").Append(engine);
         return sb.ToString().TrimEnd() + "\n";
     }
-
-    /// <summary>The [engine] keys and how to read them, in file order.</summary>
-    internal static readonly (string Key, Func<EngineOptions, object> Get)[] EngineKeys =
-    {
-        ("workers", o => o.Workers), ("frame_count", o => o.FrameCount), ("frame_size", o => o.FrameSize), ("ring_size", o => o.RingSize),
-        ("connection_capacity", o => o.ConnectionCapacity), ("maglev_table_size", o => o.MaglevTableSize),
-        ("nat_port_min", o => (int)o.NatPortMin), ("nat_port_max", o => (int)o.NatPortMax),
-        ("tcp_syn_sent_timeout", o => o.TcpSynSentTimeoutSeconds), ("tcp_syn_recv_timeout", o => o.TcpSynRecvTimeoutSeconds),
-        ("tcp_established_timeout", o => o.TcpEstablishedTimeoutSeconds), ("tcp_fin_wait_timeout", o => o.TcpFinWaitTimeoutSeconds),
-        ("tcp_close_wait_timeout", o => o.TcpCloseWaitTimeoutSeconds), ("tcp_last_ack_timeout", o => o.TcpLastAckTimeoutSeconds),
-        ("tcp_time_wait_timeout", o => o.TcpTimeWaitTimeoutSeconds), ("tcp_close_timeout", o => o.TcpCloseTimeoutSeconds),
-        ("udp_timeout", o => o.UdpTimeoutSeconds), ("udp_stream_timeout", o => o.UdpStreamTimeoutSeconds),
-        ("icmp_timeout", o => o.IcmpTimeoutSeconds), ("neighbor_wait_ms", o => o.NeighborWaitMilliseconds),
-        ("neighbor_cache_seconds", o => o.NeighborCacheSeconds),
-    };
 }

@@ -18,7 +18,7 @@ public sealed class LoadBalancerConfig
     public string Source { get; set; } = "code";
 
     /// <summary>The control socket's path when none is configured.</summary>
-    public const string DefaultControlSocket = "/run/zonlb-afxdp.sock";
+    public const string DefaultControlSocket = "/run/zonlb-afxdp/zonlb-afxdp.sock";
 
     /// <summary>The Unix socket `zonlb-afxdp status|stats|...` talks to (mode 0600: root only).</summary>
     public string ControlSocket { get; set; } = DefaultControlSocket;

@@ -82,6 +82,23 @@ public sealed unsafe class DropTracer : IDisposable
 
     public static string DefaultObjectPath => BpfObjectFile.PathOf("zonlb_trace.o");
 
+    /// <summary>Where the kernel publishes its BTF, which the CO-RE tracer needs at build and at load.</summary>
+    public const string KernelBtfPath = "/sys/kernel/btf/vmlinux";
+
+    /// <summary>Why the tracer cannot run here (no object built, or a kernel without BTF), or null when it can try.</summary>
+    public static string? UnavailableReason(string? objectPath = null, string kernelBtf = KernelBtfPath)
+    {
+        string path = objectPath ?? DefaultObjectPath;
+        if (!File.Exists(path))
+            return $"this build has no drop tracer ({path}): it was built on a machine whose kernel had no BTF " +
+                   $"({KernelBtfPath}), which the tracer's CO-RE build needs; rebuild where the kernel has CONFIG_DEBUG_INFO_BTF=y. " +
+                   "Everything but trace works without it.";
+        if (!File.Exists(kernelBtf))
+            return $"this kernel has no BTF ({kernelBtf}; CONFIG_DEBUG_INFO_BTF=y), which the drop tracer needs to attach to " +
+                   "skb:kfree_skb and read the kernel's structures. Everything but trace works without it.";
+        return null;
+    }
+
     public static DropTracer Start(IEnumerable<IPAddress> watch, string? objectPath = null)
     {
         string path = objectPath ?? DefaultObjectPath;
