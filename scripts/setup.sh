@@ -10,13 +10,13 @@
 #   iproute2 ethtool procps                ip/tc/ip netns, offload and channel settings, sysctl/ps (tests, scripts)
 #   nftables iperf3 curl netcat-openbsd    the tests' and benchmarks' traffic and the nftables reference rows
 #   iputils-ping socat                     ping through the VIP, UDP clients
-#   apache2-utils                          ab: many short HTTP connections through the VIP (robustness tests)
+#   apache2-utils hping3                   ab: many short HTTP connections; hping3: spoofed floods (robustness tests)
 #   man-db zsh fish                        man -l renders the generated man pages; the completions load (install test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(clang llvm linux-libc-dev libbpf-dev bpftool libxdp-dev
-          iproute2 ethtool procps nftables iperf3 curl netcat-openbsd iputils-ping socat apache2-utils man-db zsh fish)
+          iproute2 ethtool procps nftables iperf3 curl netcat-openbsd iputils-ping socat apache2-utils hping3 man-db zsh fish)
 
 say() { echo "setup.sh: $*"; }
 

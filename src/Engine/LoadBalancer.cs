@@ -271,6 +271,10 @@ public sealed class CounterSnapshot
     public long ExpiredConnections => _c.ExpiredConnections;
     /// <summary>Connections in the tables now.</summary>
     public int ActiveConnections { get; }
+    /// <summary>Unassured entries evicted to make room for new flows (a full table or NAT port range).</summary>
+    public long EarlyDrops => _c.EarlyDrops;
+    /// <summary>NAT ports taken over from closed TCP connections (TIME_WAIT, CLOSE) by new connections.</summary>
+    public long NatPortsReused => _c.NatPortsReused;
     /// <summary>Frames received as chains of several UMEM frames (engine.multi_buffer).</summary>
     public long RxMultiBuffer => _c.RxMultiBuffer;
     /// <summary>TCP/UDP checksums completed because the sender left CHECKSUM_PARTIAL.</summary>

@@ -28,10 +28,19 @@ public sealed class Backends : IDisposable
             l.Start(256);
             return l;
         });
-        _udp = ns.Run(() => new UdpClient(new IPEndPoint(ip, udpPort)));
+        _udp = ns.Run(() =>
+        {
+            var u = new UdpClient(new IPEndPoint(ip, udpPort));
+            // 8 MiB of receive buffer (SO_RCVBUFFORCE, past rmem_max): a test process busy with a thousand clients
+            // must not lose datagrams in its own server before the echo loop gets to them
+            u.Client.SetRawSocketOption(SolSocket, SoRcvbufForce, BitConverter.GetBytes(8 << 20));
+            return u;
+        });
         _ = Task.Run(AcceptLoop);
         _ = Task.Run(UdpLoop);
     }
+
+    private const int SolSocket = 1, SoRcvbufForce = 33;
 
     /// <summary>What GET /health answers: 200 when true, 503 when false.</summary>
     public volatile bool Healthy = true;

@@ -80,7 +80,7 @@ public class SystemdUnitTests
         var stats = lb.Control("stats");
 
         Assert.StartsWith("hello from backend", body);
-        Assert.Contains("Uid:\t65534\t65534\t65534\t65534", File.ReadAllText($"/proc/{ProgramPid(lb)}/status"));
+        Assert.Contains("Uid:\t65534\t65534\t65534\t65534", File.ReadAllText($"/proc/{lb.ProgramPid()}/status"));
         Assert.True(stats.ExitCode == 0, stats.Output); // the control socket works under the unprivileged user
         Assert.Contains("web", stats.Stdout);
         Assert.Equal(0, lb.Stop());
@@ -114,28 +114,6 @@ public class SystemdUnitTests
         string set = "-all," + string.Join(',', caps.Select(c => "+" + c["CAP_".Length..].ToLowerInvariant()));
         return new[] { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", $"--inh-caps={set}", $"--ambient-caps={set}",
             $"--bounding-set={set}", "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp" };
-    }
-
-    /// <summary>The dotnet process running the instance (ip netns exec forks it).</summary>
-    private static int ProgramPid(ZonLbProcess lb)
-    {
-        foreach (var dir in Directory.GetDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid))
-                continue;
-            string cmdline;
-            try
-            {
-                cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
-            }
-            catch (IOException)
-            {
-                continue;
-            }
-            if (cmdline.StartsWith("dotnet\0", StringComparison.Ordinal) && cmdline.Contains(lb.ConfigPath, StringComparison.Ordinal))
-                return pid;
-        }
-        throw new InvalidOperationException("the instance's dotnet process was not found");
     }
 
     private static string Receive(Socket socket, TimeSpan timeout, ZonLbProcess lb)

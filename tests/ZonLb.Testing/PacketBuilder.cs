@@ -22,6 +22,7 @@ public sealed class PacketBuilder
     private byte[] _payload = Array.Empty<byte>();
     private byte _ttl = 64;
     private byte _tcpFlags = 0x02;
+    private uint _seq = 1000;
     private byte _icmpType = 8;
     private ushort _icmpId = 0x1234, _icmpSeq = 1;
     private ChecksumKind _checksum = ChecksumKind.Valid;
@@ -50,6 +51,7 @@ public sealed class PacketBuilder
     public PacketBuilder Payload(int length, int seed = 1) { _payload = new byte[length]; new Random(seed).NextBytes(_payload); return this; }
     public PacketBuilder Ttl(byte ttl) { _ttl = ttl; return this; }
     public PacketBuilder TcpFlags(byte flags) { _tcpFlags = flags; return this; }
+    public PacketBuilder Seq(uint sequenceNumber) { _seq = sequenceNumber; return this; }
     public PacketBuilder Checksum(ChecksumKind kind) { _checksum = kind; return this; }
     public PacketBuilder UdpWithoutChecksum() { _udpZeroChecksum = true; return this; }
     public PacketBuilder Vlan(ushort id) { _vlan = id; return this; }
@@ -76,7 +78,7 @@ public sealed class PacketBuilder
             {
                 var tcp = new TcpPacket(_sport, _dport)
                 {
-                    Flags = _tcpFlags, SequenceNumber = 1000, AcknowledgmentNumber = (_tcpFlags & 0x10) != 0 ? 1u : 0u,
+                    Flags = _tcpFlags, SequenceNumber = _seq, AcknowledgmentNumber = (_tcpFlags & 0x10) != 0 ? 1u : 0u,
                     WindowSize = 64240, PayloadData = _payload,
                 };
                 ip.PayloadPacket = tcp;
@@ -155,7 +157,7 @@ public sealed class PacketBuilder
             {
                 var tcp = new TcpPacket(_sport, _dport)
                 {
-                    Flags = _tcpFlags, SequenceNumber = 1000, AcknowledgmentNumber = (_tcpFlags & 0x10) != 0 ? 1u : 0u,
+                    Flags = _tcpFlags, SequenceNumber = _seq, AcknowledgmentNumber = (_tcpFlags & 0x10) != 0 ? 1u : 0u,
                     WindowSize = 64240, PayloadData = _payload,
                 };
                 ip.PayloadPacket = tcp;

@@ -135,6 +135,35 @@ public sealed class ZonLbProcess : IDisposable
     public CommandResult Control(params string[] args) =>
         Command.Run("dotnet", new[] { CliPath }.Concat(args).Concat(new[] { "--socket", SocketPath }), TimeSpan.FromSeconds(60));
 
+    /// <summary>The dotnet process that runs the program (`ip netns exec` forks it, so it is not <see cref="Pid"/>).</summary>
+    public int ProgramPid()
+    {
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid))
+                continue;
+            string cmdline;
+            try
+            {
+                cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            if (cmdline.StartsWith("dotnet\0", StringComparison.Ordinal) && cmdline.Contains(_configPath, StringComparison.Ordinal))
+                return pid;
+        }
+        throw new InvalidOperationException($"the program's process was not found:\n{Output}");
+    }
+
+    /// <summary>The program's resident memory (VmRSS), in bytes.</summary>
+    public long ResidentBytes()
+    {
+        var line = File.ReadAllLines($"/proc/{ProgramPid()}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+    }
+
     /// <summary>Sends a signal to the process.</summary>
     public void Signal(int signal) => kill(_process.Id, signal);
 

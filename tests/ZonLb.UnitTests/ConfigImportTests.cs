@@ -67,7 +67,7 @@ public class ConfigImportTests
         Assert.Equal(IPAddress.Parse("192.0.2.10"), https.Vip);
         Assert.Equal(IpProtocol.Tcp, https.Protocol);
         Assert.Equal(443, https.Port);
-        Assert.Equal(IPAddress.Parse("198.51.100.1"), https.Snat);
+        Assert.Equal(new[] { IPAddress.Parse("198.51.100.1") }, https.Snat);
         Assert.Equal(new[] { "198.51.100.2:8443", "198.51.100.3:443" }, https.Backends.Select(b => $"{b.Address}:{b.Port}"));
         Assert.Equal(IpProtocol.Icmp, cfg.Services[2].Protocol);
         Assert.Equal(0, cfg.Services[2].Backends[0].Port);

@@ -60,7 +60,7 @@ public class ConfigLoaderTests
         Assert.Equal(IPAddress.Parse("10.10.0.1"), web.Vip);
         Assert.Equal(IpProtocol.Tcp, web.Protocol);
         Assert.Equal(80, web.Port);
-        Assert.Equal(IPAddress.Parse("10.20.0.1"), web.Snat);
+        Assert.Equal(new[] { IPAddress.Parse("10.20.0.1") }, web.Snat);
         Assert.Equal(8080, web.Backends[0].Port);
         Assert.Equal(80, web.Backends[1].Port); // defaults to the service port
         Assert.Equal(IpProtocol.Icmp, c.Services[1].Protocol);
@@ -183,6 +183,33 @@ public class ConfigLoaderTests
         Assert.Contains("service[0].backend[0].port = 8080", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "mode = \"dsr\"")));
         Assert.Contains("service[0].snat", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "snat = \"10.20.0.1\"\nmode = \"dsr\"").Replace("port = 8080", "port = 80")));
         Assert.Contains("service[0].mode = \"l3\"", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "mode = \"l3\"")));
+    }
+
+    [Fact]
+    public void Snat_takes_one_address_or_a_list_of_them_and_is_written_back_alike()
+    {
+        var list = ConfigLoader.Parse(Valid.Replace("snat = \"10.20.0.1\"", "snat = [\"10.20.0.1\", \"10.20.0.11\"]"), "test.toml");
+
+        Assert.Equal(new[] { IPAddress.Parse("10.20.0.1"), IPAddress.Parse("10.20.0.11") }, list.Services[0].Snat);
+        Assert.Contains("snat = [\"10.20.0.1\", \"10.20.0.11\"]", ConfigWriter.Write(list));
+        Assert.Equal(ConfigWriter.Write(list), ConfigWriter.Write(ConfigLoader.Parse(ConfigWriter.Write(list), "back.toml")));
+        Assert.Contains("snat = \"10.20.0.1\"\n", ConfigWriter.Write(ConfigLoader.Parse(Valid, "test.toml")));
+        Assert.Contains("service[0].snat = \"10.20.0.1\": listed twice", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "snat = [\"10.20.0.1\", \"10.20.0.1\"]")));
+        Assert.Contains("service[0].snat = \"fd00::1\"", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "snat = [\"10.20.0.1\", \"fd00::1\"]")));
+        Assert.Contains("service[0].snat = \"[...]\": must be an address or a non-empty list", ErrorOf(Valid.Replace("snat = \"10.20.0.1\"", "snat = []")));
+    }
+
+    [Fact]
+    public void The_full_table_policy_is_early_drop_unless_refuse_is_asked_and_is_written_back()
+    {
+        Assert.Equal(TableFullPolicy.EarlyDrop, ConfigLoader.Parse(Valid, "test.toml").Engine.TableFull);
+        var refuse = ConfigLoader.Parse(Valid.Replace("[engine]", "[engine]\ntable_full = \"refuse\"\ntcp_unassured_timeout = 60"), "test.toml");
+
+        Assert.Equal(TableFullPolicy.Refuse, refuse.Engine.TableFull);
+        Assert.Equal(60, refuse.Engine.TcpUnassuredTimeoutSeconds);
+        Assert.Contains("table_full = \"refuse\"", ConfigWriter.Write(refuse));
+        Assert.Contains("tcp_unassured_timeout = 60", ConfigWriter.Write(refuse));
+        Assert.Contains("engine.table_full = \"drop\": must be one of: early-drop | refuse", ErrorOf(Valid.Replace("[engine]", "[engine]\ntable_full = \"drop\"")));
     }
 
     [Fact]

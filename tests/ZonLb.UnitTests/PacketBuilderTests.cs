@@ -21,6 +21,13 @@ public class PacketBuilderTests
     }
 
     [Fact]
+    public void A_tcp_segment_carries_the_sequence_number_asked_for()
+    {
+        Assert.Equal(1000u, ParseIPv4(Tcp("1.1.1.1", 1, "2.2.2.2", 2).Build()).Extract<TcpPacket>().SequenceNumber);
+        Assert.Equal(0xFFFFFFF0u, ParseIPv4(Tcp("1.1.1.1", 1, "2.2.2.2", 2).Seq(0xFFFFFFF0).Build()).Extract<TcpPacket>().SequenceNumber);
+    }
+
+    [Fact]
     public void Partial_and_wrong_checksums_fail_PacketDotNet_checks()
     {
         Assert.False(ParseIPv4(Tcp("1.1.1.1", 1, "2.2.2.2", 2).Payload(10).Checksum(ChecksumKind.Partial).Build()).Extract<TcpPacket>().ValidTcpChecksum);

@@ -270,9 +270,9 @@ public class PacketProcessorTests
     }
 
     [Fact]
-    public void Nat_port_exhaustion_is_counted_and_existing_connections_keep_working()
+    public void Nat_port_exhaustion_is_counted_and_existing_connections_keep_working_when_full_tables_refuse()
     {
-        var p = Processor(new EngineOptions { NatPortMin = 61000, NatPortMax = 61001 });
+        var p = Processor(new EngineOptions { NatPortMin = 61000, NatPortMax = 61001, TableFull = TableFullPolicy.Refuse });
         Run(p, Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build());
         Run(p, Tcp("10.10.0.2", 2, "10.10.0.1", 80).Build());
         Assert.Equal(Verdict.Drop, Run(p, Tcp("10.10.0.2", 3, "10.10.0.1", 80).Build()));
@@ -283,7 +283,7 @@ public class PacketProcessorTests
     [Fact]
     public void Idle_connections_expire_and_free_their_nat_port()
     {
-        var p = Processor(new EngineOptions { NatPortMin = 61000, NatPortMax = 61000, UdpTimeoutSeconds = 30 });
+        var p = Processor(new EngineOptions { NatPortMin = 61000, NatPortMax = 61000, UdpTimeoutSeconds = 30, TableFull = TableFullPolicy.Refuse });
         Run(p, Udp("10.10.0.2", 1, "10.10.0.1", 53).Build(), now: 0);
         Assert.Equal(Verdict.Drop, Run(p, Udp("10.10.0.2", 2, "10.10.0.1", 53).Build(), now: 10_000));
 
@@ -296,9 +296,9 @@ public class PacketProcessorTests
     }
 
     [Fact]
-    public void A_full_connection_table_drops_new_flows_and_keeps_established_ones()
+    public void A_full_connection_table_drops_new_flows_and_keeps_established_ones_when_full_tables_refuse()
     {
-        var p = Processor(new EngineOptions { ConnectionCapacity = 1 });
+        var p = Processor(new EngineOptions { ConnectionCapacity = 1, TableFull = TableFullPolicy.Refuse });
         Run(p, Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build());
         Assert.Equal(Verdict.Drop, Run(p, Tcp("10.10.0.2", 2, "10.10.0.1", 80).Build()));
         Assert.Equal(1, p.Counters.Drops(DropReason.ConnectionTableFull));

@@ -113,16 +113,59 @@ public class TcpTrackerTests
     }
 
     [Fact]
-    public void Udp_gets_the_stream_timeout_once_the_backend_answered()
+    public void A_udp_flow_still_active_two_seconds_after_it_began_and_answered_gets_the_stream_timeout()
     {
         var p = Processor(new EngineOptions { UdpTimeoutSeconds = 30, UdpStreamTimeoutSeconds = 120 });
         var request = Udp("10.10.0.2", 1, "10.10.0.1", 53).Build();
         p.Process(request, 0, out _, out _);
         p.Process(Udp("10.10.0.2", 2, "10.10.0.1", 53).Build(), 0, out _, out _); // never answered
-        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 0, out _, out _);
+        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 5, out _, out _);
+        p.Process(Udp("10.10.0.2", 1, "10.10.0.1", 53).Build(), 2_500, out _, out _); // the stream goes on
+
         p.ExpireConnections(31_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
-        p.ExpireConnections(121_000, int.MaxValue);
+        p.ExpireConnections(2_500 + 121_000, int.MaxValue);
+        Assert.Equal(0, p.Connections.Count);
+    }
+
+    [Fact]
+    public void A_single_udp_request_and_answer_keeps_the_short_udp_timeout()
+    {
+        // DNS: one query, one answer, from a fresh source port each time (conntrack keeps these on its 30 s timeout)
+        var p = Processor(new EngineOptions { UdpTimeoutSeconds = 30, UdpStreamTimeoutSeconds = 120 });
+        var request = Udp("10.10.0.2", 1, "10.10.0.1", 53).Build();
+        p.Process(request, 0, out _, out _);
+        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 5, out _, out _);
+
+        p.ExpireConnections(29_000, int.MaxValue);
+        Assert.Equal(1, p.Connections.Count);
+        p.ExpireConnections(31_000, int.MaxValue);
+        Assert.Equal(0, p.Connections.Count);
+    }
+
+    [Fact]
+    public void A_bare_ack_picked_up_mid_stream_goes_after_the_unassured_timeout_not_the_established_one()
+    {
+        var p = Processor(new EngineOptions { TcpEstablishedTimeoutSeconds = 432000, TcpUnassuredTimeoutSeconds = 300 });
+        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(0x10).Build(), 0, out _, out _);
+
+        p.ExpireConnections(299_000, int.MaxValue);
+        Assert.Equal(1, p.Connections.Count);
+        p.ExpireConnections(301_000, int.MaxValue);
+        Assert.Equal(0, p.Connections.Count);
+    }
+
+    [Fact]
+    public void A_connection_picked_up_mid_stream_that_the_backend_answers_keeps_the_established_timeout()
+    {
+        var p = Processor(new EngineOptions { TcpEstablishedTimeoutSeconds = 432000, TcpUnassuredTimeoutSeconds = 300 });
+        var ack = Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(0x10).Build();
+        p.Process(ack, 0, out _, out _);
+        p.Process(Tcp("10.20.0.2", 8080, "10.20.0.1", NatPort(ack)).TcpFlags(0x10).Build(), 10, out _, out _);
+
+        p.ExpireConnections(301_000, int.MaxValue);
+        Assert.Equal(1, p.Connections.Count);
+        p.ExpireConnections(432_001_000, int.MaxValue);
         Assert.Equal(0, p.Connections.Count);
     }
 }

@@ -135,7 +135,8 @@ public static class ControlCommands
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture,
             $"rx {S(n["rx_packets"])} packets {S(n["rx_bytes"])} bytes ({S(n["rx_multi_buffer"])} multi-buffer), tx {S(n["tx_packets"])} packets {S(n["tx_bytes"])} bytes\n" +
-            $"to backends {S(n["to_backend"])}, to clients {S(n["to_client"])}, new connections {S(n["new_connections"])}, active {S(n["active_connections"])}, expired {S(n["expired_connections"])}\n" +
+            $"to backends {S(n["to_backend"])}, to clients {S(n["to_client"])}, new connections {S(n["new_connections"])}, active {S(n["active_connections"])}, expired {S(n["expired_connections"])}, " +
+            $"early drops {S(n["early_drops"])}, nat ports reused {S(n["nat_ports_reused"])}\n" +
             $"partial checksums repaired {S(n["partial_checksums_repaired"])}, held for a neighbour {S(n["held_for_neighbor"])}\n" +
             $"drops: {Drops(n["drops"])}\n" +
             $"xdp program: {string.Join(' ', n["xdp_program"]!.AsObject().Select(kv => $"{kv.Key}={kv.Value}"))}\n");

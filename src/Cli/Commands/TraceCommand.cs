@@ -39,12 +39,11 @@ public static class TraceCommand
         foreach (var s in cfg.Services.Where(s => service == null || s.Name == service))
         {
             set.Add(s.Vip);
-            if (s.Snat != null)
-                set.Add(s.Snat);
+            set.UnionWith(s.Snat);
             foreach (var b in s.Backends)
             {
                 set.Add(b.Address);
-                if (s.Snat == null && nl.GetRoute(b.Address, out _) is { } route)
+                if (s.Snat.Count == 0 && nl.GetRoute(b.Address, out _) is { } route)
                 {
                     if (route.PreferredSource != null)
                         set.Add(route.PreferredSource);

@@ -150,7 +150,7 @@ public static class ConfigLoader
         var dup = config.Services.FirstOrDefault(s => s.Vip.Equals(vip) && s.Protocol == proto && s.Port == port);
         if (dup != null)
             throw r.Error(at, "vip", vip, $"service '{dup.Name}' already serves {vip} {proto.ToString().ToLowerInvariant()} port {port}");
-        var snat = t.ContainsKey("snat") ? r.RequiredAddress(t, at, "snat", vip) : null;
+        var snat = ReadSnat(r, t, at, vip);
         HealthConfig? health = null;
         if (t.TryGetValue("health", out var hv))
         {
@@ -159,8 +159,8 @@ public static class ConfigLoader
             health = ReadHealth(r, ht, $"{at}.health", proto);
         }
         var mode = r.OptionalEnum(t, at, "mode", ForwardingMode.Nat, ("nat", ForwardingMode.Nat), ("dsr", ForwardingMode.Dsr));
-        if (mode == ForwardingMode.Dsr && snat != null)
-            throw r.Error(at, "snat", snat, "a dsr service translates no addresses: remove snat (the backend answers the client from the VIP)");
+        if (mode == ForwardingMode.Dsr && snat.Count > 0)
+            throw r.Error(at, "snat", snat[0], "a dsr service translates no addresses: remove snat (the backend answers the client from the VIP)");
         var svc = new ServiceConfig { Name = name, Vip = vip, Protocol = proto, Port = port, Snat = snat, Health = health, Mode = mode };
 
         var backends = r.TableArray(t, "backend", at);
@@ -190,6 +190,27 @@ public static class ConfigLoader
             svc.Backends.Add(new BackendConfig { Address = addr, Port = bport, Weight = weight });
         }
         return svc;
+    }
+
+    /// <summary>snat = "address" or snat = ["a", "b"]: addresses of the VIP's family, each once.</summary>
+    private static List<IPAddress> ReadSnat(Reader r, TomlTable t, string at, IPAddress vip)
+    {
+        if (!t.TryGetValue("snat", out var v))
+            return new List<IPAddress>();
+        if (v is string)
+            return new List<IPAddress> { r.RequiredAddress(t, at, "snat", vip) };
+        if (v is not TomlArray list || list.Count == 0 || list.Any(x => x is not string))
+            throw r.Error(at, "snat", v is TomlArray ? "[...]" : v, "must be an address or a non-empty list of addresses, e.g. \"10.20.0.1\" or [\"10.20.0.1\", \"10.20.0.11\"]");
+        var result = new List<IPAddress>();
+        for (int i = 0; i < list.Count; i++)
+        {
+            var one = new TomlTable { ["snat"] = list[i]! };
+            var a = r.RequiredAddress(one, at, "snat", vip);
+            if (result.Contains(a))
+                throw r.Error(at, "snat", a.ToString(), "listed twice");
+            result.Add(a);
+        }
+        return result;
     }
 
     private static HealthConfig? ReadHealth(Reader r, TomlTable t, string at, IpProtocol proto)
@@ -229,6 +250,7 @@ public static class ConfigLoader
             else if (option.SetBool != null && t.TryGetValue(option.Key, out var flag))
                 option.SetBool(o, flag as bool? ?? throw r.Error(at, option.Key, flag, "must be true or false"));
         }
+        o.TableFull = r.OptionalEnum(t, at, "table_full", TableFullPolicy.EarlyDrop, ("early-drop", TableFullPolicy.EarlyDrop), ("refuse", TableFullPolicy.Refuse));
         if (t.TryGetValue("cpu_affinity", out var ca))
         {
             if (ca is not TomlArray cpus || cpus.Any(x => x is not long))

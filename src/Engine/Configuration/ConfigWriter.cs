@@ -36,8 +36,10 @@ public static class ConfigWriter
             sb.Append($"protocol = \"{s.Protocol.ToString().ToLowerInvariant()}\"\n");
             if (s.Port != 0)
                 sb.Append($"port = {s.Port}\n");
-            if (s.Snat != null)
-                sb.Append($"snat = \"{s.Snat}\"\n");
+            if (s.Snat.Count == 1)
+                sb.Append($"snat = \"{s.Snat[0]}\"\n");
+            else if (s.Snat.Count > 1)
+                sb.Append($"snat = [{string.Join(", ", s.Snat.Select(a => $"\"{a}\""))}]\n");
             if (s.Mode == ForwardingMode.Dsr)
                 sb.Append("mode = \"dsr\"\n");
             if (s.Health is { } h)
@@ -67,6 +69,10 @@ public static class ConfigWriter
             else if (option.GetBool != null && option.GetBool(c.Engine) != option.GetBool(defaults))
             {
                 engine.Append($"{option.Key} = {(option.GetBool(c.Engine) ? "true" : "false")}\n");
+            }
+            else if (option.Key == "table_full" && c.Engine.TableFull != defaults.TableFull)
+            {
+                engine.Append("table_full = \"refuse\"\n");
             }
             else if (option.Key == "cpu_affinity" && c.Engine.CpuAffinity.Count > 0)
             {

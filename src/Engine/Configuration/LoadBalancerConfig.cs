@@ -52,8 +52,9 @@ public sealed class ServiceConfig
     public required IpProtocol Protocol { get; init; }
     /// <summary>0 for ICMP echo services.</summary>
     public ushort Port { get; init; }
-    /// <summary>Source address toward backends; null: the egress interface's address.</summary>
-    public IPAddress? Snat { get; init; }
+    /// <summary>Source addresses toward the backends (each with its own NAT port range toward each backend, so n
+    /// addresses hold n times the connections); empty: the kernel's preferred source toward each backend.</summary>
+    public List<IPAddress> Snat { get; init; } = new();
     /// <summary>Full NAT (the default), or direct server return.</summary>
     public ForwardingMode Mode { get; init; } = ForwardingMode.Nat;
     /// <summary>How backends are checked; null: not checked (always up).</summary>
@@ -150,10 +151,15 @@ public sealed class EngineOptions
     public int TcpTimeWaitTimeoutSeconds { get; set; } = 120;
     /// <summary>Idle timeout after a RST (CLOSE).</summary>
     public int TcpCloseTimeoutSeconds { get; set; } = 10;
-    /// <summary>UDP before the backend answered.</summary>
+    /// <summary>UDP until the flow is a stream (answered and still active 2 s after it began), as conntrack.</summary>
     public int UdpTimeoutSeconds { get; set; } = 30;
-    /// <summary>UDP once the backend answered.</summary>
+    /// <summary>UDP once the flow is a stream.</summary>
     public int UdpStreamTimeoutSeconds { get; set; } = 120;
+    /// <summary>At most this idle timeout for a TCP connection not yet assured (picked up mid-stream, or without a
+    /// reply from the backend), SYN_SENT excepted: conntrack's unacknowledged timeout.</summary>
+    public int TcpUnassuredTimeoutSeconds { get; set; } = 300;
+    /// <summary>What a new flow does when the connection table or its NAT ports are full.</summary>
+    public TableFullPolicy TableFull { get; set; } = TableFullPolicy.EarlyDrop;
     /// <summary>Idle timeout of an ICMP echo flow.</summary>
     public int IcmpTimeoutSeconds { get; set; } = 30;
     /// <summary>How long a frame waits for its next hop's MAC before it is dropped.</summary>
@@ -177,4 +183,14 @@ public sealed class EngineOptions
     public int WorkerFifoPriority { get; set; }
     /// <summary>How long a learnt next hop is used before the kernel is asked again.</summary>
     public int NeighborCacheSeconds { get; set; } = 5;
+}
+
+/// <summary>What a new flow does when the connection table, or the NAT ports toward its backend, are full.</summary>
+public enum TableFullPolicy
+{
+    /// <summary>Evict an unassured entry (the least recently seen of a sample), and let a new TCP connection take
+    /// over the NAT port of a closed one in TIME_WAIT or CLOSE, as conntrack does.</summary>
+    EarlyDrop,
+    /// <summary>Drop the new flow.</summary>
+    Refuse,
 }

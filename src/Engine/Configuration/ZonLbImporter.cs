@@ -139,7 +139,7 @@ public static class ZonLbImporter
                     notes.Add($"{at}: dsr_l2 with src_ip or another backend port: imported as full NAT");
                     dsr = false;
                 }
-                var svc = new ServiceConfig { Name = $"{ifName}_{gid}", Vip = vip, Protocol = protocol, Port = port, Snat = dsr ? null : snat, Mode = dsr ? ForwardingMode.Dsr : ForwardingMode.Nat };
+                var svc = new ServiceConfig { Name = $"{ifName}_{gid}", Vip = vip, Protocol = protocol, Port = port, Snat = dsr || snat == null ? new() : new() { snat }, Mode = dsr ? ForwardingMode.Dsr : ForwardingMode.Nat };
                 svc.Backends.AddRange(backends);
                 cfg.Services.Add(svc);
             }

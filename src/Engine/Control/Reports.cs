@@ -123,6 +123,10 @@ public sealed record StatsReport(
 {
     /// <summary>Frames received as chains of several UMEM frames (engine.multi_buffer), counted in RxPackets too.</summary>
     public long RxMultiBuffer { get; init; }
+    /// <summary>Unassured entries evicted to make room for new flows (a full table or NAT port range; table_full = "early-drop").</summary>
+    public long EarlyDrops { get; init; }
+    /// <summary>NAT ports taken over from closed TCP connections (TIME_WAIT, CLOSE) by new connections.</summary>
+    public long NatPortsReused { get; init; }
 }
 
 /// <summary>One tracked connection.</summary>

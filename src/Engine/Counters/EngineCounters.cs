@@ -20,6 +20,10 @@ internal sealed class EngineCounters
     public long ToClient;
     public long NewConnections;
     public long ExpiredConnections;
+    /// <summary>Unassured entries evicted to make room for a new flow (a full table or NAT port range).</summary>
+    public long EarlyDrops;
+    /// <summary>NAT ports taken over from closed TCP connections (TIME_WAIT, CLOSE) by new ones.</summary>
+    public long NatPortsReused;
     public long PartialChecksumsRepaired;
     public long TxKicks;
     public long TxKickErrors;
@@ -47,6 +51,7 @@ internal sealed class EngineCounters
             t.RxPackets += c.RxPackets; t.RxBytes += c.RxBytes; t.RxMultiBuffer += c.RxMultiBuffer; t.TxPackets += c.TxPackets; t.TxBytes += c.TxBytes;
             t.ToBackend += c.ToBackend; t.ToClient += c.ToClient; t.NewConnections += c.NewConnections;
             t.ExpiredConnections += c.ExpiredConnections; t.PartialChecksumsRepaired += c.PartialChecksumsRepaired;
+            t.EarlyDrops += c.EarlyDrops; t.NatPortsReused += c.NatPortsReused;
             t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;
             t.IcmpTimeExceededSent += c.IcmpTimeExceededSent; t.IcmpRateLimited += c.IcmpRateLimited;
             t.IcmpErrorsTranslated += c.IcmpErrorsTranslated; t.IcmpTooBigSent += c.IcmpTooBigSent;

@@ -8,15 +8,14 @@ namespace ZonLb.Engine.Flows;
 /// <summary>One translated connection: the client's view (client to VIP) and the backend's view (SNAT to backend).</summary>
 internal struct Connection
 {
+    // 128 bytes (two cache lines, prefetched as a pair): the four addresses fill the first, the rest the second.
     public IpAddr ClientIp;
-    public ushort ClientPort;
     public IpAddr VipIp;
-    public ushort VipPort;
     public IpAddr BackendIp;
-    public ushort BackendPort;
     public IpAddr SnatIp;
-    public ushort NatPort;
-    public IpProtocol Protocol;
+    public long LastSeen;
+    /// <summary>When the first packet came (ms, the data path's clock).</summary>
+    public long Created;
     public int ServiceIndex;
     public int BackendIndex;
     /// <summary>The owning worker's counters of this connection's backend: their index in its processor's list
@@ -25,17 +24,27 @@ internal struct Connection
     /// <summary>Next-hop cache slots last used toward the backend and toward the client (hints, checked on use).</summary>
     public int HopToBackend;
     public int HopToClient;
-    public long LastSeen;
+    /// <summary>TCP: the sequence number after the client's last SYN or FIN (what a backend in TIME_WAIT expects a
+    /// new SYN on this tuple to be beyond).</summary>
+    public uint ClientSeqEnd;
+    public ushort ClientPort;
+    public ushort VipPort;
+    public ushort BackendPort;
+    public ushort NatPort;
+    /// <summary>The 802.1Q VLAN the client's packets arrive on (0: untagged): replies go back with it.</summary>
+    public ushort ClientVlan;
+    public IpProtocol Protocol;
     public TcpState TcpState;
     /// <summary>TCP: the first FIN came from the client.</summary>
     public bool FinFromClient;
-    /// <summary>The backend has answered (UDP: the stream timeout applies).</summary>
+    /// <summary>The backend has answered.</summary>
     public bool Replied;
+    /// <summary>Seen working both ways (conntrack's IPS_ASSURED): TCP established with a reply, UDP replied and still
+    /// active 2 s after it began. Entries not assured are the first to go when the table or the NAT ports are full.</summary>
+    public bool Assured;
     public bool InUse;
     /// <summary>Direct server return: no NAT port, no backend-side key (replies bypass us).</summary>
     public bool Dsr;
-    /// <summary>The 802.1Q VLAN the client's packets arrive on (0: untagged): replies go back with it.</summary>
-    public ushort ClientVlan;
 
     public readonly FlowKey ClientKey => new(ClientIp, VipIp, ClientPort, VipPort, Protocol);
 

@@ -133,7 +133,10 @@ internal sealed partial class Dataplane
                 .ToDictionary(kv => kv.Key, kv => kv.Value))).ToList();
         return new StatsReport(c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.ToBackend, c.ToClient, c.NewConnections,
             ActiveConnections, c.ExpiredConnections, c.PartialChecksumsRepaired, c.Held, c.HandedOff, c.TxKicks, c.TxKickErrors,
-            DropTable(c.Drops), xdp, workers, sockets, interfaces, services) { RxMultiBuffer = c.RxMultiBuffer };
+            DropTable(c.Drops), xdp, workers, sockets, interfaces, services)
+        {
+            RxMultiBuffer = c.RxMultiBuffer, EarlyDrops = c.EarlyDrops, NatPortsReused = c.NatPortsReused,
+        };
     });
 
     /// <summary>The kernel's XDP_STATISTICS of every socket. Call it inside <see cref="Invoke{T}"/>: sockets are

@@ -43,9 +43,11 @@ internal sealed class PacketProcessor
 
     /// <summary>A single-worker pipeline over its own registry of services.</summary>
     /// <param name="ports">The attached interfaces: (ifindex, MAC). Frames can only leave through these.</param>
+    /// <param name="seed">Seeds the NAT port choice and early drop's sampling; 0 draws a seed from the process's
+    /// random source. Two processors with one seed choose alike (what a differential test compares).</param>
     public PacketProcessor(IReadOnlyList<ResolvedService> services, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
-        IRouteSource routes, EngineOptions options, EngineCounters counters)
-        : this(SingleWorkerRegistry(services, options), 0, ports, routes, options, counters)
+        IRouteSource routes, EngineOptions options, EngineCounters counters, uint seed = 0)
+        : this(SingleWorkerRegistry(services, options), 0, ports, routes, options, counters, seed)
     {
     }
 
@@ -60,8 +62,9 @@ internal sealed class PacketProcessor
     /// <summary>The pipeline of worker <paramref name="worker"/>: its own connection table, NAT ports
     /// (those whose number modulo the worker count is its index), next-hop cache and counters.</summary>
     public PacketProcessor(ServiceRegistry registry, int worker, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
-        IRouteSource routes, EngineOptions options, EngineCounters counters)
+        IRouteSource routes, EngineOptions options, EngineCounters counters, uint seed = 0)
     {
+        _random = seed != 0 ? seed : (uint)Random.Shared.Next(1, int.MaxValue);
         _registry = registry;
         _worker = worker;
         _options = options;
@@ -142,11 +145,11 @@ internal sealed class PacketProcessor
     /// <summary>Adds a backend to a service (or revives a removed one at the same address and port).</summary>
     public int AddBackend(int serviceIndex, ResolvedBackend b) => _registry.AddBackend(serviceIndex, b);
 
-    private PortAllocator NatPorts(ResolvedBackend b, IpProtocol protocol)
+    private PortAllocator NatPorts(in IpAddr snat, in ResolvedBackend b, IpProtocol protocol)
     {
-        var key = (b.SnatIp, b.Ip, b.Port, protocol);
+        var key = (snat, b.Ip, b.Port, protocol);
         if (!_natPorts.TryGetValue(key, out var ports))
-            _natPorts[key] = ports = new PortAllocator(_options.NatPortMin, _options.NatPortMax, _registry.Workers, _worker);
+            _natPorts[key] = ports = new PortAllocator(_options.NatPortMin, _options.NatPortMax, _registry.Workers, _worker, NextRandom());
         return ports;
     }
 
@@ -451,7 +454,7 @@ internal sealed class PacketProcessor
         {
             if (p.Protocol == IpProtocol.Tcp && (p.TcpFlags & Wire.TcpRst) != 0)
                 return Drop(DropReason.NoConnection);
-            index = CreateConnection(svc, in p, now, out reason);
+            index = CreateConnection(svc, in p, TcpSeq(frame, in p), now, out reason);
             if (index < 0)
                 return Drop(reason);
             toBackend = true;
@@ -469,7 +472,21 @@ internal sealed class PacketProcessor
             return ForwardDirect(frame, in p, ref c, now, out egressIfIndex, out nextHopKey);
         // an established connection's segments without SYN, FIN or RST leave its state as it is
         if (p.Protocol == IpProtocol.Tcp && (c.TcpState != TcpState.Established || (p.TcpFlags & (Wire.TcpSyn | Wire.TcpFin | Wire.TcpRst)) != 0))
+        {
+            var before = c.TcpState;
             c.TcpState = TcpTracker.Next(c.TcpState, p.TcpFlags, toBackend, ref c.FinFromClient);
+            if (c.TcpState == TcpState.SynSent && before is TcpState.TimeWait or TcpState.Close)
+            {
+                // the client opened the tuple again: a new connection, not assured until it is answered
+                c.Replied = false;
+                c.Assured = false;
+                c.Created = now;
+            }
+            if (toBackend && (p.TcpFlags & (Wire.TcpSyn | Wire.TcpFin)) != 0)
+                c.ClientSeqEnd = TcpSeqEnd(frame, in p);
+            if (!c.Assured && c.Replied)
+                Assure(ref c, now);
+        }
 
         IpAddr newSrc, newDst;
         ushort newSport, newDport;
@@ -810,7 +827,143 @@ internal sealed class PacketProcessor
         BinaryPrimitives.WriteUInt16LittleEndian(frame.Slice(10), (ushort)(mac >> 32));
     }
 
-    private int CreateConnection(int svcIndex, in ParsedPacket p, long now, out DropReason reason)
+    /// <summary>A NAT port toward backend b from one of its SNAT addresses (starting from one the flow's hash picks,
+    /// so flows spread over them): a free one if any; else, under early drop, one taken from an evicted holder.</summary>
+    private bool TryTakeNatPort(in ResolvedBackend b, IpProtocol protocol, in ParsedPacket p, uint seq, long now,
+        out PortAllocator? ports, out IpAddr snat, out ushort port)
+    {
+        int n = b.Snat.Count;
+        int first = n == 1 ? 0 : (int)((uint)StableHash.Flow(p.SrcIp, p.SrcPort, (byte)p.Protocol, p.DstIp, p.DstPort) % (uint)n);
+        for (int k = 0; k < n; k++)
+        {
+            snat = b.Snat[(first + k) % n];
+            ports = NatPorts(in snat, in b, protocol);
+            if (ports.TryAllocate(out port))
+                return true;
+        }
+        if (_options.TableFull == TableFullPolicy.EarlyDrop)
+        {
+            bool syn = protocol == IpProtocol.Tcp && (p.TcpFlags & (Wire.TcpSyn | TcpAckFlag)) == Wire.TcpSyn;
+            for (int k = 0; k < n; k++)
+            {
+                snat = b.Snat[(first + k) % n];
+                ports = NatPorts(in snat, in b, protocol);
+                if (TryEvictForPort(ports, syn, seq, out port))
+                    return true;
+            }
+        }
+        ports = null;
+        snat = default;
+        port = 0;
+        return false;
+    }
+
+    private const byte TcpAckFlag = 0x10;
+
+    /// <summary>How many holders (or table entries) early drop looks at to choose the one to evict.</summary>
+    public const int EvictionSample = 64;
+
+    /// <summary>
+    /// Early drop for a full port range: of a random sample of the range's holders, the one to give up its port.
+    /// Closed TCP connections come first (TIME_WAIT or CLOSE, where the backend will take a new SYN on the tuple:
+    /// it closed after the client did, or the new SYN's sequence number is beyond the old connection's, as the
+    /// kernel's NAT requires), then unassured entries; the least recently seen of them. False when the sample
+    /// holds none (every port held by a live, assured connection).
+    /// </summary>
+    private bool TryEvictForPort(PortAllocator ports, bool syn, uint seq, out ushort port)
+    {
+        port = 0;
+        int cap = ports.Capacity;
+        if (cap == 0)
+            return false;
+        int best = -1;
+        bool bestClosed = false;
+        long bestSeen = long.MaxValue;
+        for (int n = 0, i = ports.SampleStart(); n < EvictionSample && n < cap; n++, i = i + 1 == cap ? 0 : i + 1)
+        {
+            int h = ports.HolderAt(i);
+            if (h < 0 || h >= PortAllocator.Reserved - 1)
+                continue;
+            ref var c = ref _connections[h];
+            if (!c.InUse)
+                continue;
+            bool closed = ClosedForReuse(in c, syn, seq);
+            if (!closed && c.Assured)
+                continue;
+            if ((closed && !bestClosed) || (closed == bestClosed && c.LastSeen < bestSeen))
+            {
+                best = i;
+                bestClosed = closed;
+                bestSeen = c.LastSeen;
+            }
+        }
+        if (best < 0)
+            return false;
+        Evict(ports.HolderAt(best), bestClosed);
+        port = ports.PortAt(best);
+        return ports.TryClaim(port);
+    }
+
+    /// <summary>Early drop for a full table: of the entries from a random place on (a sample), the closed TCP
+    /// connection or else the unassured entry least recently seen is removed. False when the sample holds none.</summary>
+    private bool EvictForEntry()
+    {
+        int cap = _connections.Capacity;
+        int best = -1;
+        bool bestClosed = false;
+        long bestSeen = long.MaxValue;
+        for (int n = 0, i = (int)(NextRandom() % (uint)cap); n < EvictionSample && n < cap; n++, i = i + 1 == cap ? 0 : i + 1)
+        {
+            ref var c = ref _connections[i];
+            if (!c.InUse)
+                continue;
+            bool closed = c.Protocol == IpProtocol.Tcp && c.TcpState is TcpState.TimeWait or TcpState.Close;
+            if (!closed && c.Assured)
+                continue;
+            if ((closed && !bestClosed) || (closed == bestClosed && c.LastSeen < bestSeen))
+            {
+                best = i;
+                bestClosed = closed;
+                bestSeen = c.LastSeen;
+            }
+        }
+        if (best < 0)
+            return false;
+        Evict(best, bestClosed);
+        return true;
+    }
+
+    /// <summary>Whether a closed TCP connection's NAT port may go to a new connection on the same backend: after a
+    /// RST (CLOSE), or in TIME_WAIT when the backend is not the one waiting (the client closed first), or when a new
+    /// SYN's sequence number is beyond the old connection's (the backend's TIME_WAIT then takes it).</summary>
+    private static bool ClosedForReuse(in Connection c, bool syn, uint seq) =>
+        c.Protocol == IpProtocol.Tcp &&
+        (c.TcpState == TcpState.Close ||
+         (c.TcpState == TcpState.TimeWait && (c.FinFromClient || !syn || (int)(seq - c.ClientSeqEnd) > 0)));
+
+    /// <summary>Removes a connection to make room for a new one, counted as a port reuse or an early drop.</summary>
+    private void Evict(int index, bool closed)
+    {
+        if (closed)
+            Counters.NatPortsReused++;
+        else
+            Counters.EarlyDrops++;
+        OnRemoved(_connections[index]);
+        _connections.Remove(index);
+    }
+
+    private uint _random;
+
+    private uint NextRandom()
+    {
+        uint x = _random;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        return _random = x;
+    }
+
+    private int CreateConnection(int svcIndex, in ParsedPacket p, uint seq, long now, out DropReason reason)
     {
         var s = _registry.Services[svcIndex];
         var sc = s.PerWorker[_worker];
@@ -825,9 +978,10 @@ internal sealed class PacketProcessor
         var slot = s.Backends[bi];
         var bc = slot.PerWorker[_worker];
         var b = slot.Info;
-        var ports = s.Dsr ? null : NatPorts(b, s.Protocol);
+        PortAllocator? ports = null;
+        IpAddr snat = default;
         ushort natPort = 0;
-        if (ports != null && !ports.TryAllocate(out natPort))
+        if (!s.Dsr && !TryTakeNatPort(in b, s.Protocol, in p, seq, now, out ports, out snat, out natPort))
         {
             reason = DropReason.NatPortsExhausted;
             sc.Drops[(int)reason]++;
@@ -841,7 +995,7 @@ internal sealed class PacketProcessor
             VipPort = p.DstPort,
             BackendIp = b.Ip,
             BackendPort = b.Port,
-            SnatIp = b.SnatIp,
+            SnatIp = snat,
             NatPort = natPort,
             Protocol = s.Protocol,
             ServiceIndex = svcIndex,
@@ -849,10 +1003,14 @@ internal sealed class PacketProcessor
             CountersId = CountersIdOf(bc),
             TcpState = s.Protocol == IpProtocol.Tcp ? TcpTracker.Initial(p.TcpFlags) : TcpState.None,
             LastSeen = now,
+            Created = now,
+            ClientSeqEnd = seq + 1,
             Dsr = s.Dsr,
             ClientVlan = p.Vlan,
         };
         int index = _connections.Add(c);
+        if (index < 0 && _connections.Count == _connections.Capacity && _options.TableFull == TableFullPolicy.EarlyDrop && EvictForEntry())
+            index = _connections.Add(c);
         if (index < 0)
         {
             ports?.Release(natPort);
@@ -860,6 +1018,7 @@ internal sealed class PacketProcessor
             sc.Drops[(int)reason]++;
             return -1;
         }
+        ports?.SetHolder(natPort, index);
         Counters.NewConnections++;
         sc.NewConnections++;
         sc.ActiveConnections++;
@@ -949,6 +1108,17 @@ internal sealed class PacketProcessor
         RewriteIpHeader(frame, in p, newSrc, newDst, addressDelta);
     }
 
+    /// <summary>A TCP segment's sequence number (0 for other protocols).</summary>
+    private static uint TcpSeq(ReadOnlySpan<byte> frame, in ParsedPacket p) =>
+        p.Protocol == IpProtocol.Tcp && p.L4Length >= Wire.TcpMinHeader ? BinaryPrimitives.ReadUInt32BigEndian(frame.Slice(p.L4Offset + 4)) : 0;
+
+    /// <summary>The sequence number after a TCP segment with SYN or FIN: its sequence number, plus its data, plus one.</summary>
+    private static uint TcpSeqEnd(ReadOnlySpan<byte> frame, in ParsedPacket p)
+    {
+        int header = (frame[p.L4Offset + 12] >> 4) * 4;
+        return TcpSeq(frame, in p) + (uint)Math.Max(0, p.L4Length + p.Beyond - header) + 1;
+    }
+
     /// <summary>A packet of connection c on its way, in either path: seen now, counted for its service and
     /// backend in its direction, and a reply marks the connection answered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -967,7 +1137,22 @@ internal sealed class PacketProcessor
             slot.BytesToClient += frameLength;
             c.Replied = true;
         }
+        if (!c.Assured && c.Replied)
+            Assure(ref c, now);
     }
+
+    /// <summary>A connection the backend answered is assured (conntrack's IPS_ASSURED: no longer the first to go when
+    /// the table or the ports are full) once TCP is established, or once a UDP flow is still active 2 s after it
+    /// began (a stream; a single request and answer, such as DNS, stays unassured, on the short timeout).</summary>
+    private static void Assure(ref Connection c, long now)
+    {
+        if (c.Protocol == IpProtocol.Tcp ? c.TcpState is >= TcpState.Established and <= TcpState.TimeWait
+            : c.Protocol == IpProtocol.Udp && now - c.Created >= UdpStreamAfterMs)
+            c.Assured = true;
+    }
+
+    /// <summary>A replied UDP flow still active this long after it began is a stream (conntrack's 2 s).</summary>
+    public const long UdpStreamAfterMs = 2000;
 
     /// <summary>New TCP or UDP ports, and the checksum updated for them and for the addresses (addressDelta), or
     /// completed where the sender left it partial (oldAddresses: the old addresses' word sum, to tell).</summary>
@@ -1065,11 +1250,14 @@ internal sealed class PacketProcessor
         return n;
     }
 
-    /// <summary>The idle timeout (ms) of a connection in its current state.</summary>
+    /// <summary>The idle timeout (ms) of a connection in its current state: TCP by state, at most the unassured
+    /// timeout until assured (SYN_SENT keeps its own); UDP the stream timeout once assured.</summary>
     public long TimeoutOf(Connection c) => c.Protocol switch
     {
-        IpProtocol.Tcp => _tcpTimeouts[(int)c.TcpState],
-        IpProtocol.Udp => (c.Replied ? _options.UdpStreamTimeoutSeconds : _options.UdpTimeoutSeconds) * 1000L,
+        IpProtocol.Tcp => c.Assured || c.TcpState == TcpState.SynSent
+            ? _tcpTimeouts[(int)c.TcpState]
+            : Math.Min(_tcpTimeouts[(int)c.TcpState], _options.TcpUnassuredTimeoutSeconds * 1000L),
+        IpProtocol.Udp => (c.Assured ? _options.UdpStreamTimeoutSeconds : _options.UdpTimeoutSeconds) * 1000L,
         _ => _options.IcmpTimeoutSeconds * 1000L,
     };
 

@@ -49,7 +49,8 @@ internal sealed class ServiceRegistry
         _index.Add(s.Key, Services.Count - 1);
         if (!s.Dsr)
             foreach (var b in s.Backends)
-                _natAddresses.Add((b.Info.SnatIp, s.Protocol));
+                for (int a = 0; a < b.Info.Snat.Count; a++)
+                    _natAddresses.Add((b.Info.Snat[a], s.Protocol));
         return Services.Count - 1;
     }
 
@@ -77,7 +78,8 @@ internal sealed class ServiceRegistry
             i = s.Backends.Count - 1;
         }
         if (!s.Dsr)
-            _natAddresses.Add((b.SnatIp, s.Protocol));
+            for (int a = 0; a < b.Snat.Count; a++)
+                _natAddresses.Add((b.Snat[a], s.Protocol));
         s.Rebuild();
         return i;
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using ZonLb.Engine.Configuration;
+using ZonLb.Engine.Nat;
 using ZonLb.Engine.Packets;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Netlink;
@@ -18,7 +19,7 @@ internal static class ServiceResolver
             s.Mode == ForwardingMode.Dsr);
     }
 
-    /// <summary>The SNAT address toward a backend: the service's snat, else the kernel's preferred source toward
+    /// <summary>The SNAT addresses toward a backend: the service's snat list, else the kernel's preferred source toward
     /// the backend, else the first address of the backend's family (IPv6: not link-local) of the interface the
     /// route leaves by.</summary>
     public static ResolvedBackend ResolveBackend(ServiceConfig s, BackendConfig b, RtNetlink nl)
@@ -26,8 +27,8 @@ internal static class ServiceResolver
         var bip = IpAddr.From(b.Address);
         if (s.Mode == ForwardingMode.Dsr)
             return new ResolvedBackend(bip, b.Port, default, b.Weight); // no source translation
-        if (s.Snat != null)
-            return new ResolvedBackend(bip, b.Port, IpAddr.From(s.Snat), b.Weight);
+        if (s.Snat.Count > 0)
+            return ResolvedBackend.WithSnat(bip, b.Port, new SnatAddresses(s.Snat.Select(IpAddr.From).ToArray()), b.Weight);
         var route = nl.GetRoute(b.Address, out int errno);
         if (route == null)
             throw new InvalidOperationException(
