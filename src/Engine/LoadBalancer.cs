@@ -206,8 +206,7 @@ public sealed class LoadBalancer : IDisposable
             }
             if (fullGrew > 0)
                 Raise(ConnectionTableFull, new ConnectionTableFullEventArgs(fullGrew, _dp.ActiveConnections));
-            // with the workers parked: sockets are replaced under the same pause when an interface comes and goes
-            foreach (var (socket, _, stats) in _dp.Invoke(_dp.SocketStatistics).GetAwaiter().GetResult())
+            foreach (var (socket, _, stats) in _dp.SocketStatistics())
             {
                 var key = (socket.InterfaceName, socket.QueueId);
                 if (_socketsSeen.TryGetValue(key, out var before))
@@ -275,6 +274,8 @@ public sealed class CounterSnapshot
     public long EarlyDrops => _c.EarlyDrops;
     /// <summary>NAT ports taken over from closed TCP connections (TIME_WAIT, CLOSE) by new connections.</summary>
     public long NatPortsReused => _c.NatPortsReused;
+    /// <summary>Resets sent to end a backend's TIME_WAIT on a NAT port a new connection took over.</summary>
+    public long TimeWaitResets => _c.TimeWaitResets;
     /// <summary>Frames received as chains of several UMEM frames (engine.multi_buffer).</summary>
     public long RxMultiBuffer => _c.RxMultiBuffer;
     /// <summary>TCP/UDP checksums completed because the sender left CHECKSUM_PARTIAL.</summary>

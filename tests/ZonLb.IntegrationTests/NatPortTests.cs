@@ -129,28 +129,42 @@ public class NatPortTests
         long rssBefore = lb.ResidentBytes();
 
         // 20,000 SYNs and 20,000 bare ACKs from random sources: each is a new "connection", 40,000 in all
-        // against 4,536 NAT ports toward the backend (more than twice the range of each kind)
-        foreach (var flag in new[] { "-S", "-A" })
+        // against 4,536 NAT ports toward the backend (more than twice the range of each kind); four times over
+        var rss = new List<long>();
+        for (int i = 0; i < 4; i++)
         {
-            var flood = t.Client.Exec(TimeSpan.FromMinutes(2), "hping3", "-q", flag, "-p", "80", "--rand-source", "-c", "20000", "-i", "u20", Topology.Vip);
-            Assert.True(flood.ExitCode is 0 or 1, flood.Output); // hping3 exits 1 when nothing answered it, which is the point
+            Flood(t);
+            rss.Add(lb.ResidentBytes());
         }
         string body = await Clients.HttpGet(t.Client, Topology.Vip, 80);
         var stats = JsonNode.Parse(lb.Control("stats", "--json").Stdout)!;
-        long rssAfter = lb.ResidentBytes();
 
         Assert.StartsWith("hello from backend", body);
         long newConnections = stats["new_connections"]!.GetValue<long>();
         long earlyDrops = stats["early_drops"]!.GetValue<long>();
         long reused = stats["nat_ports_reused"]!.GetValue<long>(); // the backend's RSTs close the ACKs' connections
         long active = stats["active_connections"]!.GetValue<long>();
-        Assert.True(newConnections >= 30_000, $"only {newConnections} flood packets made connections");
+        Assert.True(newConnections >= 120_000, $"only {newConnections} flood packets made connections");
         Assert.True(active <= 4_536 + 10, $"{active} connections for 4,536 NAT ports"); // the ports bound the table
         Assert.True(earlyDrops > 0, "no unassured entry was evicted");
         Assert.True(earlyDrops + reused >= newConnections - 4_536 - 10, $"{earlyDrops} early drops and {reused} ports reused for {newConnections} new connections");
         Assert.Equal(0, stats["drops"]!["nat_ports_exhausted"]?.GetValue<long>() ?? 0);
-        Assert.True(rssAfter - rssBefore < 64L << 20, $"resident memory grew by {(rssAfter - rssBefore) >> 20} MiB");
-        Console.WriteLine($"flood: {newConnections} connections made, {earlyDrops} early drops, {reused} ports reused, {active} active, RSS +{(rssAfter - rssBefore) >> 20} MiB");
+        // What grows is bounded: the connection table's preallocated memory (1M entries of 128 bytes and two
+        // indexes: 160 MiB at most) and the next-hop and route caches (65,536 destinations each); the stated bound
+        // adds the managed heap's room to that. Measured here: +115 to +175 MiB, reached by the second flood.
+        string growth = string.Join(", ", rss.Select(r => $"+{(r - rssBefore) >> 20}"));
+        Assert.True(rss.Max() - rssBefore < 256L << 20, $"resident memory after each flood, from the start, in MiB: {growth}");
+        Console.WriteLine($"flood: {newConnections} connections made, {earlyDrops} early drops, {reused} ports reused, {active} active, " +
+                          $"RSS after each flood, in MiB from the start: {growth}");
+    }
+
+    private static void Flood(Topology t)
+    {
+        foreach (var flag in new[] { "-S", "-A" })
+        {
+            var flood = t.Client.Exec(TimeSpan.FromMinutes(2), "hping3", "-q", flag, "-p", "80", "--rand-source", "-c", "20000", "-i", "u20", Topology.Vip);
+            Assert.True(flood.ExitCode is 0 or 1, flood.Output); // hping3 exits 1 when nothing answered it, which is the point
+        }
     }
 
     [Fact]

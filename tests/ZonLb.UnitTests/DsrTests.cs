@@ -3,6 +3,7 @@ using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Services;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
 
@@ -36,7 +37,7 @@ public class DsrTests
         Assert.Equal(Backend1Mac, frame[0..6]);
         Assert.Equal(LbsMac, frame[6..12]);
         Assert.Equal(original[12..], frame[12..]); // addresses, TTL, ports, checksums: the client's
-        Assert.False(p.Registry.IsNatAddress(default, IpProtocol.Tcp));
+        Assert.False(p.Table.IsNatAddress(default, IpProtocol.Tcp));
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using ZonLb.Engine.Flows;
 using ZonLb.Engine.Nat;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Services;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -129,7 +130,7 @@ public class EarlyDropTests
     }
 
     [Fact]
-    public void A_port_whose_backend_waits_in_time_wait_goes_only_to_a_syn_beyond_the_old_sequence_numbers()
+    public void A_port_whose_backend_waits_in_time_wait_goes_to_a_new_syn_with_a_reset_at_the_sequence_number_it_expects()
     {
         var p = Processor(Ports(1));
         ushort nat = Establish(p, 1, 1000);
@@ -138,13 +139,29 @@ public class EarlyDropTests
         Client(p, 1, 0x11, 1012, seq: 5000);                  // the client's FIN at 5000: the backend expects 5001 next
         Backend(p, nat, 0x10, 1013);
 
-        var behind = Client(p, 2, 0x02, now: 2000, seq: 4000);
-        var beyond = Client(p, 3, 0x02, now: 2001, seq: 6000);
+        var syn = Client(p, 2, 0x02, now: 2000, seq: 4000);   // an older sequence number, and unrelated timestamps
 
-        Assert.Equal(Verdict.Drop, behind.Verdict);           // its TIME_WAIT would answer that SYN with an old ACK
-        Assert.Equal(Verdict.Transmit, beyond.Verdict);
-        Assert.Equal(nat, SourcePort(beyond.Frame));
+        Assert.Equal(Verdict.Transmit, syn.Verdict);
+        Assert.Equal(nat, SourcePort(syn.Frame));
+        Assert.Equal(5001u, p.TimeWaitResetSeq);              // the worker sends that reset to the backend first
         Assert.Equal(1, p.Counters.NatPortsReused);
+        Client(p, 2, 0x10, now: 2001);
+        Assert.Null(p.TimeWaitResetSeq);                      // once, for the SYN that took the port
+    }
+
+    [Fact]
+    public void A_port_of_a_connection_the_client_closed_first_is_reused_without_a_reset()
+    {
+        var p = Processor(Ports(1));
+        ushort nat = Establish(p, 1, 1000);
+        Client(p, 1, 0x11, 1010);
+        Backend(p, nat, 0x11, 1011);
+        Client(p, 1, 0x10, 1012);
+
+        var syn = Client(p, 2, 0x02, now: 2000);
+
+        Assert.Equal(Verdict.Transmit, syn.Verdict);
+        Assert.Null(p.TimeWaitResetSeq);
     }
 
     [Fact]

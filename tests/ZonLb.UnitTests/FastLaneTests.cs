@@ -5,6 +5,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Flows;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Services;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -146,10 +147,10 @@ public class FastLaneTests
         AssertSameCounters(general.Counters, fast.Counters);
         for (int i = 0; i < general.Connections.Capacity; i++)
             Assert.Equal(general.Connections[i], fast.Connections[i]);
-        foreach (var s in general.Registry.Services)
+        foreach (var s in general.Table.Services)
         {
-            var t = fast.Registry.Services.Single(x => x.Name == s.Name);
-            for (int bi = 0; bi < s.Backends.Count; bi++)
+            var t = fast.Table.Services.Single(x => x.Name == s.Name);
+            for (int bi = 0; bi < s.Backends.Length; bi++)
             {
                 var g = s.Backends[bi].PerWorker[0];
                 var f = t.Backends[bi].PerWorker[0];

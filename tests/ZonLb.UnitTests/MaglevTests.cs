@@ -4,6 +4,7 @@ using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Services;
 using static ZonLb.Testing.PacketBuilder;
 
 namespace ZonLb.UnitTests;
@@ -157,7 +158,7 @@ public class MaglevTests
             first[port] = ParseIPv4(f).DestinationAddress;
         }
         int victim = 1;
-        svc.SetOut(victim, true);
+        p.SetBackendOut(0, victim, true);
         for (ushort port = 1000; port < 1200; port++)
         {
             var f = Tcp("10.10.0.2", port, "10.10.0.1", 80).TcpFlags(0x10).Build();
@@ -176,9 +177,9 @@ public class MaglevTests
     public void New_flows_are_dropped_as_no_backend_when_every_backend_is_out()
     {
         var svc = new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) });
-        svc.SetOut(0, true);
         var p = new PacketProcessor(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) },
             new FixedRoutes().Subnet("10.20.0.0", 3), new EngineOptions(), new EngineCounters());
+        p.SetBackendOut(0, 0, true);
         Assert.Equal(Verdict.Drop, p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build(), 0, out _, out _));
         Assert.Equal(1, p.Counters.Drops(DropReason.NoBackend));
     }

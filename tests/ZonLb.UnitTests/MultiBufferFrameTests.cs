@@ -3,6 +3,7 @@ using ZonLb.Engine.Checksums;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Services;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;

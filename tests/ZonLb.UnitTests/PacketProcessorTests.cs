@@ -5,6 +5,7 @@ using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Services;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -259,7 +260,7 @@ public class PacketProcessorTests
             sent[backend] = (n + 2, bytes + first.Length + second.Length);
         }
         Assert.Equal(2, sent.Count);
-        var slots = p.Registry.Services[0].Backends;
+        var slots = p.Table.Services[0].Backends;
         for (int i = 0; i < 2; i++)
         {
             var c = slots[i].PerWorker[0];

@@ -136,7 +136,7 @@ public static class ControlCommands
         sb.Append(CultureInfo.InvariantCulture,
             $"rx {S(n["rx_packets"])} packets {S(n["rx_bytes"])} bytes ({S(n["rx_multi_buffer"])} multi-buffer), tx {S(n["tx_packets"])} packets {S(n["tx_bytes"])} bytes\n" +
             $"to backends {S(n["to_backend"])}, to clients {S(n["to_client"])}, new connections {S(n["new_connections"])}, active {S(n["active_connections"])}, expired {S(n["expired_connections"])}, " +
-            $"early drops {S(n["early_drops"])}, nat ports reused {S(n["nat_ports_reused"])}\n" +
+            $"early drops {S(n["early_drops"])}, nat ports reused {S(n["nat_ports_reused"])}, time-wait resets {S(n["time_wait_resets"])}\n" +
             $"partial checksums repaired {S(n["partial_checksums_repaired"])}, held for a neighbour {S(n["held_for_neighbor"])}\n" +
             $"drops: {Drops(n["drops"])}\n" +
             $"xdp program: {string.Join(' ', n["xdp_program"]!.AsObject().Select(kv => $"{kv.Key}={kv.Value}"))}\n");

@@ -197,7 +197,7 @@ internal sealed class StatusPrinter
         var xdp = lb.ReadXdpCounters();
         return $"totals: rx_packets={c.RxPackets} rx_multi_buffer={c.RxMultiBuffer} tx_packets={c.TxPackets} to_backend={c.ToBackend} to_client={c.ToClient} " +
                $"new_connections={c.NewConnections} active_connections={c.ActiveConnections} " +
-               $"early_drops={c.EarlyDrops} nat_ports_reused={c.NatPortsReused} " +
+               $"early_drops={c.EarlyDrops} nat_ports_reused={c.NatPortsReused} time_wait_resets={c.TimeWaitResets} " +
                $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} handed_off={c.HandedOff} " +
                $"icmp_time_exceeded_sent={c.IcmpTimeExceededSent} icmp_too_big_sent={c.IcmpTooBigSent} " +
                $"icmp_errors_translated={c.IcmpErrorsTranslated} icmp_rate_limited={c.IcmpRateLimited} " +

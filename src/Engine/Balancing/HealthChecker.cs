@@ -41,60 +41,56 @@ internal sealed class HealthChecker : IDisposable
         _loop = Task.Run(Loop);
     }
 
+    /// <summary>How often the loop looks for changed services when no check is due sooner.</summary>
+    private const int IdleLookMs = 250;
+
     private async Task Loop()
     {
         var clock = Stopwatch.StartNew();
+        long version = -1;
+        object? config = null;
+        var targets = new List<Target>();
         while (!_stop.IsCancellationRequested)
         {
-            List<Target> targets;
             try
             {
-                targets = await _dp.Invoke(Targets);
+                // the targets follow the published services and the configuration; no worker is asked
+                var table = _dp.Services;
+                if (table.Version != version || !ReferenceEquals(_dp.Config, config))
+                {
+                    version = table.Version;
+                    config = _dp.Config;
+                    targets = _dp.HealthTargets().Select(t => new Target(t.Service, t.Index, t.Address, t.Port, t.Health)).ToList();
+                }
             }
             catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
             {
                 return;
             }
             long now = clock.ElapsedMilliseconds;
+            long next = now + IdleLookMs;
             foreach (var t in targets)
             {
                 var key = (t.Service, $"{t.Address}:{t.Port}");
                 if (!_states.TryGetValue(key, out var st))
                     _states[key] = st = new State { Due = now };
-                if (st.Running || now < st.Due)
-                    continue;
-                st.Running = true;
-                st.Due = now + (long)(t.Health.IntervalSeconds * 1000);
-                _ = Task.Run(() => CheckAndRecord(t, st));
+                if (!st.Running && now >= st.Due)
+                {
+                    st.Running = true;
+                    st.Due = now + (long)(t.Health.IntervalSeconds * 1000);
+                    _ = Task.Run(() => CheckAndRecord(t, st));
+                }
+                next = Math.Min(next, Math.Max(st.Due, now + 1));
             }
             try
             {
-                await Task.Delay(25, _stop.Token);
+                await Task.Delay((int)(next - now), _stop.Token);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
         }
-    }
-
-    /// <summary>Runs on the worker thread: what to check now, from the running services and configuration.</summary>
-    private List<Target> Targets()
-    {
-        var list = new List<Target>();
-        var cfg = _dp.Config;
-        foreach (var s in _dp.RunningServices)
-        {
-            if (s.Removed)
-                continue;
-            var health = cfg.Services.FirstOrDefault(c => c.Name == s.Name)?.Health;
-            if (health == null)
-                continue;
-            for (int i = 0; i < s.Backends.Count; i++)
-                if (!s.Backends[i].Removed)
-                    list.Add(new Target(s.Name, i, s.Backends[i].Info.Ip.ToIPAddress(), s.Backends[i].Info.Port, health));
-        }
-        return list;
     }
 
     private async Task CheckAndRecord(Target t, State st)

@@ -271,9 +271,18 @@ public static class ConfigLoader
             throw r.Error(at, "maglev_table_size", o.MaglevTableSize, "must be a prime number (for example 65537, 131071, 1000003)");
         if (o.NatPortMax < o.NatPortMin)
             throw r.Error(at, "nat_port_max", o.NatPortMax, $"must not be below nat_port_min ({o.NatPortMin})");
-        if (o.WorkerFifoPriority != 0 && o.WorkerNice != 0)
+        if (t.TryGetValue("worker_fifo_priority", out var fifo))
+        {
+            if (fifo is "auto")
+                o.WorkerFifoPriority = EngineOptions.AutoFifoPriority;
+            else if (fifo is long n && n is >= 0 and <= 99)
+                o.WorkerFifoPriority = (int)n;
+            else
+                throw r.Error(at, "worker_fifo_priority", fifo, "must be \"auto\" or a priority 0-99 (0: normal scheduling)");
+        }
+        if (o.WorkerFifoPriority > 0 && o.WorkerNice != 0)
             throw r.Error(at, "worker_fifo_priority", o.WorkerFifoPriority, $"excludes worker_nice ({o.WorkerNice}): a SCHED_FIFO thread has no nice value");
-        if (o.WorkerFifoPriority != 0 && o.BusyPollMicroseconds != 0)
+        if (o.WorkerFifoPriority > 0 && o.BusyPollMicroseconds != 0)
             throw r.Error(at, "worker_fifo_priority", o.WorkerFifoPriority, $"excludes busy_poll_usecs ({o.BusyPollMicroseconds}): a busy-polling worker never sleeps, and a real-time one that never sleeps starves its CPU");
         return o;
     }

@@ -132,8 +132,8 @@ public static class ConfigOptions
             "Above 0: SO_PREFER_BUSY_POLL and SO_BUSY_POLL on the sockets, and the workers never sleep; excludes worker_fifo_priority."),
         ConfigOption.EngineInt("worker_nice", -20, 19, o => o.WorkerNice, (o, v) => o.WorkerNice = v,
             "The workers' nice value; 0 leaves it. Lower gives a worker sharing its CPU with the kernel's receive work more of that CPU."),
-        ConfigOption.EngineInt("worker_fifo_priority", 0, 99, o => o.WorkerFifoPriority, (o, v) => o.WorkerFifoPriority = v,
-            "1-99: the workers run SCHED_FIFO at this priority and sleep in poll() whenever a round found nothing to do; 0: normal scheduling. Needs CAP_SYS_NICE; excludes worker_nice and busy_poll_usecs."),
+        ConfigOption.Text("engine", "worker_fifo_priority", "integer 0-99 or \"auto\"", "\"auto\"", Restart,
+            "1-99: the workers run SCHED_FIFO at this priority and sleep in poll() whenever a round found nothing to do; 0: normal scheduling; auto: SCHED_FIFO at priority 10 where the process may (CAP_SYS_NICE), else normal, and normal with worker_nice or busy_poll_usecs set. A real-time worker answers its frames at once, ahead of other threads on its CPU, and takes no CPU at rest. A number needs CAP_SYS_NICE; excludes worker_nice and busy_poll_usecs."),
     };
 
     /// <summary>The keys allowed in <paramref name="section"/>.</summary>

@@ -70,6 +70,10 @@ public static class ConfigWriter
             {
                 engine.Append($"{option.Key} = {(option.GetBool(c.Engine) ? "true" : "false")}\n");
             }
+            else if (option.Key == "worker_fifo_priority" && c.Engine.WorkerFifoPriority != defaults.WorkerFifoPriority)
+            {
+                engine.Append(CultureInfo.InvariantCulture, $"worker_fifo_priority = {c.Engine.WorkerFifoPriority}\n");
+            }
             else if (option.Key == "table_full" && c.Engine.TableFull != defaults.TableFull)
             {
                 engine.Append("table_full = \"refuse\"\n");

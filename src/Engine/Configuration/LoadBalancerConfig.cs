@@ -176,11 +176,19 @@ public sealed class EngineOptions
     /// <summary>The workers' nice value (-20..19); 0 leaves it. Lower gives a worker sharing a CPU with the
     /// kernel's receive work more of that CPU.</summary>
     public int WorkerNice { get; set; }
-    /// <summary>Runs the workers SCHED_FIFO at this priority (1-99); 0: normal scheduling. A real-time worker runs
-    /// as soon as its frames arrive, ahead of the kernel's threaded NAPI on its CPU, and sleeps in poll() when a
-    /// round found nothing to do instead of yielding, so the NAPI thread fills its rings in between. Excludes
-    /// <see cref="WorkerNice"/>.</summary>
-    public int WorkerFifoPriority { get; set; }
+    /// <summary>Runs the workers SCHED_FIFO at this priority (1-99); 0: normal scheduling; <see cref="AutoFifoPriority"/>
+    /// (the default, "auto" in the file): SCHED_FIFO at priority 10 where the process may (CAP_SYS_NICE, and real-time
+    /// runtime in its cgroup), else normal scheduling, and normal scheduling with worker_nice or busy_poll_usecs set.
+    /// A real-time worker runs as soon as its frames arrive, ahead of the kernel's threaded NAPI and of every other
+    /// thread on its CPU (the control plane's among them), and sleeps in poll() when a round found nothing to do,
+    /// so at rest it takes no CPU. Excludes <see cref="WorkerNice"/>.</summary>
+    public int WorkerFifoPriority { get; set; } = AutoFifoPriority;
+
+    /// <summary>The value of <see cref="WorkerFifoPriority"/> that lets the engine choose.</summary>
+    public const int AutoFifoPriority = -1;
+
+    /// <summary>The priority "auto" takes where the process may.</summary>
+    public const int AutoFifoPriorityValue = 10;
     /// <summary>How long a learnt next hop is used before the kernel is asked again.</summary>
     public int NeighborCacheSeconds { get; set; } = 5;
 }

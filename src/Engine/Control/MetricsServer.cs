@@ -98,6 +98,7 @@ public sealed class MetricsServer : IDisposable
         w.Metric("zonlb_expired_connections_total", "counter", "Connections removed after their idle timeout.", s.ExpiredConnections);
         w.Metric("zonlb_early_drops_total", "counter", "Unassured entries evicted to make room for new flows.", s.EarlyDrops);
         w.Metric("zonlb_nat_ports_reused_total", "counter", "NAT ports taken over from closed TCP connections.", s.NatPortsReused);
+        w.Metric("zonlb_time_wait_resets_total", "counter", "Resets sent to end a backend's TIME_WAIT on a NAT port taken over.", s.TimeWaitResets);
         w.Metric("zonlb_active_connections", "gauge", "Connections in the table.", s.ActiveConnections);
         w.Metric("zonlb_connection_capacity", "gauge", "Size of the connection table.", st.ConnectionCapacity);
         w.Metric("zonlb_partial_checksums_repaired_total", "counter", "TCP/UDP checksums completed from CHECKSUM_PARTIAL.", s.PartialChecksumsRepaired);

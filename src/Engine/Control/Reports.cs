@@ -127,6 +127,8 @@ public sealed record StatsReport(
     public long EarlyDrops { get; init; }
     /// <summary>NAT ports taken over from closed TCP connections (TIME_WAIT, CLOSE) by new connections.</summary>
     public long NatPortsReused { get; init; }
+    /// <summary>Resets sent to end a backend's TIME_WAIT on a NAT port a new connection took over.</summary>
+    public long TimeWaitResets { get; init; }
 }
 
 /// <summary>One tracked connection.</summary>

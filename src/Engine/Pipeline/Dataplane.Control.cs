@@ -3,58 +3,71 @@ using System.Diagnostics;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
-using ZonLb.Engine.Flows;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Routing;
+using ZonLb.Engine.Services;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Bpf;
-using ZonLb.Native.Xsk;
 using ZonLb.Native.Netlink;
+using ZonLb.Native.Xsk;
 
 namespace ZonLb.Engine.Pipeline;
 
 /// <summary>
-/// Control operations on a running data path. The worker thread owns every table, so each operation is queued
-/// to it and runs between two batches (at most one poll interval later); the caller awaits the result. Nothing
-/// here takes a lock on the hot path.
+/// Control operations on a running data path, none of which stops it. Reads sum the workers' counters and read
+/// the published service table; what needs a worker's own tables (its connections, its next hops) is asked of the
+/// worker as a <see cref="WorkerCommand"/> it runs between batches, in bounded steps. Changes (backends, health,
+/// reload) build the next version of the service table and publish it (<see cref="ServicePublisher"/>); the call
+/// returns once every worker uses it. Changes run one at a time (the control lock, which no worker takes).
 /// </summary>
 internal sealed partial class Dataplane
 {
     private readonly SemaphoreSlim _controlLock = new(1, 1);
-    private readonly ManualResetEventSlim _resume = new(true);
+    /// <summary>Held by whoever closes or replaces sockets (an interface deleted or back) and by readers of their
+    /// statistics; never by a worker.</summary>
+    private readonly object _socketsLock = new();
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
-    private volatile bool _pauseRequested;
-    private int _parked;
+    private ServicePublisher? _publisher;
 
-    /// <summary>
-    /// Runs f with every worker parked between two batches (at most one poll interval later), so f sees and
-    /// changes the tables alone; the workers take no locks on the hot path. Control calls run one at a time.
-    /// </summary>
-    public async Task<T> Invoke<T>(Func<T> f)
+    /// <summary>Where the workers find the newest version of the service table.</summary>
+    internal ServicePublisher Publisher => _publisher ?? throw new InvalidOperationException("the data path is not set up");
+
+    /// <summary>The running services as the workers now see them.</summary>
+    public ServiceTable Services => Publisher.Current;
+
+    private ServiceRegistry R => _registry ?? throw new InvalidOperationException("the data path is not set up");
+
+    private string IfName(int ifIndex) => _ports.FirstOrDefault(p => p.IfIndex == ifIndex)?.Name ?? $"ifindex {ifIndex}";
+
+    /// <summary>Runs one command per worker on its tables and returns their results: queued to each running
+    /// worker, or run here for a worker that has stopped (nothing else touches its tables then).</summary>
+    private async Task<T[]> OnEveryWorker<T>(Func<WorkerCommand<T>> make)
+    {
+        var commands = new WorkerCommand<T>[_workers.Length];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            var w = _workers[i];
+            commands[i] = make();
+            if (w.IsRunning)
+                w.Post(commands[i]);
+            else
+                while (!commands[i].Step(w))
+                {
+                }
+        }
+        return await Task.WhenAll(commands.Select(c => c.Completion));
+    }
+
+    /// <summary>Makes a change to the services under the control lock and publishes the resulting version; returns
+    /// when every worker forwards with it.</summary>
+    private async Task<T> ChangeServices<T>(Func<ServiceRegistry, T> change)
     {
         await _controlLock.WaitAsync();
         try
         {
-            // workers released by the previous call must have left their park first
-            while (Volatile.Read(ref _parked) > 0)
-                await Task.Delay(1);
-            if (!IsRunning)
-                return f();
-            _resume.Reset();
-            _pauseRequested = true;
-            foreach (var w in _workers)
-                w.Wakeup.Signal();
-            while (Volatile.Read(ref _parked) < Volatile.Read(ref _alive))
-                await Task.Delay(1);
-            try
-            {
-                return f();
-            }
-            finally
-            {
-                _pauseRequested = false;
-                _resume.Set();
-            }
+            T result = change(R);
+            await PublishServices();
+            return result;
         }
         finally
         {
@@ -62,46 +75,33 @@ internal sealed partial class Dataplane
         }
     }
 
-    /// <summary>Called by each worker once per round: waits while control work runs.</summary>
-    internal void ParkIfAsked()
+    private async Task PublishServices()
     {
-        if (!_pauseRequested)
-            return;
-        Interlocked.Increment(ref _parked);
-        _resume.Wait();
-        Interlocked.Decrement(ref _parked);
+        if (!await Publisher.PublishAsync(R.Snapshot(), _workers))
+            _log($"warning: a worker took more than {ServicePublisher.AdoptionTimeout.TotalSeconds} s to move to the new services");
     }
-
-    /// <summary>The running services (read inside <see cref="Invoke{T}"/>).</summary>
-    public IReadOnlyList<ResolvedService> RunningServices => R.Services;
-
-    private ServiceRegistry R => _registry ?? throw new InvalidOperationException("the data path is not set up");
-
-    private IEnumerable<PacketProcessor> Processors => _workers.Select(w => w.Processor);
-
-    private string IfName(int ifIndex) => _ports.FirstOrDefault(p => p.IfIndex == ifIndex)?.Name ?? $"ifindex {ifIndex}";
 
     // ---------------- reports ----------------
 
-    public Task<StatusReport> GetStatus() => Invoke(() => new StatusReport(
+    public Task<StatusReport> GetStatus() => Task.FromResult(new StatusReport(
         typeof(Dataplane).Assembly.GetName().Version?.ToString() ?? "0",
         (long)_uptime.Elapsed.TotalSeconds,
         _config.Source,
         _ports.Select(p => new InterfaceReport(p.Name, p.IfIndex, p.AttachedMode.ToString().ToLowerInvariant(), p.Sockets.Count,
             p.Sockets.Count > 0 && p.Sockets[0].ZeroCopy, p.Missing ? "deleted" : p.Down ? "down" : "up")).ToList(),
-        R.Services.Count(s => !s.Removed),
+        Services.Services.Count(s => !s.Removed),
         ActiveConnections,
-        Processors.Sum(p => p.Connections.Capacity),
+        _workers.Sum(w => w.Processor.Connections.Capacity),
         TotalFrames,
         FreeFrames,
         GC.GetTotalMemory(false),
         Environment.WorkingSet,
         GC.CollectionCount(2)));
 
-    public Task<StatsReport> GetStats() => Invoke(() =>
+    public Task<StatsReport> GetStats()
     {
         var c = Counters;
-        var services = R.Services.Select(s =>
+        var services = Services.Services.Select(s =>
         {
             var t = s.Total;
             return new ServiceReport(
@@ -111,7 +111,7 @@ internal sealed partial class Dataplane
                 {
                     var bt = b.Total;
                     return new BackendReport(
-                        b.Info.Ip.ToString(), b.Info.Port, s.Dsr ? "dsr" : b.Info.SnatIp.ToString(), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
+                        b.Info.Ip.ToString(), b.Info.Port, s.Dsr ? "dsr" : b.Info.Snat.ToString(), b.Info.Weight, b.State, _healthReasons.GetValueOrDefault((s.Name, i)),
                         bt.PacketsToBackend, bt.BytesToBackend, bt.PacketsToClient, bt.BytesToClient, bt.NewConnections, bt.ActiveConnections);
                 }).ToList());
         }).ToList();
@@ -131,22 +131,25 @@ internal sealed partial class Dataplane
         var interfaces = _ports.Select(p => new InterfaceCountersReport(p.Name,
             Native.Ethtool.EthtoolStats.Read(p.Name).Where(kv => kv.Key.Contains("xdp", StringComparison.Ordinal) || kv.Key.Contains("drop", StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key, kv => kv.Value))).ToList();
-        return new StatsReport(c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.ToBackend, c.ToClient, c.NewConnections,
+        return Task.FromResult(new StatsReport(c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, c.ToBackend, c.ToClient, c.NewConnections,
             ActiveConnections, c.ExpiredConnections, c.PartialChecksumsRepaired, c.Held, c.HandedOff, c.TxKicks, c.TxKickErrors,
             DropTable(c.Drops), xdp, workers, sockets, interfaces, services)
         {
-            RxMultiBuffer = c.RxMultiBuffer, EarlyDrops = c.EarlyDrops, NatPortsReused = c.NatPortsReused,
-        };
-    });
+            RxMultiBuffer = c.RxMultiBuffer, EarlyDrops = c.EarlyDrops, NatPortsReused = c.NatPortsReused, TimeWaitResets = c.TimeWaitResets,
+        });
+    }
 
-    /// <summary>The kernel's XDP_STATISTICS of every socket. Call it inside <see cref="Invoke{T}"/>: sockets are
-    /// closed and replaced under the same pause when an interface is deleted or comes back.</summary>
+    /// <summary>The kernel's XDP_STATISTICS of every socket (a getsockopt each; the workers go on).</summary>
     public List<(XskSocket Socket, int Worker, XdpStatistics Stats)> SocketStatistics()
     {
         var list = new List<(XskSocket, int, XdpStatistics)>();
-        foreach (var w in _workers)
-            foreach (var s in w.Owned)
-                list.Add((s, w.Index, s.GetStatistics()));
+        lock (_socketsLock)
+        {
+            foreach (var w in _workers)
+                foreach (var s in w.Owned)
+                    if (!s.IsClosed)
+                        list.Add((s, w.Index, s.GetStatistics()));
+        }
         return list;
     }
 
@@ -162,55 +165,55 @@ internal sealed partial class Dataplane
         return d;
     }
 
-    public Task<List<ConnectionReport>> ListConnections(string? service, int limit) => Invoke(() =>
+    public async Task<List<ConnectionReport>> ListConnections(string? service, int limit)
     {
+        int serviceIndex = service == null ? -1 : ServiceIndex(service);
+        var copies = await OnEveryWorker(() => new CopyConnections(serviceIndex, limit));
         long now = Environment.TickCount64;
+        var services = Services.Services;
         var list = new List<ConnectionReport>();
-        foreach (var p in Processors)
-        for (int i = 0; i < p.Connections.Capacity && list.Count < limit; i++)
+        foreach (var c in copies.SelectMany(x => x).Take(limit))
         {
-            var c = p.Connections[i];
-            if (!c.InUse)
-                continue;
-            var s = R.Services[c.ServiceIndex];
-            if (service != null && s.Name != service)
-                continue;
             string proto = c.Protocol.ToString().ToLowerInvariant();
-            string state = c.Protocol == Packets.IpProtocol.Tcp ? c.TcpState.ToString().ToUpperInvariant() : c.Replied ? "REPLIED" : "UNREPLIED";
-            list.Add(new ConnectionReport(s.Name, proto, c.ClientIp.WithPort(c.ClientPort), c.VipIp.WithPort(c.VipPort),
+            string state = c.Protocol == IpProtocol.Tcp ? c.TcpState.ToString().ToUpperInvariant() : c.Replied ? "REPLIED" : "UNREPLIED";
+            if (!c.Assured)
+                state += " UNASSURED";
+            list.Add(new ConnectionReport(services[c.ServiceIndex].Name, proto, c.ClientIp.WithPort(c.ClientPort), c.VipIp.WithPort(c.VipPort),
                 c.BackendIp.WithPort(c.BackendPort), c.Dsr ? "dsr" : c.SnatIp.WithPort(c.NatPort), state, now - c.LastSeen));
         }
         return list;
-    });
+    }
 
-    public Task<int> FlushConnections(string? service) => Invoke(() =>
+    public async Task<int> FlushConnections(string? service)
     {
         int serviceIndex = service == null ? -1 : ServiceIndex(service);
-        return Processors.Sum(p => p.FlushConnections(serviceIndex < 0 ? null : c => c.ServiceIndex == serviceIndex));
-    });
+        var counts = await OnEveryWorker(() => new FlushConnections(serviceIndex < 0 ? null : c => c.ServiceIndex == serviceIndex));
+        return counts.Sum();
+    }
 
-    public Task<List<NextHopReport>> ListNextHops() => Invoke(() =>
+    public async Task<List<NextHopReport>> ListNextHops()
     {
+        var entries = await OnEveryWorker(() => new WorkerAction<List<KeyValuePair<IpAddr, NextHop>>>(w => w.Processor.NextHops.Entries.ToList()));
         long now = Environment.TickCount64;
-        return Processors.SelectMany(p => p.NextHops.Entries).DistinctBy(e => e.Key).Select(e => new NextHopReport(
+        return entries.SelectMany(e => e).DistinctBy(e => e.Key).Select(e => new NextHopReport(
             e.Key.ToString(), IfName(e.Value.IfIndex), e.Value.IfIndex, e.Value.Gateway.ToString(),
-            e.Value.State == NextHopState.Resolved
-                ? e.Value.MacText
-                : null,
+            e.Value.State == NextHopState.Resolved ? e.Value.MacText : null,
             e.Value.State.ToString().ToLowerInvariant(), e.Value.RefreshAt - now)).ToList();
-    });
+    }
 
     private int ServiceIndex(string name)
     {
-        for (int i = 0; i < R.Services.Count; i++)
-            if (R.Services[i].Name == name && !R.Services[i].Removed)
+        var services = Services.Services;
+        for (int i = 0; i < services.Length; i++)
+            if (services[i].Name == name && !services[i].Removed)
                 return i;
         throw new InvalidOperationException($"no service named '{name}'");
     }
 
     // ---------------- backends ----------------
 
-    /// <summary>backend add|remove|disable|enable on a running service; returns what was done.</summary>
+    /// <summary>backend add|remove|disable|enable on a running service; returns what was done once every worker
+    /// forwards with the change.</summary>
     public async Task<string> ChangeBackend(string action, string service, System.Net.IPAddress address, ushort? port, int weight = 1)
     {
         ResolvedBackend? added = null;
@@ -220,92 +223,130 @@ internal sealed partial class Dataplane
             using var nl = new RtNetlink();
             added = ServiceResolver.ResolveBackend(sc, new BackendConfig { Address = address, Port = port ?? sc.Port, Weight = weight }, nl);
         }
-        return await Invoke(() =>
+        else if (action is not ("remove" or "disable" or "enable"))
         {
-            int si = ServiceIndex(service);
-            var s = R.Services[si];
+            throw new InvalidOperationException($"unknown backend action '{action}' (add | remove | disable | enable)");
+        }
+        BackendStateChangedEventArgs? news = null;
+        string result = await ChangeServices(r =>
+        {
+            int si = ServiceIndex(r, service);
             var ip = IpAddr.From(address);
             if (added is ResolvedBackend b)
             {
-                int i = R.AddBackend(si, b);
-                SteerNatAddresses();
+                int i = r.AddBackend(si, b);
                 UpdateConfig(cfg => cfg.Services.First(x => x.Name == service).Backends.Add(new BackendConfig { Address = address, Port = b.Port, Weight = weight }));
-                BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, address, b.Port, s.Backends[i].State, "operator: add"));
-                return $"service {service}: backend {address}:{b.Port} added (index {i}, snat {b.SnatIp})";
+                news = new BackendStateChangedEventArgs(service, address, b.Port, r.Services[si].Backends[i].State, "operator: add");
+                return $"service {service}: backend {address}:{b.Port} added (index {i}, snat {b.Snat})";
             }
-            int bi = port is ushort pt ? s.Find(ip, pt) : s.Backends.FindIndex(x => x.Info.Ip == ip);
+            var s = r.Services[si];
+            int bi = port is ushort pt ? s.Find(ip, pt) : Array.FindIndex(s.Backends, x => x.Info.Ip == ip);
             if (bi < 0 || s.Backends[bi].Removed)
                 throw new InvalidOperationException($"service {service} has no backend {address}{(port != null ? $":{port}" : "")}");
-            var slot = s.Backends[bi];
-            switch (action)
+            r.UpdateBackend(si, bi, slot => action switch
             {
-                case "remove":
-                    slot.Removed = true;
-                    UpdateConfig(cfg => cfg.Services.First(x => x.Name == service).Backends
-                        .RemoveAll(x => x.Address.Equals(address) && x.Port == slot.Info.Port));
-                    break;
-                case "disable":
-                    slot.Disabled = true;
-                    break;
-                case "enable":
-                    slot.Disabled = false;
-                    break;
-                default:
-                    throw new InvalidOperationException($"unknown backend action '{action}' (add | remove | disable | enable)");
-            }
-            s.Rebuild();
-            _log($"service {service}: backend {address}:{slot.Info.Port} {action}d by operator; now {slot.State}");
-            BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, address, slot.Info.Port, slot.State, $"operator: {action}"));
-            return $"service {service}: backend {address}:{slot.Info.Port} {slot.State} (active connections {slot.Total.ActiveConnections} kept)";
+                "remove" => slot with { Removed = true },
+                "disable" => slot with { Disabled = true },
+                _ => slot with { Disabled = false },
+            });
+            var now = r.Services[si].Backends[bi];
+            if (action == "remove")
+                UpdateConfig(cfg => cfg.Services.First(x => x.Name == service).Backends
+                    .RemoveAll(x => x.Address.Equals(address) && x.Port == now.Info.Port));
+            _log($"service {service}: backend {address}:{now.Info.Port} {action}d by operator; now {now.State}");
+            news = new BackendStateChangedEventArgs(service, address, now.Info.Port, now.State, $"operator: {action}");
+            return $"service {service}: backend {address}:{now.Info.Port} {now.State} (active connections {now.Total.ActiveConnections} kept)";
         });
+        if (added != null)
+            SteerNatAddresses();
+        if (news != null)
+            BackendChanged?.Invoke(news);
+        return result;
+    }
+
+    private static int ServiceIndex(ServiceRegistry r, string name)
+    {
+        for (int i = 0; i < r.Services.Count; i++)
+            if (r.Services[i].Name == name && !r.Services[i].Removed)
+                return i;
+        throw new InvalidOperationException($"no service named '{name}'");
     }
 
     private void UpdateConfig(Action<LoadBalancerConfig> change) => change(_config);
 
+    /// <summary>Tells the steering program every SNAT address (replies to its NAT ports are ours) and every
+    /// address whose later fragments are ours.</summary>
     private void SteerNatAddresses()
     {
-        foreach (var (snat, proto) in R.NatAddresses)
+        var table = Services;
+        foreach (var (snat, proto) in table.NatAddresses)
         {
             _program!.AddNatAddress(snat.ToIPAddress(), proto.WireNumber(snat), _config.Engine.NatPortMin, _config.Engine.NatPortMax);
             _program.AddFragmentAddress(snat.ToIPAddress());
         }
-        foreach (var s in R.Services)
+        foreach (var s in table.Services)
             _program!.AddFragmentAddress(s.Vip.ToIPAddress());
     }
 
     // ---------------- health ----------------
 
-    private readonly Dictionary<(string, int), string> _healthReasons = new();
+    private readonly ConcurrentDictionary<(string, int), string> _healthReasons = new();
 
-    /// <summary>Told of every backend state change (health or operator); called with the workers parked, so it
-    /// must only queue the news.</summary>
+    /// <summary>Told of every backend state change (health or operator), on the control plane's thread; it must
+    /// only queue the news.</summary>
     internal Action<BackendStateChangedEventArgs>? BackendChanged;
 
-    /// <summary>Marks a backend up or down for new flows (the health checker calls this).</summary>
-    public Task<bool> SetBackendHealth(string service, int backend, bool up, string reason) => Invoke(() =>
+    /// <summary>The backends to check now, from the published services and the configuration (no worker is asked).</summary>
+    public List<(string Service, int Index, System.Net.IPAddress Address, ushort Port, HealthConfig Health)> HealthTargets()
     {
-        int si = ServiceIndex(service);
-        var s = R.Services[si];
+        var list = new List<(string, int, System.Net.IPAddress, ushort, HealthConfig)>();
+        var cfg = _config;
+        foreach (var s in Services.Services)
+        {
+            if (s.Removed)
+                continue;
+            var health = cfg.Services.FirstOrDefault(c => c.Name == s.Name)?.Health;
+            if (health == null)
+                continue;
+            for (int i = 0; i < s.Backends.Length; i++)
+                if (!s.Backends[i].Removed)
+                    list.Add((s.Name, i, s.Backends[i].Info.Ip.ToIPAddress(), s.Backends[i].Info.Port, health));
+        }
+        return list;
+    }
+
+    /// <summary>Marks a backend up or down for new flows (the health checker calls this); with drain = false, a
+    /// failed backend's connections are then dropped.</summary>
+    public async Task<bool> SetBackendHealth(string service, int backend, bool up, string reason)
+    {
         _healthReasons[(service, backend)] = reason;
-        bool changed = s.Backends[backend].Unhealthy == up;
-        s.SetOut(backend, !up);
-        if (changed)
+        int si = -1;
+        BackendSlot? now = null;
+        bool changed = await ChangeServices(r =>
         {
-            var b = s.Backends[backend];
-            BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, b.Info.Ip.ToIPAddress(), b.Info.Port, b.State, reason));
-        }
-        if (changed && !up && !(_config.Services.FirstOrDefault(x => x.Name == service)?.Health?.Drain ?? true))
+            si = ServiceIndex(r, service);
+            if (r.Services[si].Backends[backend].Unhealthy != up)
+                return false;
+            r.UpdateBackend(si, backend, b => b with { Unhealthy = !up });
+            now = r.Services[si].Backends[backend];
+            return true;
+        });
+        if (!changed)
+            return false;
+        BackendChanged?.Invoke(new BackendStateChangedEventArgs(service, now!.Info.Ip.ToIPAddress(), now.Info.Port, now.State, reason));
+        if (!up && !(_config.Services.FirstOrDefault(x => x.Name == service)?.Health?.Drain ?? true))
         {
-            int reset = Processors.Sum(p => p.FlushConnections(c => c.ServiceIndex == si && c.BackendIndex == backend));
-            _log($"service {service}: {reset} connection(s) to the failed backend dropped (drain = false)");
+            var reset = await OnEveryWorker(() => new FlushConnections(c => c.ServiceIndex == si && c.BackendIndex == backend));
+            _log($"service {service}: {reset.Sum()} connection(s) to the failed backend dropped (drain = false)");
         }
-        return changed;
-    });
+        return true;
+    }
 
     // ---------------- reload ----------------
 
     /// <summary>Applies a new configuration without detaching XDP or dropping established connections. Interfaces
-    /// and engine sizes cannot change this way. Returns a summary of the changes.</summary>
+    /// and engine sizes cannot change this way. Returns a summary of the changes once every worker forwards with
+    /// them.</summary>
     public async Task<string> Reload(LoadBalancerConfig next)
     {
         var notes = new List<string>();
@@ -315,67 +356,75 @@ internal sealed partial class Dataplane
         if (before != after)
             notes.Add("[engine] settings changed: restart to apply them");
 
-        // Resolve everything (netlink) before touching the running tables, so a failure changes nothing.
+        // Resolve everything (netlink) before touching the running services, so a failure changes nothing.
         using var nl = new RtNetlink();
         var resolved = new Dictionary<string, ResolvedService>();
         foreach (var sc in next.Services)
             resolved[sc.Name] = ServiceResolver.Resolve(sc, _config.Engine, nl, _workers.Length);
 
-        var changes = await Invoke(() =>
+        var removedKeys = new List<ServiceKey>();
+        var addedKeys = new List<ServiceKey>();
+        var changes = await ChangeServices(r =>
         {
             var done = new List<string>();
-            var running = R.Services;
-            for (int i = 0; i < running.Count; i++)
+            int count = r.Services.Count;
+            for (int i = 0; i < count; i++)
             {
-                var old = running[i];
+                var old = r.Services[i];
                 if (old.Removed)
                     continue;
                 if (!resolved.TryGetValue(old.Name, out var fresh) || !fresh.Key.Equals(old.Key))
                 {
-                    R.Remove(i);
-                    _program!.RemoveService(old.Vip.ToIPAddress(), old.Protocol.WireNumber(old.Vip), old.Port);
+                    r.Remove(i);
+                    removedKeys.Add(old.Key);
                     done.Add($"service {old.Name} removed ({old.Total.ActiveConnections} connection(s) drain)");
                     continue;
                 }
                 // same service: reconcile backends by address and port
                 foreach (var nb in fresh.Backends)
                 {
-                    int bi = old.Find(nb.Info.Ip, nb.Info.Port);
-                    if (bi < 0 || old.Backends[bi].Removed)
+                    int bi = r.Services[i].Find(nb.Info.Ip, nb.Info.Port);
+                    if (bi < 0 || r.Services[i].Backends[bi].Removed)
                     {
-                        R.AddBackend(i, nb.Info);
+                        r.AddBackend(i, nb.Info);
                         done.Add($"service {old.Name}: backend {nb.Info.Identity} added");
                     }
-                    else if (old.Backends[bi].Info != nb.Info)
+                    else if (r.Services[i].Backends[bi].Info != nb.Info)
                     {
-                        R.AddBackend(i, nb.Info);
-                        done.Add($"service {old.Name}: backend {nb.Info.Identity} changed (weight {nb.Info.Weight}, snat {nb.Info.SnatIp.ToString()})");
+                        r.AddBackend(i, nb.Info);
+                        done.Add($"service {old.Name}: backend {nb.Info.Identity} changed (weight {nb.Info.Weight}, snat {nb.Info.Snat})");
                     }
                 }
-                foreach (var ob in old.Backends)
+                var current = r.Services[i];
+                for (int bi = 0; bi < current.Backends.Length; bi++)
                 {
+                    var ob = current.Backends[bi];
                     if (!ob.Removed && fresh.Find(ob.Info.Ip, ob.Info.Port) < 0)
                     {
-                        ob.Removed = true;
+                        r.UpdateBackend(i, bi, b => b with { Removed = true });
                         done.Add($"service {old.Name}: backend {ob.Info.Identity} removed ({ob.Total.ActiveConnections} connection(s) drain)");
                     }
                 }
-                old.Rebuild();
             }
             foreach (var sc in next.Services)
             {
-                if (running.Any(r => !r.Removed && r.Name == sc.Name))
+                if (r.Services.Any(x => !x.Removed && x.Name == sc.Name))
                     continue;
                 var fresh = resolved[sc.Name];
-                R.Add(fresh);
-                _program!.AddService(fresh.Vip.ToIPAddress(), fresh.Protocol.WireNumber(fresh.Vip), fresh.Port);
+                r.Add(fresh);
+                addedKeys.Add(fresh.Key);
                 done.Add($"service {sc.Name} added");
             }
-            SteerNatAddresses();
             next.Engine = _config.Engine;
             _config = next;
             return done;
         });
+        // the steering program follows: new services and SNAT addresses steered, removed services passed
+        foreach (var k in addedKeys)
+            _program!.AddService(k.Vip.ToIPAddress(), k.Protocol.WireNumber(k.Vip), k.Port);
+        foreach (var k in removedKeys.Where(k => !addedKeys.Contains(k)))
+            _program!.RemoveService(k.Vip.ToIPAddress(), k.Protocol.WireNumber(k.Vip), k.Port);
+        SteerNatAddresses();
         changes.AddRange(notes);
         string summary = changes.Count == 0 ? "reloaded: no changes" : "reloaded: " + string.Join("; ", changes);
         _log(summary);

@@ -34,14 +34,14 @@ internal sealed partial class Dataplane
                         if (!port.Missing)
                         {
                             _log($"warning: interface {port.Name} was deleted; its sockets are closed, the other interfaces keep forwarding; waiting for it to come back");
-                            Invoke(() => { DropPort(port); return 0; }).GetAwaiter().GetResult();
+                            DropPort(port);
                         }
                         continue;
                     }
                     if (port.Missing || link.Index != port.IfIndex)
                     {
                         if (!port.Missing)
-                            Invoke(() => { DropPort(port); return 0; }).GetAwaiter().GetResult();
+                            DropPort(port);
                         Reattach(port, link);
                         complained.Remove(port.Name);
                         continue;
@@ -55,12 +55,8 @@ internal sealed partial class Dataplane
                     {
                         _log($"interface {port.Name}: MTU {port.Mtu} -> {link.Mtu}");
                         port.Mtu = link.Mtu;
-                        Invoke(() =>
-                        {
-                            foreach (var w in _workers)
-                                w.Processor.SetMtu(port.IfIndex, link.Mtu);
-                            return 0;
-                        }).GetAwaiter().GetResult();
+                        int ifIndex = port.IfIndex, mtu = link.Mtu;
+                        OnEveryWorker(() => new WorkerAction<int>(w => { w.Processor.SetMtu(ifIndex, mtu); return 0; })).GetAwaiter().GetResult();
                     }
                 }
                 catch (Exception e) when (e is Native.Interop.NativeException or InvalidOperationException)
@@ -84,12 +80,7 @@ internal sealed partial class Dataplane
                         if (vlans != null)
                             _log($"VLAN interfaces now: {(now.Count == 0 ? "none" : string.Join(", ", now.Select(kv => $"ifindex {kv.Key} = VLAN {kv.Value.Vlan} on ifindex {kv.Value.ParentIfIndex}")))}");
                         vlans = now;
-                        Invoke(() =>
-                        {
-                            foreach (var w in _workers)
-                                w.Processor.SetVlans(now);
-                            return 0;
-                        }).GetAwaiter().GetResult();
+                        OnEveryWorker(() => new WorkerAction<int>(w => { w.Processor.SetVlans(now); return 0; })).GetAwaiter().GetResult();
                     }
                 }
                 catch (Native.Interop.NativeException)
@@ -114,25 +105,29 @@ internal sealed partial class Dataplane
         return map;
     }
 
-    /// <summary>With the workers parked: closes a deleted interface's sockets and takes their frames back.</summary>
+    /// <summary>Closes a deleted interface's sockets and takes their frames back: the workers first let go of
+    /// them (each rebinds between two batches), then nothing touches their rings.</summary>
     private void DropPort(Port port)
     {
-        foreach (var s in port.Sockets)
-        {
-            var frames = new List<ulong>();
-            frames.AddRange(s.Fill.PendingAddresses(false));
-            frames.AddRange(s.Rx.PendingAddresses(true));
-            frames.AddRange(s.Tx.PendingAddresses(true));
-            frames.AddRange(s.Completion.PendingAddresses(false));
-            _umem!.FreeBatch(frames.ToArray());
-            _sockets.Remove(s);
-            s.Dispose(); // the UMEM lives on while any other socket shares it
-        }
+        var sockets = port.Sockets.ToList();
         port.Sockets.Clear();
         port.Missing = true;
         _program!.Forget(port.IfIndex);
-        foreach (var w in _workers)
-            w.Bind(_ports);
+        OnEveryWorker(() => new WorkerAction<int>(w => { w.Bind(_ports); return 0; })).GetAwaiter().GetResult();
+        lock (_socketsLock)
+        {
+            foreach (var s in sockets)
+            {
+                var frames = new List<ulong>();
+                frames.AddRange(s.Fill.PendingAddresses(false));
+                frames.AddRange(s.Rx.PendingAddresses(true));
+                frames.AddRange(s.Tx.PendingAddresses(true));
+                frames.AddRange(s.Completion.PendingAddresses(false));
+                _umem!.FreeBatch(frames.ToArray());
+                _sockets.Remove(s);
+                s.Dispose(); // the UMEM lives on while any other socket shares it
+            }
+        }
     }
 
     /// <summary>Binds sockets to an interface that exists again and attaches the program to it.</summary>
@@ -142,28 +137,28 @@ internal sealed partial class Dataplane
         if (queues < _workers.Length)
             throw new InvalidOperationException($"it is back with {queues} RX queue(s), fewer than the {_workers.Length} worker(s)");
         var ic = _config.Interfaces.First(i => i.Name == port.Name);
-        Invoke(() =>
+        uint first = _nextSlot;
+        var created = new List<XskSocket>();
+        try
         {
-            uint first = _nextSlot;
-            var created = new List<XskSocket>();
-            try
+            // any bound socket shares the UMEM; with none left, the first new socket registers it again
+            var umemOwner = _sockets.FirstOrDefault();
+            for (int q = 0; q < queues; q++)
             {
-                // any bound socket shares the UMEM; with none left, the first new socket registers it again
-                var umemOwner = _sockets.FirstOrDefault();
-                for (int q = 0; q < queues; q++)
-                {
-                    var socket = XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode, _config.Engine.MultiBuffer);
-                    created.Add(socket);
-                    if (_config.Engine.BusyPollMicroseconds > 0)
-                        socket.EnableBusyPoll(_config.Engine.BusyPollMicroseconds, 64);
-                }
+                var socket = XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode, _config.Engine.MultiBuffer);
+                created.Add(socket);
+                if (_config.Engine.BusyPollMicroseconds > 0)
+                    socket.EnableBusyPoll(_config.Engine.BusyPollMicroseconds, 64);
             }
-            catch
-            {
-                foreach (var c in created)
-                    c.Dispose();
-                throw;
-            }
+        }
+        catch
+        {
+            foreach (var c in created)
+                c.Dispose();
+            throw;
+        }
+        lock (_socketsLock)
+        {
             _program!.SetInterfaceSlots(link.Index, first);
             foreach (var s in created)
             {
@@ -176,18 +171,20 @@ internal sealed partial class Dataplane
             port.Mtu = link.Mtu;
             port.FirstSlot = first;
             port.Missing = false;
-            var portList = _ports.Select(p => (p.IfIndex, p.Mac)).ToList();
-            foreach (var w in _workers)
-            {
-                w.Bind(_ports);
-                w.Processor.UpdatePorts(portList);
-                foreach (var p in _ports)
-                    w.Processor.SetMtu(p.IfIndex, p.Mtu);
-                w.FillAll();
-            }
-            port.AttachedMode = _program.Attach(port.Name, link.Index, ic.XdpMode);
+        }
+        // each worker takes its new sockets, fills them, and learns the interface's new identity
+        var portList = _ports.Select(p => (p.IfIndex, p.Mac)).ToList();
+        var mtus = _ports.Select(p => (p.IfIndex, p.Mtu)).ToList();
+        OnEveryWorker(() => new WorkerAction<int>(w =>
+        {
+            w.Bind(_ports);
+            w.Processor.UpdatePorts(portList);
+            foreach (var (ifIndex, mtu) in mtus)
+                w.Processor.SetMtu(ifIndex, mtu);
+            w.FillAll();
             return 0;
-        }).GetAwaiter().GetResult();
+        })).GetAwaiter().GetResult();
+        port.AttachedMode = _program.Attach(port.Name, link.Index, ic.XdpMode);
         _log($"re-attached to {port.Name} (ifindex {link.Index}, {port.AttachedMode} XDP, {queues} queue(s))");
     }
 }

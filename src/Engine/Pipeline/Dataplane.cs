@@ -3,6 +3,7 @@ using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Routing;
+using ZonLb.Engine.Services;
 using ZonLb.Native.Bpf;
 using ZonLb.Native.Ethtool;
 using ZonLb.Native.Netlink;
@@ -42,8 +43,8 @@ internal sealed class Port
 /// <summary>
 /// The running data path: the steering program attached to every configured interface, one AF_XDP socket per
 /// RX queue sharing one UMEM, and `workers` threads (<see cref="Worker"/>), each owning the sockets of its
-/// queues, a shard of the connection table and its counters, with no locks on the hot path. Control work
-/// (<see cref="Invoke{T}"/>) parks every worker between batches and runs alone. Dispose stops the workers,
+/// queues, a shard of the connection table and its counters, with no locks on the hot path. Control work never
+/// stops the workers (see Dataplane.Control.cs). Dispose stops the workers,
 /// detaches every XDP program it attached and closes the sockets.
 /// </summary>
 internal sealed partial class Dataplane : IDisposable
@@ -52,7 +53,7 @@ internal sealed partial class Dataplane : IDisposable
     private readonly Action<string> _log;
     private readonly List<Port> _ports = new();
     private readonly List<XskSocket> _sockets = new();
-    private readonly List<KernelRouteSource> _routeSources = new();
+    private RouteResolver? _resolver;
     private XdpProgram? _program;
     private Umem? _umem;
     private ServiceRegistry? _registry;
@@ -150,6 +151,7 @@ internal sealed partial class Dataplane : IDisposable
         _registry = new ServiceRegistry(workers, o.NatPortMin, o.NatPortMax);
         foreach (var sc in _config.Services)
             _registry.Add(ServiceResolver.Resolve(sc, o, nl, workers));
+        _publisher = new ServicePublisher(_registry.Snapshot());
 
         _program = XdpProgram.Load(multiBuffer: o.MultiBuffer);
         _umem = new Umem(o.FrameCount, o.FrameSize);
@@ -181,14 +183,14 @@ internal sealed partial class Dataplane : IDisposable
             _ports.Add(port);
         }
 
-        // 3. Workers, each with its own pipeline shard and route source (netlink socket).
+        // 3. Workers, each with its own pipeline shard; routes and neighbours come from the resolver's thread.
         var portList = _ports.Select(p => (p.IfIndex, p.Mac)).ToList();
         _workers = new Worker[workers];
+        _resolver = new RouteResolver(WakeWorkers, o.NeighborWaitMilliseconds, _log);
         for (int w = 0; w < workers; w++)
         {
-            var routes = new KernelRouteSource();
-            _routeSources.Add(routes);
-            var processor = new PacketProcessor(_registry, w, portList, routes, o, new EngineCounters());
+            var routes = new KernelRouteSource(_resolver, o.NeighborCacheSeconds * 1000L);
+            var processor = new PacketProcessor(_publisher.Current, w, portList, routes, o, new EngineCounters());
             foreach (var port in _ports)
                 processor.SetMtu(port.IfIndex, port.Mtu);
             processor.SetVlans(VlanInterfaces(nl));
@@ -196,7 +198,7 @@ internal sealed partial class Dataplane : IDisposable
         }
 
         // 4. What to steer.
-        foreach (var s in _registry.Services)
+        foreach (var s in _publisher.Current.Services)
             _program.AddService(s.Vip.ToIPAddress(), s.Protocol.WireNumber(s.Vip), s.Port);
         SteerNatAddresses();
 
@@ -209,10 +211,10 @@ internal sealed partial class Dataplane : IDisposable
             _log($"attached to {port.Name} (ifindex {port.IfIndex}, {port.AttachedMode} XDP, {port.Sockets.Count} queue(s), " +
                  $"{(port.Sockets[0].ZeroCopy ? "zero-copy" : "copy")} AF_XDP)");
         }
-        foreach (var s in _registry.Services)
+        foreach (var s in _publisher.Current.Services)
             foreach (var b in s.Backends)
                 _log($"service {s.Name}: {s.Vip} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
-                     $"{b.Info.Ip.WithPort(b.Info.Port)} ({(s.Dsr ? "direct server return" : $"snat {b.Info.SnatIp}")}, weight {b.Info.Weight})");
+                     $"{b.Info.Ip.WithPort(b.Info.Port)} ({(s.Dsr ? "direct server return" : $"snat {b.Info.Snat}")}, weight {b.Info.Weight})");
 
         _nextSlot = slot;
         _alive = workers;
@@ -228,9 +230,17 @@ internal sealed partial class Dataplane : IDisposable
             if (w.PlacementError != null)
                 throw new InvalidOperationException($"worker {w.Index}: {w.PlacementError.Message}", w.PlacementError);
         }
-        _log($"{workers} worker(s){(o.CpuAffinity.Count > 0 ? $" pinned to CPU(s) {string.Join(",", o.CpuAffinity)}" : "")}");
+        _log($"{workers} worker(s){(o.CpuAffinity.Count > 0 ? $" pinned to CPU(s) {string.Join(",", o.CpuAffinity)}" : "")}, scheduled " +
+             string.Join("; ", _workers.Select(w => w.Scheduling).Distinct()));
         _linkWatcher = new Thread(WatchLinks) { Name = "zonlb-links", IsBackground = true };
         _linkWatcher.Start();
+    }
+
+    /// <summary>Wakes every worker (new route or neighbour answers for their held frames).</summary>
+    private void WakeWorkers()
+    {
+        foreach (var w in _workers)
+            w.Wakeup.Signal();
     }
 
     private void WorkerMain(Worker w)
@@ -256,7 +266,6 @@ internal sealed partial class Dataplane : IDisposable
     public void Stop()
     {
         _stop = true;
-        _resume.Set();
         foreach (var w in _workers)
         {
             w.Wakeup.Signal();
@@ -318,6 +327,7 @@ internal sealed partial class Dataplane : IDisposable
     private void DisposeCore()
     {
         Stop();
+        _resolver?.Dispose(); // before the workers' wakeups go: it signals them
         // Detach first so the kernel stops steering frames to sockets that are about to close.
         _program?.Dispose();
         foreach (var s in _sockets)
@@ -326,7 +336,5 @@ internal sealed partial class Dataplane : IDisposable
         foreach (var w in _workers)
             w.Wakeup.Dispose();
         _umem?.Dispose();
-        foreach (var r in _routeSources)
-            r.Dispose();
     }
 }

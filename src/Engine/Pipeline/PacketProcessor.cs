@@ -9,6 +9,7 @@ using ZonLb.Engine.Flows;
 using ZonLb.Engine.Nat;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Routing;
+using ZonLb.Engine.Services;
 
 namespace ZonLb.Engine.Pipeline;
 
@@ -19,7 +20,11 @@ namespace ZonLb.Engine.Pipeline;
 /// </summary>
 internal sealed class PacketProcessor
 {
-    private readonly ServiceRegistry _registry;
+    /// <summary>The version of the services this worker forwards with (see <see cref="Use"/>).</summary>
+    private ServiceTable _table;
+    /// <summary>A processor built for one worker on its own (tests, benchmarks, an embedder's experiments) changes
+    /// its services through this registry; a data path's processors get versions from the control plane.</summary>
+    private readonly ServiceRegistry? _ownRegistry;
     private readonly int _worker;
     private readonly Dictionary<(IpAddr Snat, IpAddr Backend, ushort BackendPort, IpProtocol Protocol), PortAllocator> _natPorts = new();
     private readonly ConnectionTable _connections;
@@ -47,8 +52,15 @@ internal sealed class PacketProcessor
     /// random source. Two processors with one seed choose alike (what a differential test compares).</param>
     public PacketProcessor(IReadOnlyList<ResolvedService> services, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
         IRouteSource routes, EngineOptions options, EngineCounters counters, uint seed = 0)
-        : this(SingleWorkerRegistry(services, options), 0, ports, routes, options, counters, seed)
+        : this(SingleWorkerRegistry(services, options), ports, routes, options, counters, seed)
     {
+    }
+
+    private PacketProcessor(ServiceRegistry own, IReadOnlyList<(int IfIndex, byte[] Mac)> ports, IRouteSource routes, EngineOptions options,
+        EngineCounters counters, uint seed)
+        : this(own.Snapshot(), 0, ports, routes, options, counters, seed)
+    {
+        _ownRegistry = own;
     }
 
     private static ServiceRegistry SingleWorkerRegistry(IReadOnlyList<ResolvedService> services, EngineOptions options)
@@ -61,18 +73,18 @@ internal sealed class PacketProcessor
 
     /// <summary>The pipeline of worker <paramref name="worker"/>: its own connection table, NAT ports
     /// (those whose number modulo the worker count is its index), next-hop cache and counters.</summary>
-    public PacketProcessor(ServiceRegistry registry, int worker, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
+    public PacketProcessor(ServiceTable table, int worker, IReadOnlyList<(int IfIndex, byte[] Mac)> ports,
         IRouteSource routes, EngineOptions options, EngineCounters counters, uint seed = 0)
     {
         _random = seed != 0 ? seed : (uint)Random.Shared.Next(1, int.MaxValue);
-        _registry = registry;
+        _table = table;
         _worker = worker;
         _options = options;
         Counters = counters;
         _portIfIndex = ports.Select(p => p.IfIndex).ToArray();
         _portMacWord = ports.Select(p => MacWord(p.Mac)).ToArray();
         _portMtu = ports.Select(_ => int.MaxValue).ToArray();
-        _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / registry.Workers));
+        _connections = new ConnectionTable(Math.Max(1, options.ConnectionCapacity / table.Workers));
         _tcpTimeouts = new long[]
         {
             options.TcpCloseTimeoutSeconds, options.TcpSynSentTimeoutSeconds, options.TcpSynRecvTimeoutSeconds,
@@ -81,7 +93,7 @@ internal sealed class PacketProcessor
         }.Select(x => x * 1000L).ToArray();
         _timeoutOf = TimeoutOf;
         _releasePort = OnRemoved;
-        _nextHops = new NextHopCache(routes, options.NeighborCacheSeconds * 1000L, 5);
+        _nextHops = new NextHopCache(routes, options.NeighborCacheSeconds * 1000L, 1);
     }
 
     /// <summary>Takes new interface identities (an interface deleted and created again) and forgets next hops.</summary>
@@ -128,36 +140,55 @@ internal sealed class PacketProcessor
     public EngineCounters Counters { get; }
     public ConnectionTable Connections => _connections;
     public NextHopCache NextHops => _nextHops;
-    public ServiceRegistry Registry => _registry;
+    /// <summary>The version of the services in use.</summary>
+    public ServiceTable Table => _table;
+
+    /// <summary>Moves to a newer version of the services (the worker calls it between two batches).</summary>
+    public void Use(ServiceTable table) => _table = table;
     public int Worker => _worker;
 
     /// <summary>(SNAT address, protocol) pairs whose replies come back to us, for the steering program.</summary>
-    public IEnumerable<(IpAddr SnatIp, IpProtocol Protocol)> NatAddresses => _registry.NatAddresses;
+    public IEnumerable<(IpAddr SnatIp, IpProtocol Protocol)> NatAddresses => _table.NatAddresses;
 
-    public IReadOnlyList<ResolvedService> Services => _registry.Services;
+    public IReadOnlyList<ResolvedService> Services => _table.Services;
 
-    /// <summary>Adds a service (at start, or on reload); returns its index.</summary>
-    public int AddService(ResolvedService s) => _registry.Add(s);
+    /// <summary>A processor on its own: adds a service; returns its index.</summary>
+    public int AddService(ResolvedService s) => Change(r => r.Add(s));
 
-    /// <summary>Stops a service from taking new flows; its connections drain.</summary>
-    public void RemoveService(int index) => _registry.Remove(index);
+    /// <summary>A processor on its own: stops a service from taking new flows; its connections drain.</summary>
+    public void RemoveService(int index) => Change(r => { r.Remove(index); return 0; });
 
-    /// <summary>Adds a backend to a service (or revives a removed one at the same address and port).</summary>
-    public int AddBackend(int serviceIndex, ResolvedBackend b) => _registry.AddBackend(serviceIndex, b);
+    /// <summary>A processor on its own: adds a backend to a service (or revives a removed one at the same address and port).</summary>
+    public int AddBackend(int serviceIndex, ResolvedBackend b) => Change(r => r.AddBackend(serviceIndex, b));
+
+    /// <summary>A processor on its own: takes a backend out of new-flow selection (as a failed health check does), or back.</summary>
+    public void SetBackendOut(int serviceIndex, int backend, bool isOut) =>
+        Change(r => { r.UpdateBackend(serviceIndex, backend, b => b with { Unhealthy = isOut }); return 0; });
+
+    private T Change<T>(Func<ServiceRegistry, T> change)
+    {
+        var r = _ownRegistry ?? throw new InvalidOperationException("a data path's processor gets its services from the control plane");
+        T result = change(r);
+        _table = r.Snapshot();
+        return result;
+    }
 
     private PortAllocator NatPorts(in IpAddr snat, in ResolvedBackend b, IpProtocol protocol)
     {
         var key = (snat, b.Ip, b.Port, protocol);
         if (!_natPorts.TryGetValue(key, out var ports))
-            _natPorts[key] = ports = new PortAllocator(_options.NatPortMin, _options.NatPortMax, _registry.Workers, _worker, NextRandom());
+            _natPorts[key] = ports = new PortAllocator(_options.NatPortMin, _options.NatPortMax, _table.Workers, _worker, NextRandom());
         return ports;
     }
 
-    /// <summary>Forgets every connection (conntrack flush); returns how many.</summary>
-    public int FlushConnections(Func<Connection, bool>? which = null)
+    /// <summary>Forgets every connection that matches (all when which is null; conntrack flush); returns how many.</summary>
+    public int FlushConnections(Func<Connection, bool>? which = null) => FlushConnections(0, _connections.Capacity, which);
+
+    /// <summary>As <see cref="FlushConnections(Func{Connection, bool}?)"/>, over the table's slots [from, to) only.</summary>
+    public int FlushConnections(int from, int to, Func<Connection, bool>? which)
     {
         int n = 0;
-        for (int i = 0; i < _connections.Capacity; i++)
+        for (int i = from; i < to; i++)
         {
             ref var c = ref _connections[i];
             if (!c.InUse || (which != null && !which(c)))
@@ -419,6 +450,7 @@ internal sealed class PacketProcessor
     {
         egressIfIndex = 0;
         nextHopKey = default;
+        TimeWaitResetSeq = null;
         DropReason reason;
         if (!p.IsV6 && !InternetChecksum.IPv4HeaderIsValid(frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset)))
             return Drop(DropReason.BadIpChecksum);
@@ -450,7 +482,7 @@ internal sealed class PacketProcessor
         {
             toBackend = false;
         }
-        else if (!isEchoReply && _registry.TryFind(new ServiceKey(p.DstIp, p.Protocol, p.Protocol == IpProtocol.Icmp ? (ushort)0 : p.DstPort), out int svc))
+        else if (!isEchoReply && _table.TryFind(new ServiceKey(p.DstIp, p.Protocol, p.Protocol == IpProtocol.Icmp ? (ushort)0 : p.DstPort), out int svc))
         {
             if (p.Protocol == IpProtocol.Tcp && (p.TcpFlags & Wire.TcpRst) != 0)
                 return Drop(DropReason.NoConnection);
@@ -461,7 +493,7 @@ internal sealed class PacketProcessor
         }
         else
         {
-            return Drop(_registry.IsNatAddress(p.DstIp, p.Protocol) ? DropReason.NoConnection : DropReason.NoService);
+            return Drop(_table.IsNatAddress(p.DstIp, p.Protocol) ? DropReason.NoConnection : DropReason.NoService);
         }
 
         ref var c = ref _connections[index];
@@ -508,7 +540,7 @@ internal sealed class PacketProcessor
             return Drop(reason);
         if (!toBackend && LastEgressVlan == 0)
             LastEgressVlan = c.ClientVlan; // back with the tag the client's packets came with
-        if (p.IpTotalLength > _portMtu[port])
+        if (port >= 0 && p.IpTotalLength > _portMtu[port])
             return TooBig(frame, in p, port);
         Translate(frame, in p, newSrc, newDst, newSport, newDport, toBackend);
         nextHopKey = newDst;
@@ -646,7 +678,7 @@ internal sealed class PacketProcessor
         egressIfIndex = hop.IfIndex;
         if (reason != DropReason.None)
             return Drop(reason);
-        if (p.IpTotalLength > _portMtu[port])
+        if (port >= 0 && p.IpTotalLength > _portMtu[port])
             return TooBig(frame, in p, port);
         if (HasPartialChecksum(frame, in p)) // TCP or UDP only
         {
@@ -673,12 +705,12 @@ internal sealed class PacketProcessor
                 return; // its later fragments will wait, then be dropped as `fragment`
         }
         _fragments[key] = new FragmentRoute(connection, toBackend, now + FragmentLifetimeMs);
-        if (_registry.Workers > 1)
-            _registry.FragmentOwners[key] = _worker;
+        if (_table.Workers > 1)
+            _table.FragmentOwners[key] = _worker;
     }
 
     /// <summary>Forgets datagrams whose first fragment is older than the fragment lifetime.</summary>
-    private void ExpireFragments(long now)
+    public void ExpireFragments(long now)
     {
         if (_fragments.Count == 0)
             return;
@@ -691,8 +723,8 @@ internal sealed class PacketProcessor
         foreach (var key in old)
         {
             _fragments.Remove(key);
-            if (_registry.Workers > 1)
-                _registry.FragmentOwners.TryRemove(key, out _);
+            if (_table.Workers > 1)
+                _table.FragmentOwners.TryRemove(key, out _);
         }
     }
 
@@ -752,8 +784,29 @@ internal sealed class PacketProcessor
             return Drop(reason);
         if (state == NextHopState.Pending)
             return Verdict.Hold;
+        // a frame held while its route was asked for meets its egress MTU only now (not answered with ICMP: rare)
+        if (IpLength(frame) is int length && length > _portMtu[port])
+            return Drop(DontFragment(frame) ? DropReason.FragmentationNeeded : DropReason.MtuExceeded);
         WriteMacs(frame, in hop, port);
         return Verdict.Transmit;
+    }
+
+    /// <summary>The IP packet's length from its header (past one VLAN tag), or null when the frame is too short.</summary>
+    private static int? IpLength(ReadOnlySpan<byte> frame)
+    {
+        int l3 = frame.Length >= 18 && frame[12] == 0x81 && frame[13] == 0x00 ? 18 : 14;
+        if (frame.Length < l3 + 6)
+            return null;
+        return frame[l3] >> 4 == 6
+            ? Wire.IPv6Header + BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(l3 + Wire.Ip6PayloadLength))
+            : BinaryPrimitives.ReadUInt16BigEndian(frame.Slice(l3 + 2));
+    }
+
+    /// <summary>IPv6 (never fragmented by routers), or IPv4 with DF set.</summary>
+    private static bool DontFragment(ReadOnlySpan<byte> frame)
+    {
+        int l3 = frame.Length >= 18 && frame[12] == 0x81 && frame[13] == 0x00 ? 18 : 14;
+        return frame[l3] >> 4 == 6 || (frame[l3 + Wire.IpFragment] & 0x40) != 0;
     }
 
     /// <summary>The next hop toward destination and the attached port it leaves by; a drop reason when there
@@ -770,6 +823,8 @@ internal sealed class PacketProcessor
             reason = DropReason.NoRoute;
             return state;
         }
+        if (state == NextHopState.Pending && hop.IfIndex == 0)
+            return state; // the route itself is being asked for: no port yet, the frame waits
         port = PortOf(hop.IfIndex);
         LastEgressVlan = 0;
         if (port < 0)
@@ -865,10 +920,12 @@ internal sealed class PacketProcessor
 
     /// <summary>
     /// Early drop for a full port range: of a random sample of the range's holders, the one to give up its port.
-    /// Closed TCP connections come first (TIME_WAIT or CLOSE, where the backend will take a new SYN on the tuple:
-    /// it closed after the client did, or the new SYN's sequence number is beyond the old connection's, as the
-    /// kernel's NAT requires), then unassured entries; the least recently seen of them. False when the sample
-    /// holds none (every port held by a live, assured connection).
+    /// Closed TCP connections come first: those the backend will take a new SYN on at once (after a RST, or in
+    /// TIME_WAIT when the client closed first, so the backend does not wait), then those whose backend waits in
+    /// TIME_WAIT, whose wait a reset ends first (<see cref="TimeWaitResetSeq"/>: a new SYN's sequence number beyond
+    /// the old connection's is not enough, as the backend's timestamp check refuses half of them); then unassured
+    /// entries. The least recently seen of the first kind found.
+    /// False when the sample holds none (every port held by a live, assured connection).
     /// </summary>
     private bool TryEvictForPort(PortAllocator ports, bool syn, uint seq, out ushort port)
     {
@@ -876,8 +933,7 @@ internal sealed class PacketProcessor
         int cap = ports.Capacity;
         if (cap == 0)
             return false;
-        int best = -1;
-        bool bestClosed = false;
+        int best = -1, bestRank = int.MaxValue;
         long bestSeen = long.MaxValue;
         for (int n = 0, i = ports.SampleStart(); n < EvictionSample && n < cap; n++, i = i + 1 == cap ? 0 : i + 1)
         {
@@ -887,22 +943,40 @@ internal sealed class PacketProcessor
             ref var c = ref _connections[h];
             if (!c.InUse)
                 continue;
-            bool closed = ClosedForReuse(in c, syn, seq);
-            if (!closed && c.Assured)
-                continue;
-            if ((closed && !bestClosed) || (closed == bestClosed && c.LastSeen < bestSeen))
+            int rank = ReuseRank(in c);
+            if (rank < bestRank || (rank == bestRank && c.LastSeen < bestSeen))
             {
                 best = i;
-                bestClosed = closed;
+                bestRank = rank;
                 bestSeen = c.LastSeen;
             }
         }
-        if (best < 0)
+        if (best < 0 || bestRank == NotReusable)
             return false;
-        Evict(ports.HolderAt(best), bestClosed);
+        int victim = ports.HolderAt(best);
+        if (bestRank == ReusableAfterReset && syn)
+            TimeWaitResetSeq = _connections[victim].ClientSeqEnd;
+        Evict(victim, closed: bestRank != Unassured);
         port = ports.PortAt(best);
         return ports.TryClaim(port);
     }
+
+    private const int ReusableNow = 0, ReusableAfterReset = 1, Unassured = 2, NotReusable = 3;
+
+    /// <summary>How good a holder is to give its port to a new flow (lower is better).</summary>
+    private static int ReuseRank(in Connection c)
+    {
+        if (c.Protocol == IpProtocol.Tcp && c.TcpState == TcpState.Close)
+            return ReusableNow;
+        if (c.Protocol == IpProtocol.Tcp && c.TcpState == TcpState.TimeWait)
+            return c.FinFromClient ? ReusableNow : ReusableAfterReset;
+        return c.Assured ? NotReusable : Unassured;
+    }
+
+    /// <summary>Set by the packet that took over the NAT port of a connection whose backend waits in TIME_WAIT: the
+    /// sequence number of the reset that ends that wait, which the worker sends to the backend just before the
+    /// packet (<see cref="Packets.TimeWaitReset"/>); null otherwise. Valid until the next packet.</summary>
+    public uint? TimeWaitResetSeq { get; private set; }
 
     /// <summary>Early drop for a full table: of the entries from a random place on (a sample), the closed TCP
     /// connection or else the unassured entry least recently seen is removed. False when the sample holds none.</summary>
@@ -933,14 +1007,6 @@ internal sealed class PacketProcessor
         return true;
     }
 
-    /// <summary>Whether a closed TCP connection's NAT port may go to a new connection on the same backend: after a
-    /// RST (CLOSE), or in TIME_WAIT when the backend is not the one waiting (the client closed first), or when a new
-    /// SYN's sequence number is beyond the old connection's (the backend's TIME_WAIT then takes it).</summary>
-    private static bool ClosedForReuse(in Connection c, bool syn, uint seq) =>
-        c.Protocol == IpProtocol.Tcp &&
-        (c.TcpState == TcpState.Close ||
-         (c.TcpState == TcpState.TimeWait && (c.FinFromClient || !syn || (int)(seq - c.ClientSeqEnd) > 0)));
-
     /// <summary>Removes a connection to make room for a new one, counted as a port reuse or an early drop.</summary>
     private void Evict(int index, bool closed)
     {
@@ -965,7 +1031,7 @@ internal sealed class PacketProcessor
 
     private int CreateConnection(int svcIndex, in ParsedPacket p, uint seq, long now, out DropReason reason)
     {
-        var s = _registry.Services[svcIndex];
+        var s = _table.Services[svcIndex];
         var sc = s.PerWorker[_worker];
         // Maglev over a hash of the flow (ICMP: the echo id plays the client port) picks the backend.
         int bi = s.Table.Lookup(StableHash.Flow(p.SrcIp, p.SrcPort, (byte)p.Protocol, p.DstIp, p.DstPort));
@@ -1241,10 +1307,17 @@ internal sealed class PacketProcessor
     /// <summary>Why the last dropped frame was dropped (the worker answers TTL expiry with ICMP).</summary>
     public DropReason LastDropReason { get; private set; }
 
-    /// <summary>Removes idle connections (bounded work per call) and releases their NAT ports.</summary>
+    /// <summary>Forgets old fragments, and removes idle connections among the next <paramref name="budget"/> slots
+    /// of the table (releasing their NAT ports).</summary>
     public int ExpireConnections(long now, int budget)
     {
         ExpireFragments(now);
+        return SweepConnections(now, budget);
+    }
+
+    /// <summary>Removes idle connections among the next <paramref name="budget"/> slots of the table.</summary>
+    public int SweepConnections(long now, int budget)
+    {
         int n = _connections.Sweep(now, budget, _timeoutOf, _releasePort);
         Counters.ExpiredConnections += n;
         return n;
@@ -1264,7 +1337,7 @@ internal sealed class PacketProcessor
     /// <summary>Releases what a connection held: its NAT port and its place in the active counts.</summary>
     private void OnRemoved(Connection c)
     {
-        var s = _registry.Services[c.ServiceIndex];
+        var s = _table.Services[c.ServiceIndex];
         s.PerWorker[_worker].ActiveConnections--;
         s.Backends[c.BackendIndex].PerWorker[_worker].ActiveConnections--;
         if (!c.Dsr && _natPorts.TryGetValue((c.SnatIp, c.BackendIp, c.BackendPort, c.Protocol), out var ports))

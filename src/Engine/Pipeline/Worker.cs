@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using ZonLb.Engine.Checksums;
+using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Engine.Services;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Xsk;
@@ -11,7 +14,7 @@ namespace ZonLb.Engine.Pipeline;
 /// One data-path thread. It owns the AF_XDP sockets of its queues (queue % workers == its index) on every
 /// interface, its pipeline (connection table shard, NAT ports, next-hop cache, counters), its held frames and
 /// the consuming end of one hand-off ring per other worker. A frame whose connection another worker owns
-/// (see <see cref="ServiceRegistry.OwnerOf"/>) is handed to that worker, which translates it and sends it on
+/// (see <see cref="ServiceTable.OwnerOf"/>) is handed to that worker, which translates it and sends it on
 /// its own socket of the egress interface; the frame's completion then returns it to the shared pool.
 /// </summary>
 internal sealed class Worker
@@ -83,7 +86,7 @@ internal sealed class Worker
         _umem = umem;
         Processor = processor;
         Cpu = cpu;
-        int workers = processor.Registry.Workers;
+        int workers = processor.Table.Workers;
         Bind(ports);
         Inbox = new HandoffRing[workers];
         for (int w = 0; w < workers; w++)
@@ -94,7 +97,7 @@ internal sealed class Worker
     /// an interface came back with new sockets.</summary>
     public void Bind(IReadOnlyList<Port> ports)
     {
-        int workers = Processor.Registry.Workers;
+        int workers = Processor.Table.Workers;
         var owned = new List<XskSocket>();
         var ownedPorts = new List<Port>();
         var txSocketByPort = new int[ports.Count];
@@ -147,6 +150,66 @@ internal sealed class Worker
     }
     public Thread? Thread { get; set; }
 
+    /// <summary>True from the start of <see cref="Run"/> until the thread leaves it.</summary>
+    public bool IsRunning => Volatile.Read(ref _running);
+    private bool _running;
+
+    /// <summary>The version of the service table this worker forwards with.</summary>
+    public long ServicesVersion => Volatile.Read(ref _servicesVersion);
+    private long _servicesVersion;
+
+    private readonly ConcurrentQueue<WorkerCommand> _mailbox = new();
+    private WorkerCommand? _command;
+
+    /// <summary>Queues control work for this worker's tables and wakes it (see <see cref="WorkerCommand"/>).</summary>
+    public void Post(WorkerCommand command)
+    {
+        _mailbox.Enqueue(command);
+        Wakeup.Signal();
+    }
+
+    /// <summary>Between two batches: moves to the newest version of the service table, if there is one.</summary>
+    private void AdoptServices()
+    {
+        var table = _dp.Publisher.Current;
+        if (ReferenceEquals(table, Processor.Table))
+            return;
+        Processor.Use(table);
+        Volatile.Write(ref _servicesVersion, table.Version);
+        _dp.Publisher.Signal();
+    }
+
+    /// <summary>Between two batches: one bounded step of the control plane's work, if any; true while some is left.</summary>
+    private bool RunCommands()
+    {
+        if (_command == null && !_mailbox.TryDequeue(out _command))
+            return false;
+        if (_command.Step(this))
+            _command = null;
+        return _command != null || !_mailbox.IsEmpty;
+    }
+
+    /// <summary>Runs every command queued or under way to its end on the calling thread (the worker has stopped, so
+    /// no batch interleaves): what <see cref="Dataplane"/> does with commands for workers that are gone.</summary>
+    public void RunCommandsToEnd()
+    {
+        while (RunCommands())
+        {
+        }
+    }
+
+    /// <summary>The worker stopped: commands still queued fail, and whoever waits for a version looks again.</summary>
+    private void Retire()
+    {
+        Volatile.Write(ref _running, false);
+        var stopped = new InvalidOperationException($"worker {Index} stopped");
+        _command?.Abandon(stopped);
+        _command = null;
+        while (_mailbox.TryDequeue(out var c))
+            c.Abandon(stopped);
+        _dp.Publisher.Signal();
+    }
+
     /// <summary>Frames waiting in this worker's inboxes.</summary>
     public long InboxFrames
     {
@@ -169,10 +232,26 @@ internal sealed class Worker
     /// <summary>Set once the thread has taken its CPU, nice value and scheduling class (see
     /// <see cref="PlacementError"/>): the data path is reported running only after every worker is placed.</summary>
     public ManualResetEventSlim Placed { get; } = new();
+    /// <summary>How the thread is scheduled, once placed: "SCHED_FIFO 10 (auto)", "normal", "nice -15".</summary>
+    public string Scheduling { get; private set; } = "not started";
+
     /// <summary>Why the thread could not be placed as configured (it then does not run).</summary>
     public Exception? PlacementError { get; private set; }
 
     public void Run(Func<bool> stopping)
+    {
+        Volatile.Write(ref _running, true);
+        try
+        {
+            RunLoop(stopping);
+        }
+        finally
+        {
+            Retire();
+        }
+    }
+
+    private void RunLoop(Func<bool> stopping)
     {
         var o = _dp.Config.Engine;
         bool realtime = o.WorkerFifoPriority > 0;
@@ -184,6 +263,12 @@ internal sealed class Worker
                 CpuAffinity.SetCurrentThreadNice(o.WorkerNice);
             if (realtime)
                 CpuAffinity.SetCurrentThreadFifo(o.WorkerFifoPriority);
+            else if (o.WorkerFifoPriority == EngineOptions.AutoFifoPriority && o.WorkerNice == 0 && o.BusyPollMicroseconds == 0)
+                realtime = CpuAffinity.TrySetCurrentThreadFifo(EngineOptions.AutoFifoPriorityValue);
+            Scheduling = realtime ? $"SCHED_FIFO {(o.WorkerFifoPriority > 0 ? o.WorkerFifoPriority : EngineOptions.AutoFifoPriorityValue)}"
+                : o.WorkerNice != 0 ? $"nice {o.WorkerNice}" : "normal";
+            if (o.WorkerFifoPriority == EngineOptions.AutoFifoPriority)
+                Scheduling += realtime ? " (auto)" : o.WorkerNice == 0 && o.BusyPollMicroseconds == 0 ? " (auto: SCHED_FIFO not permitted, CAP_SYS_NICE missing)" : " (auto)";
         }
         catch (Exception e)
         {
@@ -198,10 +283,11 @@ internal sealed class Worker
         var poller = new XskPoller(_owned, Wakeup);
         _rebound = false;
         var workers = _dp.Workers;
-        long nextSweep = 0;
+        _sweptAt = Environment.TickCount64;
         while (!stopping())
         {
-            _dp.ParkIfAsked();
+            AdoptServices();
+            bool control = RunCommands();
             if (_rebound)
             {
                 poller = new XskPoller(_owned, Wakeup);
@@ -222,12 +308,7 @@ internal sealed class Worker
             if (_fragmentsHeldCount > 0)
                 RetryFragments(now);
             work += Flush();
-            if (now >= nextSweep)
-            {
-                // a bounded slice per tick: the whole table is walked about every 5 s, whatever its size
-                Processor.ExpireConnections(now, Math.Max(4096, Processor.Connections.Capacity / 50));
-                nextSweep = now + 100;
-            }
+            bool sweeping = SweepExpired(now, work > 0);
             if (busyPoll)
             {
                 // no sleeping: a syscall on each socket runs its receive queue's NAPI in this thread
@@ -235,13 +316,56 @@ internal sealed class Worker
                     foreach (var s in _owned)
                         s.WakeRx();
             }
-            else if (work == 0 && _heldCount == 0 && _fragmentsHeldCount == 0 && !TxInFlight())
-                poller.Wait(50);
+            else if (work == 0 && !control && _heldCount == 0 && _fragmentsHeldCount == 0 && !TxInFlight())
+                poller.Wait(sweeping ? SweepingWaitMs : IdleWaitMs);
             else if (work == 0 && realtime)
                 poller.Wait(1); // a real-time thread's yield lets no normal thread run: sleep instead, briefly
             else if (work == 0)
                 Thread.Yield();
         }
+    }
+
+    /// <summary>How long an idle worker sleeps in poll() before it looks again (frames wake it at once).</summary>
+    private const int IdleWaitMs = 50;
+    /// <summary>The same while expired connections remain to be swept.</summary>
+    private const int SweepingWaitMs = 5;
+    /// <summary>The connection table is walked whole about this often, whatever its size.</summary>
+    private const long SweepPeriodMs = 5000;
+    /// <summary>A round's sweep stops after this long: a frame that arrives meanwhile waits at most that.</summary>
+    private static readonly long SweepBudgetBusy = System.Diagnostics.Stopwatch.Frequency * 5 / 1_000_000;  // 5 us
+    private static readonly long SweepBudgetIdle = System.Diagnostics.Stopwatch.Frequency * 20 / 1_000_000; // 20 us
+    private const int SweepChunk = 256;
+    private long _sweptAt, _fragmentsExpireAt;
+    private double _sweepDebt;
+
+    /// <summary>Expires idle connections a slice at a time, bounded by time (a few microseconds a round, more when the
+    /// round found nothing to do): the table's slots fall due at the rate that walks it in <see cref="SweepPeriodMs"/>,
+    /// and each round sweeps what is due within its budget. True while slots remain due.</summary>
+    private bool SweepExpired(long now, bool busy)
+    {
+        var table = Processor.Connections;
+        _sweepDebt = Math.Min(table.Capacity, _sweepDebt + (now - _sweptAt) * (double)table.Capacity / SweepPeriodMs);
+        _sweptAt = now;
+        if (now >= _fragmentsExpireAt)
+        {
+            Processor.ExpireFragments(now);
+            _fragmentsExpireAt = now + 100;
+        }
+        if (table.Count == 0)
+        {
+            _sweepDebt = 0;
+            return false;
+        }
+        if (_sweepDebt < SweepChunk)
+            return false;
+        long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (busy ? SweepBudgetBusy : SweepBudgetIdle);
+        do
+        {
+            Processor.SweepConnections(now, SweepChunk);
+            _sweepDebt -= SweepChunk;
+        }
+        while (_sweepDebt >= SweepChunk && System.Diagnostics.Stopwatch.GetTimestamp() < deadline);
+        return _sweepDebt >= SweepChunk;
     }
 
     /// <summary>Reaps socket <paramref name="si"/>'s TX completions, takes one batch from its RX ring, translates
@@ -330,7 +454,7 @@ internal sealed class Worker
         var frame = _umem.GetFrame(addr, len);
         if (reason == DropReason.None && p.L3Offset != Wire.EthernetHeader && !_portOfOwned[si].AcceptsVlan(frame))
             reason = DropReason.VlanNotConfigured;
-        int owner = reason == DropReason.None ? Processor.Registry.OwnerOf(in p) : Index;
+        int owner = reason == DropReason.None ? Processor.Table.OwnerOf(in p) : Index;
         if (owner < 0)
             owner = Index; // a later fragment whose first was not seen yet: it waits here
         if (owner != Index)
@@ -351,6 +475,8 @@ internal sealed class Worker
         else
         {
             v = Processor.Process(frame, in p, now, out egress, out hop);
+            if (v == Verdict.Transmit && Processor.TimeWaitResetSeq is uint resetSeq)
+                SendTimeWaitReset(egress, frame, resetSeq);
             if (v == Verdict.Drop && Processor.LastDropReason is DropReason.TtlExceeded or DropReason.FragmentationNeeded &&
                 AnswerWithIcmp(_portOfOwned[si], addr, len, now))
             {
@@ -530,6 +656,8 @@ internal sealed class Worker
                 }
                 var frame = _umem.GetFrame(h.Addr, h.Length);
                 var v = Processor.Process(frame, now, out int egress, out IpAddr hop);
+                if (v == Verdict.Transmit && Processor.TimeWaitResetSeq is uint resetSeq)
+                    SendTimeWaitReset(egress, frame, resetSeq);
                 Complete(v, h.Addr, h.Length, egress, hop, now);
             }
             total += n;
@@ -574,6 +702,23 @@ internal sealed class Worker
             _umem.Free(addr);
             FreeRest(rest);
         }
+    }
+
+    /// <summary>Ends the backend's TIME_WAIT on the tuple a new connection's SYN (translated, about to be sent) takes
+    /// over: a reset built from the SYN in a frame of its own, queued just before it on the same ring.</summary>
+    private void SendTimeWaitReset(int egress, ReadOnlySpan<byte> syn, uint seq)
+    {
+        if (!_umem.TryAllocate(out ulong addr))
+            return; // no frame: the SYN goes alone, and the client tries again if the backend refuses it
+        var whole = _umem.GetWholeFrame(addr, out int offset);
+        int n = TimeWaitReset.Build(syn, seq, whole.Slice(offset));
+        if (n == 0)
+        {
+            _umem.Free(addr);
+            return;
+        }
+        Counters.TimeWaitResets++;
+        TransmitTagged(egress, addr, n, Processor.LastEgressVlan);
     }
 
     /// <summary>Sends a frame with the 802.1Q tag its route asks for (vlan 0: none): a tag is rewritten in place,
@@ -757,7 +902,7 @@ internal sealed class Worker
     /// forwarded, or kept until their deadline, then dropped as `fragment`.</summary>
     private void RetryFragments(long now)
     {
-        var registry = Processor.Registry;
+        var registry = Processor.Table;
         var workers = _dp.Workers;
         int kept = 0;
         for (int i = 0; i < _fragmentsHeldCount; i++)

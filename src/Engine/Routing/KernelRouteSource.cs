@@ -1,30 +1,48 @@
 using ZonLb.Engine.Packets;
-using ZonLb.Native.Netlink;
 
 namespace ZonLb.Engine.Routing;
 
-/// <summary>Routes and neighbours (ARP and NDP) from the kernel of the caller's network namespace, over rtnetlink.</summary>
-internal sealed class KernelRouteSource : IRouteSource, IDisposable
+/// <summary>
+/// A worker's view of the kernel's routes and neighbours: the answers <see cref="RouteResolver"/> has published, and
+/// a question queued to it for what it has not (the caller holds the frame and asks again). Never a system call.
+/// Answers older than the cache time are refreshed in the background while still used.
+/// </summary>
+internal sealed class KernelRouteSource : IRouteSource
 {
-    private readonly RtNetlink _nl = new();
+    private readonly RouteResolver _resolver;
+    private readonly long _freshMs;
+
+    /// <param name="freshMs">How long an answer is used without asking again (neighbor_cache_seconds).</param>
+    public KernelRouteSource(RouteResolver resolver, long freshMs)
+    {
+        _resolver = resolver;
+        _freshMs = freshMs;
+    }
 
     public RouteAnswer Lookup(IpAddr destination)
     {
-        var route = _nl.GetRoute(destination.ToIPAddress(), out _);
-        if (route == null || route.OutIfIndex == 0)
-            return default;
-        var hop = route.Gateway != null ? IpAddr.From(route.Gateway) : destination;
-        var src = route.PreferredSource != null ? IpAddr.From(route.PreferredSource) : default;
-        return new RouteAnswer(true, route.OutIfIndex, hop, src);
+        if (!_resolver.TryGetRoute(destination, out var answer))
+        {
+            _resolver.AskRoute(destination);
+            return RouteAnswer.Asked;
+        }
+        if (Environment.TickCount64 - answer.AnsweredAt >= _freshMs)
+            _resolver.AskRoute(destination); // used meanwhile: a route seldom changes within seconds
+        return answer.Value;
     }
 
     public byte[]? Neighbor(int ifIndex, IpAddr address)
     {
-        var n = _nl.GetNeighbor(ifIndex, address.ToIPAddress());
-        return n is { IsUsable: true } u ? u.Mac!.GetAddressBytes() : null;
+        if (!_resolver.TryGetNeighbor(ifIndex, address, out var answer))
+        {
+            _resolver.AskNeighbor(ifIndex, address);
+            return null;
+        }
+        if (Environment.TickCount64 - answer.AnsweredAt >= _freshMs)
+            _resolver.AskNeighbor(ifIndex, address);
+        return answer.Value;
     }
 
-    public void Resolve(int ifIndex, IpAddr address) => _nl.TriggerNeighborResolution(ifIndex, address.ToIPAddress());
-
-    public void Dispose() => _nl.Dispose();
+    /// <summary>The resolver probes a neighbour it finds unknown when asked about it.</summary>
+    public void Resolve(int ifIndex, IpAddr address) => _resolver.AskNeighbor(ifIndex, address);
 }

@@ -41,35 +41,59 @@ internal struct NextHop
 
 /// <summary>
 /// Destination address (IPv4 or IPv6) to next hop (egress interface, neighbour MAC), learnt from the kernel's FIB and
-/// neighbour table (ARP or NDP) and kept for a while: the ARP cache of the data path. A miss or an expired entry costs a
-/// few rtnetlink round trips on the worker thread; a hit is one dictionary probe.
+/// neighbour table (ARP or NDP) and kept for a while: the ARP cache of the data path. A miss or an expired entry asks
+/// the route source (for the kernel's, a published answer or a question queued to <see cref="RouteResolver"/>, the
+/// frame held meanwhile); a hit is one dictionary probe, or none with a connection's slot hint.
+/// <para>
+/// Bounded: at most <see cref="Capacity"/> destinations. When it is full, the clock's hand goes round the slots and
+/// takes the first one not used since it last passed (CLOCK, an approximation of least recently used), so a flood
+/// from many (spoofed) sources cannot grow it, and the destinations in use stay. A connection whose slot was taken
+/// finds its hint no longer matches and looks its destination up again.
+/// </para>
 /// </summary>
 internal sealed class NextHopCache
 {
+    /// <summary>Destinations kept by default (per worker).</summary>
+    public const int DefaultCapacity = 65536;
+
     private readonly IRouteSource _source;
-    private readonly Dictionary<IpAddr, int> _index = new(1024);
+    private readonly Dictionary<IpAddr, int> _index;
     private NextHop[] _slots = new NextHop[64];
-    private int _used;
+    private bool[] _used = new bool[64];
+    private int _count;
+    private int _hand;
     private readonly long _resolvedTtl;
     private readonly long _pendingRetry;
 
     /// <param name="resolvedTtl">How long a resolved entry is trusted, in the caller's ticks.</param>
     /// <param name="pendingRetry">How soon an unresolved neighbour is asked about again.</param>
-    public NextHopCache(IRouteSource source, long resolvedTtl, long pendingRetry)
+    /// <param name="capacity">Destinations kept at most.</param>
+    public NextHopCache(IRouteSource source, long resolvedTtl, long pendingRetry, int capacity = DefaultCapacity)
     {
+        if (capacity < 1)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "at least one destination");
         _source = source;
         _resolvedTtl = resolvedTtl;
         _pendingRetry = pendingRetry;
+        Capacity = capacity;
+        _index = new Dictionary<IpAddr, int>(Math.Min(capacity, 1024));
     }
 
+    public int Capacity { get; }
+
     public int Count => _index.Count;
+
+    /// <summary>Destinations dropped to make room for others.</summary>
+    public long Evictions { get; private set; }
 
     /// <summary>Forgets every entry; slot hints held by connections stop matching.</summary>
     public void Clear()
     {
         _index.Clear();
         Array.Clear(_slots);
-        _used = 0;
+        Array.Clear(_used);
+        _count = 0;
+        _hand = 0;
     }
 
     public IEnumerable<KeyValuePair<IpAddr, NextHop>> Entries => _index.Select(kv => new KeyValuePair<IpAddr, NextHop>(kv.Key, _slots[kv.Value]));
@@ -80,11 +104,14 @@ internal sealed class NextHopCache
     public ref readonly NextHop Find(in IpAddr destination, long now, ref int slotHint)
     {
         int i = slotHint;
-        if ((uint)i < (uint)_used)
+        if ((uint)i < (uint)_count)
         {
             ref var h = ref _slots[i];
             if (h.Destination == destination && now < h.RefreshAt)
+            {
+                _used[i] = true;
                 return ref h;
+            }
         }
         Lookup(destination, now, out _);
         slotHint = _index[destination];
@@ -97,11 +124,12 @@ internal sealed class NextHopCache
     public bool TryResolvedAt(int slotHint, in IpAddr destination, long now, out ulong mac, out int ifIndex)
     {
         var slots = _slots;
-        if ((uint)slotHint < (uint)_used && (uint)slotHint < (uint)slots.Length)
+        if ((uint)slotHint < (uint)_count && (uint)slotHint < (uint)slots.Length)
         {
             ref readonly var h = ref slots[slotHint];
             if (h.Destination == destination && now < h.RefreshAt && h.State == NextHopState.Resolved)
             {
+                _used[slotHint] = true;
                 mac = h.Mac;
                 ifIndex = h.IfIndex;
                 return true;
@@ -118,6 +146,7 @@ internal sealed class NextHopCache
         if (_index.TryGetValue(destination, out int slot))
         {
             hop = _slots[slot];
+            _used[slot] = true;
             if (now < hop.RefreshAt)
                 return hop.State;
         }
@@ -134,19 +163,47 @@ internal sealed class NextHopCache
         if (hop.State == NextHopState.Pending)
             hop.AskedAt = askAgain ? now : askedAt;
         if (slot < 0)
-        {
-            if (_used == _slots.Length)
-                Array.Resize(ref _slots, _slots.Length * 2);
-            slot = _used++;
-            _index[destination] = slot;
-        }
+            slot = Place(destination);
         _slots[slot] = hop;
+        _used[slot] = true;
         return hop.State;
     }
 
+    /// <summary>A slot for a new destination: a new one while there is room, else the first the clock's hand finds
+    /// unused since its last round (its destination forgotten).</summary>
+    private int Place(in IpAddr destination)
+    {
+        int slot;
+        if (_count < Capacity)
+        {
+            if (_count == _slots.Length)
+            {
+                int grown = Math.Min(Capacity, _slots.Length * 2);
+                Array.Resize(ref _slots, grown);
+                Array.Resize(ref _used, grown);
+            }
+            slot = _count++;
+        }
+        else
+        {
+            while (_used[_hand])
+            {
+                _used[_hand] = false;
+                _hand = _hand + 1 == _count ? 0 : _hand + 1;
+            }
+            slot = _hand;
+            _hand = _hand + 1 == _count ? 0 : _hand + 1;
+            _index.Remove(_slots[slot].Destination);
+            Evictions++;
+        }
+        _index[destination] = slot;
+        return slot;
+    }
     private NextHop Refresh(IpAddr destination, long now, bool alreadyAsked)
     {
         var route = _source.Lookup(destination);
+        if (route.Pending)
+            return new NextHop { State = NextHopState.Pending, RefreshAt = now + _pendingRetry };
         if (!route.Found)
             return new NextHop { State = NextHopState.NoRoute, RefreshAt = now + _pendingRetry };
         var hop = new NextHop { IfIndex = route.IfIndex, Gateway = route.NextHop };

@@ -97,6 +97,9 @@ public static unsafe class CpuAffinity
                 "(needs CAP_SYS_NICE, and real-time runtime in the process's cgroup on kernels with CONFIG_RT_GROUP_SCHED)");
     }
 
+    /// <summary>As <see cref="SetCurrentThreadFifo"/>, but false instead of an exception when the process may not.</summary>
+    public static bool TrySetCurrentThreadFifo(int priority) => Libc.sched_setscheduler(0, Libc.SCHED_FIFO, &priority) == 0;
+
     public static void PinCurrentThread(int cpu)
     {
         if (cpu is < 0 or >= 64)

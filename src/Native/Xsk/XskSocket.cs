@@ -165,6 +165,9 @@ public sealed unsafe class XskSocket : IDisposable
             throw NativeException.FromLastError($"setsockopt(SO_BUSY_POLL_BUDGET, {budget}) on {InterfaceName} queue {QueueId}");
     }
 
+    /// <summary>Closed (its interface went away): no statistics to read.</summary>
+    public bool IsClosed => _fd < 0;
+
     /// <summary>The kernel's per-socket counters.</summary>
     public XdpStatistics GetStatistics()
     {

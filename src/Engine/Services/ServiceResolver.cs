@@ -5,7 +5,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Netlink;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Services;
 
 /// <summary>Turns configured services into running ones: addresses as numbers and a SNAT address per backend.</summary>
 internal static class ServiceResolver
