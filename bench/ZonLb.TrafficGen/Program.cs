@@ -15,11 +15,14 @@ namespace ZonLb.TrafficGen;
 ///   zonlb-trafficgen IFNAME DST_MAC SRC_IP DST_IP DST_PORT [--flows N] [--seconds S] [--size BYTES] [--rate PPS]
 /// --rate paces the frames put on the TX ring to at most PPS per second (0, the default: as fast as it can), so
 /// a path can be measured below its saturation point, where nothing is lost.
+/// `zonlb-trafficgen control-load ...` keeps a load balancer's control plane busy instead (<see cref="ControlLoad"/>).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args is ["control-load", ..])
+            return ControlLoad.Run(args).GetAwaiter().GetResult();
         if (args.Length < 5)
         {
             Console.Error.WriteLine("usage: zonlb-trafficgen IFNAME DST_MAC SRC_IP DST_IP DST_PORT [--flows N] [--seconds S] [--size BYTES] [--rate PPS]");
@@ -95,7 +98,7 @@ public static class Program
         return 0;
     }
 
-    private static int Option(string[] args, string name, int fallback)
+    internal static int Option(string[] args, string name, int fallback)
     {
         int i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;

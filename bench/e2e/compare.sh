@@ -8,6 +8,10 @@
 #   nftables the kernel's forwarding with nftables DNAT + masquerade and conntrack (what an operator would use)
 #   kernel   plain kernel IP forwarding, no NAT (the client sends to 10.20.0.2)
 #   xdp      an XDP program on lbc redirecting to lbs with the MACs rewritten (the in-kernel veth ceiling)
+#   zonlb+control  the same with its control plane busy (not in the default MODES): `stats` and the metrics endpoint
+#            each CONTROL_HZ (default 100) times a second over one connection each, and a TCP health check of
+#            the backend every 0.2 s; measured after CONTROL_WARMUP (default 10) seconds of that load, once the
+#            control plane's code has reached the JIT's final tier
 #   xskfwd   bench/e2e/xskfwd.c: a minimal AF_XDP forwarder in C doing the same full NAT with the engine's ring
 #            handling and nothing else (no connection table, no balancing): what copy-mode AF_XDP leaves for any
 #            userspace forwarder here; placed as zonlb-afxdp's worker is
@@ -54,6 +58,7 @@ gen=$root/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
 id="zbe$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
 LB_PID=""; IPERF_PID=""; XSKFWD_PID=""
 cleanup() {
+    [ -n "${LOAD_PID:-}" ] && kill "$LOAD_PID" 2>/dev/null || true
     [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null && wait "$LB_PID" 2>/dev/null || true
     [ -n "$XSKFWD_PID" ] && kill -TERM "$XSKFWD_PID" 2>/dev/null && wait "$XSKFWD_PID" 2>/dev/null || true
     [ -n "$IPERF_PID" ] && kill -TERM "$IPERF_PID" 2>/dev/null || true
@@ -86,10 +91,17 @@ ip netns exec "$S" sh -c 'echo 1 > /sys/class/net/eth0/queues/rx-0/rps_cpus'
 sink_on()  { ip -n "$S" link set dev eth0 xdp obj "$tmp/sink.o" sec xdp; }
 sink_off() { ip -n "$S" link set dev eth0 xdp off; }
 sink_count() { bench_sink_count "$S"; }
-start_zonlb() {
-    bench_config "$tmp/lb.toml" "$tmp/lb.sock"
+start_zonlb() { # [CONTROL]
+    bench_config "$tmp/lb.toml" "$tmp/lb.sock" "${1:-0}"
     zlb_start "$L" "$tmp/lb.toml" "$tmp/lb.log" || exit 1
 }
+# the control plane kept busy (zonlb+control): stats and metrics each ${CONTROL_HZ:-100} times a second
+LOAD_PID=""
+start_control_load() {
+    ip netns exec "$L" taskset -c 0 dotnet "$gen" control-load "$tmp/lb.sock" http://127.0.0.1:9464/metrics --hz "${CONTROL_HZ:-100}" > "$tmp/load.txt" 2>&1 &
+    LOAD_PID=$!
+}
+stop_control_load() { kill -TERM "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null || true; LOAD_PID=""; cat "$tmp/load.txt" | sed 's/^/   /'; }
 start_xskfwd() { bench_start_xskfwd "$L" "$tmp" "$CLIENT_MAC" "$BE_MAC" || exit 1; }
 stop_xskfwd() { kill -TERM "$XSKFWD_PID"; wait "$XSKFWD_PID" || true; XSKFWD_PID=""; [ -z "${SHOW_LOG:-}" ] || { cat "$tmp/xskfwd.log"; link_drops; }; }
 stop_zonlb() { kill -TERM "$LB_PID"; wait "$LB_PID" || true; LB_PID=""; [ -z "${SHOW_LOG:-}" ] || { tail -n 40 "$tmp/lb.log"; link_drops; }; }
@@ -104,6 +116,7 @@ link_drops() {
 setup() { # mode
     case $1 in
         zonlb) start_zonlb ;;
+        zonlb+control) start_zonlb 1; start_control_load; sleep "${CONTROL_WARMUP:-10}" ;; # past the JIT's first tiers
         xskfwd) start_xskfwd ;;
         nftables)
             ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=1
@@ -126,6 +139,7 @@ NFT
 teardown() { # mode
     case $1 in
         zonlb) stop_zonlb ;;
+        zonlb+control) stop_control_load; stop_zonlb ;;
         xskfwd) stop_xskfwd ;;
         nftables) ip netns exec "$L" nft delete table ip zbench; ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0
                   ip netns exec "$L" ethtool -K lbc gro off >/dev/null ;;
@@ -133,7 +147,7 @@ teardown() { # mode
         xdp) ip -n "$L" link set dev lbc xdp off; ip netns exec "$L" sysctl -qw net.ipv4.ip_forward=0 ;;
     esac
 }
-target() { case $1 in zonlb|nftables|xskfwd) echo 10.10.0.1 ;; *) echo 10.20.0.2 ;; esac; }
+target() { case $1 in zonlb|zonlb+control|nftables|xskfwd) echo 10.10.0.1 ;; *) echo 10.20.0.2 ;; esac; }
 
 udp_run() { # mode flows -> "forwarded offered" pps
     local before after out

@@ -6,12 +6,13 @@
 #   nftables        the kernel forwards, nftables DNAT (ICMP echo to the VIP -> the backend) and masquerade
 #   zonlb           zonlb-afxdp, an ICMP echo service (VIP -> backend), nothing else asked of it
 #   zonlb+control   the same with the control plane busy: `stats` asked on the control socket and the metrics
-#                   endpoint scraped, each at CONTROL_HZ (default 100) per second, and a TCP health check of the
-#                   backend every 0.2 s (a TCP service beside the ICMP one)
+#                   endpoint scraped, each at CONTROL_HZ (default 100) per second over one connection each, and a TCP
+#                   health check of the backend every 0.2 s (a TCP service beside the ICMP one)
 #
 # Each case pings the VIP COUNT times at one every INTERVAL seconds (ping -i) and reports the round trip's
-# percentiles from ping's own per-reply times (p50, p99, p99.9, max) and the replies lost. Rounds: the cases run
-# in turn ROUNDS times, so that a slow minute of the VM lands on all of them alike.
+# percentiles from ping's own per-reply times (p50, p99, p99.9, max) and the replies lost; a zonlb case is warmed
+# up first with WARMUP pings (default 1000) that are not counted. Rounds: the cases run in turn ROUNDS times, so that
+# a slow minute of the VM lands on all of them alike.
 #
 # Usage (as root, after scripts/setup.sh): bench/e2e/latency.sh [COUNT=5000] [INTERVAL=0.002] [ROUNDS=1]
 #   CASES="zonlb zonlb+control" runs only those; ENGINE_EXTRA="key = value" adds [engine] lines to zonlb-afxdp's config.
@@ -23,7 +24,9 @@ rounds=${3:-1}
 hz=${CONTROL_HZ:-100}
 cases=${CASES:-nftables zonlb zonlb+control}
 dll=$PWD/src/Cli/bin/Release/net10.0/zonlb-afxdp.dll
-[ -f "$dll" ] || dotnet build ZonLb.sln -c Release >/dev/null
+gen=$PWD/bench/ZonLb.TrafficGen/bin/Release/net10.0/zonlb-trafficgen.dll
+[ -f "$dll" ] && [ -f "$gen" ] || dotnet build ZonLb.sln -c Release >/dev/null
+warmup=${WARMUP:-1000}
 . scripts/lib/topology.sh
 . scripts/lib/zonlb.sh
 id="zlat$$"; C="$id-c"; L="$id-l"; S="$id-s"; tmp="/tmp/$id"; mkdir -p "$tmp"
@@ -68,12 +71,10 @@ ${ENGINE_EXTRA:-}
 TOML
 }
 
-# control_load SOCKET: stats on the control socket and a metrics scrape, each HZ times a second, in the LB ns
+# control_load SOCKET: stats on the control socket and a metrics scrape, each HZ times a second, in the LB ns, over
+# one connection each (bench/ZonLb.TrafficGen control-load)
 control_load() {
-    local period; period=$(awk -v hz="$hz" 'BEGIN { printf "%.4f", 1 / hz }')
-    ip netns exec "$L" bash -c "while :; do echo '{\"command\":\"stats\",\"args\":{}}' | socat -t1 - UNIX-CONNECT:$1 >/dev/null 2>&1; sleep $period; done" &
-    LOAD_PIDS+=($!)
-    ip netns exec "$L" bash -c "while :; do curl -s -o /dev/null http://127.0.0.1:9464/metrics; sleep $period; done" &
+    ip netns exec "$L" dotnet "$gen" control-load "$1" http://127.0.0.1:9464/metrics --hz "$hz" > "$tmp/load.txt" 2>&1 &
     LOAD_PIDS+=($!)
 }
 
@@ -81,6 +82,7 @@ measure() { # measure NAME: pings, prints the row
     local out="$tmp/ping.txt"
     ip netns exec "$C" ping -n -c "$count" -i "$interval" -W 1 10.10.0.1 > "$out" 2>&1 || true
     grep -o 'time=[0-9.]*' "$out" | cut -d= -f2 | sort -n > "$tmp/times.txt"
+    if [ -n "${SHOW_SLOWEST:-}" ]; then grep -o "icmp_seq=[0-9]* ttl=[0-9]* time=[0-9.]*" "$out" | sort -t= -k4 -g -r | head -"$SHOW_SLOWEST" >&2 || true; fi
     local n; n=$(wc -l < "$tmp/times.txt")
     awk -v name="$1" -v sent="$count" -v n="$n" '
         { t[NR] = $1 }
@@ -111,8 +113,11 @@ NFT
             config "$tmp/zonlb.toml" "$tmp/zonlb.sock" "$with"
             zlb_start "$L" "$tmp/zonlb.toml" "$tmp/zonlb.log" || exit 1
             [ "$with" = 1 ] && control_load "$tmp/zonlb.sock"
-            ip netns exec "$C" ping -n -c 3 -i 0.2 -W 1 10.10.0.1 >/dev/null 2>&1 || true # the backend's neighbour resolved
+            # warm-up, not measured: the backend's neighbour resolved, and the data path compiled to its final code
+            # (the first packets after a start run the JIT's first tier, up to milliseconds; see docs/performance.md)
+            ip netns exec "$C" ping -n -c "$warmup" -i "$interval" -W 1 10.10.0.1 >/dev/null 2>&1 || true
             measure "$c"
+            if [ -n "${SHOW_GC:-}" ]; then dotnet "$dll" status --json --socket "$tmp/zonlb.sock" | grep -E 'collections|gc_pause' >&2 || true; fi
             stop_lb
             ;;
         esac

@@ -1,14 +1,16 @@
 # Sourced by compare.sh and profile.sh: the zonlb-afxdp configuration both measure, the C reference forwarder
 # (xskfwd), where the load balancer's receive work runs, and the sink's counter.
 #
-# bench_config FILE SOCKET   writes a config with lbc and lbs attached, a UDP service (VIP 10.10.0.1:9) and a
-#                            TCP one (5201), both to 10.20.0.2, the worker pinned to CPU 1 and run
+# bench_config FILE SOCKET [CONTROL]   writes a config with lbc and lbs attached, a UDP service (VIP 10.10.0.1:9)
+#                            and a TCP one (5201), both to 10.20.0.2, the worker pinned to CPU 1 and run
 #                            SCHED_FIFO at priority ${WORKER_FIFO:-10} (WORKER_FIFO=0: normal scheduling
 #                            with nice ${WORKER_NICE:--15} instead), and the [engine] lines in
-#                            ENGINE_EXTRA (e.g. "ring_size = 4096").
+#                            ENGINE_EXTRA (e.g. "ring_size = 4096"). CONTROL=1: also the metrics endpoint on
+#                            127.0.0.1:9464 and a TCP health check of the TCP service's backend every 0.2 s.
 bench_config() {
     cat > "$1" <<TOML
 control_socket = "$2"
+$([ "${3:-0}" = 1 ] && echo 'metrics_listen = "127.0.0.1:9464"')
 [[interface]]
 name = "lbc"
 [[interface]]
@@ -25,6 +27,7 @@ name = "bench-tcp"
 vip = "10.10.0.1"
 protocol = "tcp"
 port = 5201
+$([ "${3:-0}" = 1 ] && echo 'health = { kind = "tcp", interval = 0.2, timeout = 0.1 }')
 [[service.backend]]
 address = "10.20.0.2"
 [engine]

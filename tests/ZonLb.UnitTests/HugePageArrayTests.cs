@@ -21,6 +21,26 @@ public class HugePageArrayTests
     }
 
     [Fact]
+    public void A_populated_array_is_resident_from_the_start_and_a_lazy_one_is_not()
+    {
+        const long Bytes = 64L << 20;
+        long before = Resident();
+        using var lazy = new HugePageArray<long>(Bytes / 8);
+        long afterLazy = Resident();
+        using var populated = new HugePageArray<long>(Bytes / 8, populate: true);
+        long afterPopulated = Resident();
+
+        Assert.True(afterLazy - before < 8L << 20, $"a lazy array made {(afterLazy - before) >> 20} MiB resident");
+        Assert.True(afterPopulated - afterLazy >= 60L << 20, $"a populated array made only {(afterPopulated - afterLazy) >> 20} MiB resident");
+        Assert.Equal(0L, populated[Bytes / 8 - 1]);
+    }
+
+    /// <summary>This process's resident memory (VmRSS).</summary>
+    private static long Resident() =>
+        long.Parse(File.ReadAllLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+
+    [Fact]
     public void An_index_outside_the_array_throws_naming_it()
     {
         using var a = new HugePageArray<int>(16);

@@ -28,7 +28,17 @@ public sealed record InterfaceReport(string Name, int IfIndex, string XdpMode, i
 public sealed record StatusReport(
     string Version, long UptimeSeconds, string ConfigSource, IReadOnlyList<InterfaceReport> Interfaces,
     int Services, int ActiveConnections, int ConnectionCapacity, int FramesTotal, int FramesFree,
-    long ManagedHeapBytes, long WorkingSetBytes, int Gen2Collections);
+    long ManagedHeapBytes, long WorkingSetBytes, int Gen2Collections)
+{
+    /// <summary>Garbage collections of the first and second generations so far (each stops the workers).</summary>
+    public int Gen0Collections { get; init; }
+    /// <summary>See <see cref="Gen0Collections"/>.</summary>
+    public int Gen1Collections { get; init; }
+    /// <summary>Time the garbage collector has held every thread, the workers' included, since start.</summary>
+    public double GcPauseTotalMs { get; init; }
+    /// <summary>The longest of the last collections' pauses (the runtime keeps a few), in milliseconds.</summary>
+    public double GcPauseMaxRecentMs { get; init; }
+}
 
 /// <summary>One backend of a service, with its traffic.</summary>
 /// <param name="Address">The backend's address.</param>

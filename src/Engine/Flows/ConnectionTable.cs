@@ -88,15 +88,16 @@ internal sealed class ConnectionTable : IDisposable
         if (capacity <= 0)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "capacity must be positive");
         _capacity = capacity;
-        _entries = new HugePageArray<Connection>(capacity);
+        // populated now: first touches of 2 MiB pages in the data path stalled it for milliseconds
+        _entries = new HugePageArray<Connection>(capacity, populate: true);
         _freeList = new int[capacity];
         for (int i = 0; i < capacity; i++)
             _freeList[i] = capacity - 1 - i;
         _freeCount = capacity;
         long slots = (long)BitOperations.RoundUpToPowerOf2((ulong)capacity * 2);
         _mask = slots - 1;
-        _byClient = new HugePageArray<ulong>(slots);
-        _byBackend = new HugePageArray<ulong>(slots);
+        _byClient = new HugePageArray<ulong>(slots, populate: true);
+        _byBackend = new HugePageArray<ulong>(slots, populate: true);
     }
 
     public int Capacity => _capacity;

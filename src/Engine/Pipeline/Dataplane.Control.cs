@@ -96,7 +96,22 @@ internal sealed partial class Dataplane
         FreeFrames,
         GC.GetTotalMemory(false),
         Environment.WorkingSet,
-        GC.CollectionCount(2)));
+        GC.CollectionCount(2))
+    {
+        Gen0Collections = GC.CollectionCount(0),
+        Gen1Collections = GC.CollectionCount(1),
+        GcPauseTotalMs = GC.GetTotalPauseDuration().TotalMilliseconds,
+        GcPauseMaxRecentMs = RecentMaxPause(),
+    });
+
+    private static double RecentMaxPause()
+    {
+        double max = 0;
+        foreach (var kind in new[] { GCKind.Ephemeral, GCKind.FullBlocking, GCKind.Background })
+            foreach (var p in GC.GetGCMemoryInfo(kind).PauseDurations)
+                max = Math.Max(max, p.TotalMilliseconds);
+        return max;
+    }
 
     public Task<StatsReport> GetStats()
     {

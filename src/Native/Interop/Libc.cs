@@ -85,6 +85,8 @@ internal static unsafe partial class Libc
     public static partial int madvise(nint addr, nuint length, int advice);
 
     public const int MADV_HUGEPAGE = 14;
+    /// <summary>Linux 5.14+: populate (prefault) the range writable, as if every page had been written.</summary>
+    public const int MADV_POPULATE_WRITE = 23;
 
     // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
