@@ -5,6 +5,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
 using ZonLb.Engine.Routing;
+using ZonLb.PipelineTesting;
 
 namespace ZonLb.Bench;
 
@@ -40,7 +41,7 @@ public class PipelineBenchmarks
     {
         var proto = Protocol == "tcp" ? IpProtocol.Tcp : IpProtocol.Udp;
         var services = new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), proto, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) }) };
-        _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
+        _processor = StandalonePipeline.Create(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
             new BenchRoutes(), new EngineOptions(), new EngineCounters());
         _umem = new byte[Batch * FrameSize];
         for (int i = 0; i < Batch; i++)
@@ -74,7 +75,7 @@ public class PipelineBenchmarks
         var umem = _umem.AsSpan();
         for (int i = 0; i < Batch; i++)
         {
-            if (_processor.Process(umem.Slice(i * FrameSize, FrameLength), 1, out _, out _) == Verdict.Transmit)
+            if (_processor.Process(umem.Slice(i * FrameSize, FrameLength), 1, out _) == Verdict.Transmit)
                 sent++;
         }
         for (int i = 0; i < Batch; i++)

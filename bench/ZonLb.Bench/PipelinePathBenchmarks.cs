@@ -5,6 +5,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
 using ZonLb.Engine.Routing;
+using ZonLb.PipelineTesting;
 
 namespace ZonLb.Bench;
 
@@ -50,7 +51,7 @@ public class PipelinePathBenchmarks
         var backend = V6 ? IpAddr.Parse("fd00:20::2") : IpAddr.Parse("10.20.0.2");
         var snat = V6 ? IpAddr.Parse("fd00:20::1") : IpAddr.Parse("10.20.0.1");
         var services = new[] { new ResolvedService("web", Vip, proto, 80, new[] { new ResolvedBackend(backend, 8080, snat) }) };
-        _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
+        _processor = StandalonePipeline.Create(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
             new BenchRoutes(), new EngineOptions { ConnectionCapacity = 65536 }, new EngineCounters());
         _umem = new byte[Batch * FrameSize];
         for (int i = 0; i < Batch; i++)
@@ -82,7 +83,7 @@ public class PipelinePathBenchmarks
         var umem = _umem.AsSpan();
         for (int i = 0; i < Batch; i++)
         {
-            if (_processor.Process(umem.Slice(i * FrameSize, FrameLength), 1, out _, out _) == Verdict.Transmit)
+            if (_processor.Process(umem.Slice(i * FrameSize, FrameLength), 1, out _) == Verdict.Transmit)
                 sent++;
         }
         for (int i = 0; i < Batch; i++)
@@ -102,7 +103,7 @@ public class PipelinePathBenchmarks
         for (int i = 0; i < Batch; i++)
         {
             var frame = umem.Slice(i * FrameSize, FrameLength);
-            if (_processor.Process(frame, 1, out _, out _) == Verdict.Transmit)
+            if (_processor.Process(frame, 1, out _) == Verdict.Transmit)
                 sent++;
         }
         if (sent != Batch)

@@ -4,6 +4,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 
 namespace ZonLb.Bench;
 
@@ -46,13 +47,13 @@ public class PipelineTableSizeBenchmarks
         // so even a thousand live connections have their slots spread over megabytes
         var options = new EngineOptions { NatPortMin = 1024, NatPortMax = 65535 };
         options.ConnectionCapacity = Math.Max(options.ConnectionCapacity, Connections + Connections / 2);
-        _processor = new PacketProcessor(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
+        _processor = StandalonePipeline.Create(services, new[] { (2, new byte[] { 2, 0, 0, 0, 0xC, 1 }), (3, new byte[] { 2, 0, 0, 0, 5, 1 }) },
             new BenchRoutes(), options, new EngineCounters());
         for (int i = 0; i < Connections; i++)
         {
             var first = ZonLb.Bench.Frames.Tcp(0x0B000000u + (uint)i, 1000, 0x0A0A0001, 80, FrameLength);
-            if (_processor.Process(first, 1, out _, out _) != Verdict.Transmit)
-                throw new InvalidOperationException($"connection {i} was not created: {_processor.LastDropReason}");
+            if (_processor.Process(first, 1, out var f) != Verdict.Transmit)
+                throw new InvalidOperationException($"connection {i} was not created: {f.DropReason}");
         }
         var rng = new Random(1);
         _umem = new byte[Frames * FrameSize];
@@ -95,14 +96,14 @@ public class PipelineTableSizeBenchmarks
         for (int i = 0; i < Batch; i++)
         {
             var frame = umem.Slice((first + i) * FrameSize, FrameLength);
-            if (_candidate[i] && _processor.TryFastLane(frame, 1, out _, out _))
+            if (_candidate[i] && _processor.TryFastLane(frame, 1, out _))
             {
                 sent++;
                 continue;
             }
             if (_candidate[i])
                 _reasons[i] = PacketParser.Parse(frame, out _parsed[i]);
-            if (_reasons[i] == DropReason.None && _processor.Process(frame, in _parsed[i], 1, out _, out _) == Verdict.Transmit)
+            if (_reasons[i] == DropReason.None && _processor.Process(frame, in _parsed[i], 1, out _) == Verdict.Transmit)
                 sent++;
         }
         // the replies, in a pass of their own: the next batch's parse never reads a header just written

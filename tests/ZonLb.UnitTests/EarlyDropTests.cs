@@ -6,6 +6,7 @@ using ZonLb.Engine.Nat;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -32,21 +33,21 @@ public class EarlyDropTests
             new ResolvedService("web", IpAddr.Parse("10.10.0.1"), IpProtocol.Tcp, 80,
                 new[] { ResolvedBackend.WithSnat(IpAddr.Parse("10.20.0.2"), 8080, addresses) }),
         };
-        return new PacketProcessor(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, options, new EngineCounters());
+        return StandalonePipeline.Create(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, options, new EngineCounters());
     }
 
     private static EngineOptions Ports(int count, TableFullPolicy policy = TableFullPolicy.EarlyDrop) =>
         new() { NatPortMin = 61000, NatPortMax = (ushort)(61000 + count - 1), TableFull = policy };
 
     /// <summary>Sends a client's segment; returns the verdict and the translated frame.</summary>
-    private static (Verdict Verdict, byte[] Frame) Client(PacketProcessor p, ushort clientPort, byte flags, long now, uint seq = 1000)
+    private static (Verdict Verdict, byte[] Frame, Forwarding Sent) Client(PacketProcessor p, ushort clientPort, byte flags, long now, uint seq = 1000)
     {
         var frame = Tcp("10.10.0.2", clientPort, "10.10.0.1", 80).TcpFlags(flags).Seq(seq).Build();
-        return (p.Process(frame, now, out _, out _), frame);
+        return (p.Process(frame, now, out var sent), frame, sent);
     }
 
     private static Verdict Backend(PacketProcessor p, ushort natPort, byte flags, long now, string snat = "10.20.0.1") =>
-        p.Process(Tcp("10.20.0.2", 8080, snat, natPort).TcpFlags(flags).Build(), now, out _, out _);
+        p.Process(Tcp("10.20.0.2", 8080, snat, natPort).TcpFlags(flags).Build(), now, out _);
 
     private static ushort SourcePort(byte[] translated) => ParseIPv4(translated).Extract<TcpPacket>().SourcePort;
 
@@ -56,7 +57,7 @@ public class EarlyDropTests
     /// <summary>SYN, SYN-ACK, ACK and one more ACK: established both ways (assured). Returns the NAT port.</summary>
     private static ushort Establish(PacketProcessor p, ushort clientPort, long now)
     {
-        var (_, syn) = Client(p, clientPort, 0x02, now);
+        var (_, syn, _) = Client(p, clientPort, 0x02, now);
         ushort nat = SourcePort(syn);
         Backend(p, nat, 0x12, now + 1);
         Client(p, clientPort, 0x10, now + 2);
@@ -71,7 +72,7 @@ public class EarlyDropTests
         Client(p, 1, 0x02, now: 1000);           // SYNs nobody answered: not assured
         Client(p, 2, 0x02, now: 2000);
 
-        var (verdict, _) = Client(p, 3, 0x02, now: 3000);
+        var (verdict, _, _) = Client(p, 3, 0x02, now: 3000);
 
         Assert.Equal(Verdict.Transmit, verdict);
         Assert.Equal(1, p.Counters.EarlyDrops);
@@ -88,7 +89,7 @@ public class EarlyDropTests
         Establish(p, 1, 1000);
         Establish(p, 2, 2000);
 
-        var (verdict, _) = Client(p, 3, 0x02, now: 3000);
+        var (verdict, _, _) = Client(p, 3, 0x02, now: 3000);
 
         Assert.Equal(Verdict.Drop, verdict);
         Assert.Equal(1, p.Counters.Drops(DropReason.NatPortsExhausted));
@@ -103,7 +104,7 @@ public class EarlyDropTests
         for (ushort i = 0; i < 64; i++)          // eight times the port range of picked-up "connections"
             Client(p, (ushort)(10000 + i), 0x10, now: 1000 + i);
 
-        var (verdict, syn) = Client(p, 1, 0x02, now: 2000);
+        var (verdict, syn, _) = Client(p, 1, 0x02, now: 2000);
         Assert.Equal(Verdict.Transmit, verdict);
         Assert.Equal(Verdict.Transmit, Backend(p, SourcePort(syn), 0x12, 2001));
 
@@ -120,7 +121,7 @@ public class EarlyDropTests
         Backend(p, nat, 0x11, 1011);             // backend FIN
         Client(p, 1, 0x10, 1012);                // last ACK: TIME_WAIT, on the client's side
 
-        var (verdict, syn) = Client(p, 2, 0x02, now: 2000);
+        var (verdict, syn, _) = Client(p, 2, 0x02, now: 2000);
 
         Assert.Equal(Verdict.Transmit, verdict);
         Assert.Equal(nat, SourcePort(syn));
@@ -143,10 +144,10 @@ public class EarlyDropTests
 
         Assert.Equal(Verdict.Transmit, syn.Verdict);
         Assert.Equal(nat, SourcePort(syn.Frame));
-        Assert.Equal(5001u, p.TimeWaitResetSeq);              // the worker sends that reset to the backend first
+        Assert.Equal(5001u, syn.Sent.TimeWaitResetSeq);       // the worker sends that reset to the backend first
         Assert.Equal(1, p.Counters.NatPortsReused);
-        Client(p, 2, 0x10, now: 2001);
-        Assert.Null(p.TimeWaitResetSeq);                      // once, for the SYN that took the port
+        var ack = Client(p, 2, 0x10, now: 2001);
+        Assert.Null(ack.Sent.TimeWaitResetSeq);               // once, for the SYN that took the port
     }
 
     [Fact]
@@ -161,7 +162,7 @@ public class EarlyDropTests
         var syn = Client(p, 2, 0x02, now: 2000);
 
         Assert.Equal(Verdict.Transmit, syn.Verdict);
-        Assert.Null(p.TimeWaitResetSeq);
+        Assert.Null(syn.Sent.TimeWaitResetSeq);
     }
 
     [Fact]
@@ -171,7 +172,7 @@ public class EarlyDropTests
         Client(p, 1, 0x02, now: 1000);
         Client(p, 2, 0x02, now: 2000);
 
-        var (verdict, _) = Client(p, 3, 0x02, now: 3000);
+        var (verdict, _, _) = Client(p, 3, 0x02, now: 3000);
 
         Assert.Equal(Verdict.Drop, verdict);
         Assert.Equal(1, p.Counters.Drops(DropReason.NatPortsExhausted));
@@ -185,7 +186,7 @@ public class EarlyDropTests
         Client(p, 1, 0x02, now: 1000);
         Client(p, 2, 0x02, now: 2000);
 
-        var (verdict, _) = Client(p, 3, 0x02, now: 3000);
+        var (verdict, _, _) = Client(p, 3, 0x02, now: 3000);
 
         Assert.Equal(Verdict.Transmit, verdict);
         Assert.Equal(1, p.Counters.EarlyDrops);
@@ -200,7 +201,7 @@ public class EarlyDropTests
         Establish(p, 1, 1000);
         Establish(p, 2, 2000);
 
-        var (verdict, _) = Client(p, 3, 0x02, now: 3000);
+        var (verdict, _, _) = Client(p, 3, 0x02, now: 3000);
 
         Assert.Equal(Verdict.Drop, verdict);
         Assert.Equal(1, p.Counters.Drops(DropReason.ConnectionTableFull));

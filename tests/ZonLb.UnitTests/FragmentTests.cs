@@ -4,6 +4,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -17,7 +18,7 @@ public class FragmentTests
     private static PacketProcessor Processor()
     {
         var routes = Routes();
-        return new PacketProcessor(new[]
+        return StandalonePipeline.Create(new[]
             {
                 new ResolvedService("dns", IpAddr.Parse("10.10.0.1"), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 5353, IpAddr.Parse("10.20.0.1")) }),
                 new ResolvedService("ping", IpAddr.Parse("10.10.0.1"), IpProtocol.Icmp, 0, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 0, IpAddr.Parse("10.20.0.1")) }),
@@ -34,7 +35,7 @@ public class FragmentTests
         Assert.Equal(3, fragments.Count);
 
         foreach (var f in fragments)
-            Assert.Equal(Verdict.Transmit, p.Process(f, 1000, out int egress, out _) == Verdict.Transmit && egress == 3 ? Verdict.Transmit : Verdict.Drop);
+            Assert.Equal(Verdict.Transmit, p.Process(f, 1000, out var sent) == Verdict.Transmit && sent.EgressIfIndex == 3 ? Verdict.Transmit : Verdict.Drop);
 
         var whole = ParseIPv4(Fragments.Reassemble(fragments));
         var udp = whole.Extract<UdpPacket>();
@@ -50,10 +51,10 @@ public class FragmentTests
         var p = Processor();
         var fragments = Fragments.Split(Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(3000).Build(), 1480, 7);
 
-        Assert.Equal(Verdict.HoldFragment, p.Process(fragments[2], 1000, out _, out _));
-        Assert.Equal(Verdict.Transmit, p.Process(fragments[0], 1001, out _, out _));
-        Assert.Equal(Verdict.Transmit, p.Process(fragments[2], 1002, out int egress, out _));
-        Assert.Equal(3, egress);
+        Assert.Equal(Verdict.HoldFragment, p.Process(fragments[2], 1000, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(fragments[0], 1001, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(fragments[2], 1002, out var sent));
+        Assert.Equal(3, sent.EgressIfIndex);
         Assert.Equal("10.20.0.2", ParseIPv4(fragments[2]).DestinationAddress.ToString());
         Assert.True(ParseIPv4(fragments[2]).ValidIPChecksum);
     }
@@ -64,12 +65,12 @@ public class FragmentTests
         var p = Processor();
         var request = Fragments.Split(IcmpEcho("10.10.0.2", "10.10.0.1", 0x77).Payload(3000).Build(), 1480, 1);
         foreach (var f in request)
-            p.Process(f, 1000, out _, out _);
+            p.Process(f, 1000, out _);
         ushort natId = (ushort)(request[0][14 + 20 + 4] << 8 | request[0][14 + 20 + 5]);
 
         var reply = Fragments.Split(IcmpEcho("10.20.0.2", "10.20.0.1", natId, reply: true).Payload(3000).Build(), 1480, 99);
         foreach (var f in reply)
-            Assert.Equal(Verdict.Transmit, p.Process(f, 1001, out _, out _));
+            Assert.Equal(Verdict.Transmit, p.Process(f, 1001, out _));
 
         var whole = Fragments.Reassemble(reply);
         var ip = ParseIPv4(whole);
@@ -85,7 +86,7 @@ public class FragmentTests
         var datagram = Udp("fd00:10::2", 5000, "fd00:10::1", 53).Payload(4000).Build();
         var fragments = Fragments.Split(datagram, 1448, 0xABCDEF);
         foreach (var f in fragments)
-            Assert.Equal(Verdict.Transmit, p.Process(f, 1000, out _, out _));
+            Assert.Equal(Verdict.Transmit, p.Process(f, 1000, out _));
         var whole = Fragments.Reassemble(fragments);
         Assert.Equal(System.Net.IPAddress.Parse("fd00:20::2"), ParseIPv6(whole).DestinationAddress);
         Assert.True(ReferenceChecksum.VerifiesV6(whole.AsSpan(14), 40, 17));
@@ -96,7 +97,7 @@ public class FragmentTests
     {
         var p = Processor();
         var f = Fragments.Split(Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(3000).Build(), 1480, 5)[1];
-        Assert.Equal(Verdict.HoldFragment, p.Process(f, 1000, out _, out _));
+        Assert.Equal(Verdict.HoldFragment, p.Process(f, 1000, out _));
         Assert.Equal(0, p.Counters.TotalDrops);
     }
 }

@@ -6,6 +6,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using static ZonLb.Testing.PacketBuilder;
 
 namespace ZonLb.UnitTests;
@@ -52,7 +53,7 @@ public class FuzzTests
             new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 5353, IpAddr.FromV4(0x0A140001)) }),
             new ResolvedService("ping", IpAddr.FromV4(0x0A0A0001), IpProtocol.Icmp, 0, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 0, IpAddr.FromV4(0x0A140001)) }),
         };
-        return new PacketProcessor(services, new[] { (2, new byte[6]), (3, new byte[6]) }, routes,
+        return StandalonePipeline.Create(services, new[] { (2, new byte[6]), (3, new byte[6]) }, routes,
             new EngineOptions { ConnectionCapacity = 4096, NatPortMin = 61000, NatPortMax = 61063 }, new EngineCounters());
     }
 
@@ -66,7 +67,7 @@ public class FuzzTests
         Verdict v;
         try
         {
-            v = p.Process(chunk.AsSpan(Guard, input.Length), 1000, out _, out _);
+            v = p.Process(chunk.AsSpan(Guard, input.Length), 1000, out _);
         }
         catch (Exception e)
         {

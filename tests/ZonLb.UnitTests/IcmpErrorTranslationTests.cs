@@ -6,6 +6,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -24,7 +25,7 @@ public class IcmpErrorTranslationTests
 
     private readonly FixedRoutes _routes = Routes();
 
-    private PacketProcessor Processor() => new(new[]
+    private PacketProcessor Processor() => StandalonePipeline.Create(new[]
         {
             new ResolvedService("web", IpAddr.Parse("10.10.0.1"), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 8080, Snat) }),
             new ResolvedService("dns", IpAddr.Parse("10.10.0.1"), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 5353, Snat) }),
@@ -41,12 +42,12 @@ public class IcmpErrorTranslationTests
         var p = Processor();
         var sent = Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(20).Build();
         var original = (byte[])sent.Clone();
-        Assert.Equal(Verdict.Transmit, p.Process(sent, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(sent, 1000, out _));
 
         var error = IcmpError("10.20.0.2", "10.20.0.1", 3, 3, sent, sent.Length - 14);
-        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out var toClient));
 
-        Assert.Equal(2, egress);
+        Assert.Equal(2, toClient.EgressIfIndex);
         var ip = ParseIPv4(error);
         Assert.Equal("10.10.0.1", ip.SourceAddress.ToString());
         Assert.Equal("10.10.0.2", ip.DestinationAddress.ToString());
@@ -67,10 +68,10 @@ public class IcmpErrorTranslationTests
         var p = Processor();
         var syn = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Payload(1400).Build();
         var original = (byte[])syn.Clone();
-        p.Process(syn, 1000, out _, out _);
+        p.Process(syn, 1000, out _);
 
         var error = IcmpError("10.20.0.254", "10.20.0.1", 3, 4, syn, 20 + 8, mtu: 1280);
-        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out _));
 
         var ip = ParseIPv4(error);
         Assert.Equal("10.20.0.254", ip.SourceAddress.ToString());
@@ -85,16 +86,16 @@ public class IcmpErrorTranslationTests
     {
         var p = Processor();
         var syn = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Build();
-        p.Process(syn, 1000, out _, out _);
+        p.Process(syn, 1000, out _);
         ushort natPort = ParseIPv4(syn).Extract<TcpPacket>().SourcePort;
         var reply = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(0x10).Payload(1400).Build();
         var original = (byte[])reply.Clone();
-        Assert.Equal(Verdict.Transmit, p.Process(reply, 1001, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(reply, 1001, out _));
 
         var error = IcmpError("10.10.0.254", "10.10.0.1", 3, 4, reply, 20 + 8, mtu: 1280);
-        Assert.Equal(Verdict.Transmit, p.Process(error, 1002, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(error, 1002, out var sent));
 
-        Assert.Equal(3, egress);
+        Assert.Equal(3, sent.EgressIfIndex);
         var ip = ParseIPv4(error);
         Assert.Equal("10.10.0.254", ip.SourceAddress.ToString());
         Assert.Equal("10.20.0.2", ip.DestinationAddress.ToString());
@@ -112,10 +113,10 @@ public class IcmpErrorTranslationTests
         var p = Processor();
         var ping = IcmpEcho("10.10.0.2", "10.10.0.1", 0x4242).Payload(56).Build();
         var original = (byte[])ping.Clone();
-        p.Process(ping, 1000, out _, out _);
+        p.Process(ping, 1000, out _);
 
         var error = IcmpError("10.20.0.254", "10.20.0.1", 11, 0, ping, ping.Length - 14);
-        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out _));
 
         Assert.True(IcmpChecksumValid(error));
         Assert.Equal(original[(14 + 20)..], error[(14 + 28 + 20)..]); // type, checksum, id 0x4242, seq, payload
@@ -127,12 +128,12 @@ public class IcmpErrorTranslationTests
         var p = Processor();
         var seg = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Payload(1400).Build();
         var original = (byte[])seg.Clone();
-        p.Process(seg, 1000, out _, out _);
+        p.Process(seg, 1000, out _);
 
         var error = IcmpError("fd00:20::254", "fd00:20::1", 2, 0, seg, 40 + 8, mtu: 1280);
-        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(error, 1001, out var sent));
 
-        Assert.Equal(2, egress);
+        Assert.Equal(2, sent.EgressIfIndex);
         var ip = ParseIPv6(error);
         Assert.Equal(IPAddress.Parse("fd00:10::2"), ip.DestinationAddress);
         Assert.Equal(IPAddress.Parse("fd00:20::254"), ip.SourceAddress);
@@ -148,8 +149,8 @@ public class IcmpErrorTranslationTests
         var p = Processor();
         var stranger = Udp("10.20.0.1", 61000, "10.20.0.2", 5353).Build();
         var error = IcmpError("10.20.0.2", "10.20.0.1", 3, 3, stranger, stranger.Length - 14);
-        Assert.Equal(Verdict.Drop, p.Process(error, 1000, out _, out _));
-        Assert.Equal(DropReason.NoConnection, p.LastDropReason);
+        Assert.Equal(Verdict.Drop, p.Process(error, 1000, out var dropped));
+        Assert.Equal(DropReason.NoConnection, dropped.DropReason);
     }
 
     [Fact]

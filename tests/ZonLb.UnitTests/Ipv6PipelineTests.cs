@@ -6,6 +6,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -26,7 +27,7 @@ public class Ipv6PipelineTests
         .Subnet("fd00:10::", 2).Subnet("fd00:20::", 3)
         .Neighbor("fd00:10::2", ClientMac).Neighbor("fd00:20::2", BackendMac);
 
-    private PacketProcessor Processor() => new(new[]
+    private PacketProcessor Processor() => StandalonePipeline.Create(new[]
         {
             new ResolvedService("web6", Vip, IpProtocol.Tcp, 80, new[] { new ResolvedBackend(Backend, 8080, Snat) }),
             new ResolvedService("dns6", Vip, IpProtocol.Udp, 53, new[] { new ResolvedBackend(Backend, 5353, Snat) }),
@@ -81,10 +82,10 @@ public class Ipv6PipelineTests
         var p = Processor();
         var frame = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Build();
 
-        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out int egress, out var hop));
+        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out var sent));
 
-        Assert.Equal(3, egress);
-        Assert.Equal(Backend, hop);
+        Assert.Equal(3, sent.EgressIfIndex);
+        Assert.Equal(Backend, sent.NextHop);
         var ip = ParseIPv6(frame);
         var tcp = ip.Extract<TcpPacket>();
         Assert.Equal(IPAddress.Parse("fd00:20::1"), ip.SourceAddress);
@@ -102,13 +103,13 @@ public class Ipv6PipelineTests
     {
         var p = Processor();
         var syn = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Build();
-        p.Process(syn, 1000, out _, out _);
+        p.Process(syn, 1000, out _);
         ushort natPort = ParseIPv6(syn).Extract<TcpPacket>().SourcePort;
 
         var synAck = Tcp("fd00:20::2", 8080, "fd00:20::1", natPort).TcpFlags(0x12).Payload(33).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out var sent));
 
-        Assert.Equal(2, egress);
+        Assert.Equal(2, sent.EgressIfIndex);
         var ip = ParseIPv6(synAck);
         var tcp = ip.Extract<TcpPacket>();
         Assert.Equal(IPAddress.Parse("fd00:10::1"), ip.SourceAddress);
@@ -126,7 +127,7 @@ public class Ipv6PipelineTests
         var frame = Udp("fd00:10::2", 5000, "fd00:10::1", 53).Payload(200).Checksum(ChecksumKind.Partial).Build();
         Assert.False(ReferenceChecksum.VerifiesV6(frame.AsSpan(14), 40, 17));
 
-        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out _));
 
         Assert.True(ReferenceChecksum.VerifiesV6(frame.AsSpan(14), 40, 17));
         Assert.Equal(1, p.Counters.PartialChecksumsRepaired);
@@ -137,15 +138,15 @@ public class Ipv6PipelineTests
     {
         var p = Processor();
         var request = IcmpEcho("fd00:10::2", "fd00:10::1", 0x4242).Payload(56).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(request, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(request, 1000, out _));
         Assert.Equal(128, request[14 + 40]);
         Assert.True(ReferenceChecksum.VerifiesV6(request.AsSpan(14), 40, 58));
         ushort natId = BinaryPrimitives.ReadUInt16BigEndian(request.AsSpan(14 + 40 + 4));
         Assert.Equal(IPAddress.Parse("fd00:20::2"), ParseIPv6(request).DestinationAddress);
 
         var reply = IcmpEcho("fd00:20::2", "fd00:20::1", natId, reply: true).Payload(56).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(reply, 1001, out int egress, out _));
-        Assert.Equal(2, egress);
+        Assert.Equal(Verdict.Transmit, p.Process(reply, 1001, out var sent));
+        Assert.Equal(2, sent.EgressIfIndex);
         Assert.Equal(129, reply[14 + 40]);
         Assert.Equal(0x4242, BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(14 + 40 + 4)));
         Assert.Equal(IPAddress.Parse("fd00:10::1"), ParseIPv6(reply).SourceAddress);
@@ -157,7 +158,7 @@ public class Ipv6PipelineTests
     {
         var p = Processor();
         var frame = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).ExtensionHeader(0).ExtensionHeader(60).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out _));
         Assert.Equal(0, frame[14 + 6]);
         Assert.True(ReferenceChecksum.VerifiesV6(frame.AsSpan(14), 40 + 16, 6));
         Assert.Equal(IPAddress.Parse("fd00:20::2"), new IPAddress(frame.AsSpan(14 + 24, 16)));
@@ -168,8 +169,8 @@ public class Ipv6PipelineTests
     {
         var p = Processor();
         var frame = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Ttl(1).Build();
-        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out _, out _));
-        Assert.Equal(DropReason.TtlExceeded, p.LastDropReason);
+        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out var dropped));
+        Assert.Equal(DropReason.TtlExceeded, dropped.DropReason);
     }
 
     [Fact]
@@ -177,7 +178,7 @@ public class Ipv6PipelineTests
     {
         var p = Processor();
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Build();
-        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out _, out _));
-        Assert.Equal(DropReason.NoService, p.LastDropReason);
+        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out var dropped));
+        Assert.Equal(DropReason.NoService, dropped.DropReason);
     }
 }

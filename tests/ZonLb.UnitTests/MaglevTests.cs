@@ -5,6 +5,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using static ZonLb.Testing.PacketBuilder;
 
 namespace ZonLb.UnitTests;
@@ -86,7 +87,7 @@ public class MaglevTests
             var routes = new FixedRoutes().Subnet("10.20.0.0", 3);
             for (int i = 0; i < 5; i++)
                 routes.Neighbor($"10.20.0.{2 + i}", new byte[6]);
-            return new PacketProcessor(new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends) },
+            return StandalonePipeline.Create(new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends) },
                 new[] { (2, new byte[6]), (3, new byte[6]) }, routes, new EngineOptions(), new EngineCounters());
         }
         var a = Instance();
@@ -98,8 +99,8 @@ public class MaglevTests
             ushort port = (ushort)(20000 + i);
             var fa = Tcp(client, port, "10.10.0.1", 80).Build();
             var fb = Tcp(client, port, "10.10.0.1", 80).Build();
-            a.Process(fa, 0, out _, out _);
-            b.Process(fb, 0, out _, out _);
+            a.Process(fa, 0, out _);
+            b.Process(fb, 0, out _);
             string backend = ParseIPv4(fa).DestinationAddress.ToString();
             Assert.Equal(backend, ParseIPv4(fb).DestinationAddress.ToString());
             seen.Add(backend);
@@ -148,13 +149,13 @@ public class MaglevTests
         var svc = new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, backends);
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
             .Neighbor("10.20.0.2", new byte[6]).Neighbor("10.20.0.3", new byte[6]).Neighbor("10.20.0.4", new byte[6]).Neighbor("10.20.0.5", new byte[6]);
-        var p = new PacketProcessor(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) }, routes, new EngineOptions(), new EngineCounters());
+        var p = StandalonePipeline.Create(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) }, routes, new EngineOptions(), new EngineCounters());
 
         var first = new Dictionary<ushort, System.Net.IPAddress>();
         for (ushort port = 1000; port < 1200; port++)
         {
             var f = Tcp("10.10.0.2", port, "10.10.0.1", 80).Build();
-            p.Process(f, 0, out _, out _);
+            p.Process(f, 0, out _);
             first[port] = ParseIPv4(f).DestinationAddress;
         }
         int victim = 1;
@@ -162,13 +163,13 @@ public class MaglevTests
         for (ushort port = 1000; port < 1200; port++)
         {
             var f = Tcp("10.10.0.2", port, "10.10.0.1", 80).TcpFlags(0x10).Build();
-            p.Process(f, 1, out _, out _);
+            p.Process(f, 1, out _);
             Assert.Equal(first[port], ParseIPv4(f).DestinationAddress);
         }
         for (ushort port = 2000; port < 2200; port++)
         {
             var f = Tcp("10.10.0.2", port, "10.10.0.1", 80).Build();
-            p.Process(f, 2, out _, out _);
+            p.Process(f, 2, out _);
             Assert.NotEqual("10.20.0.3", ParseIPv4(f).DestinationAddress.ToString());
         }
     }
@@ -177,10 +178,10 @@ public class MaglevTests
     public void New_flows_are_dropped_as_no_backend_when_every_backend_is_out()
     {
         var svc = new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) });
-        var p = new PacketProcessor(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) },
+        var p = StandalonePipeline.Create(new[] { svc }, new[] { (2, new byte[6]), (3, new byte[6]) },
             new FixedRoutes().Subnet("10.20.0.0", 3), new EngineOptions(), new EngineCounters());
         p.SetBackendOut(0, 0, true);
-        Assert.Equal(Verdict.Drop, p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build(), 0, out _, out _));
+        Assert.Equal(Verdict.Drop, p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build(), 0, out _));
         Assert.Equal(1, p.Counters.Drops(DropReason.NoBackend));
     }
 }

@@ -4,6 +4,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -29,7 +30,7 @@ public class MultiBufferFrameTests
             new ResolvedService("web6", IpAddr.Parse("fd00:10::1"), IpProtocol.Tcp, 80,
                 new[] { new ResolvedBackend(IpAddr.Parse("fd00:20::2"), 8080, IpAddr.Parse("fd00:20::1")) }),
         };
-        return new PacketProcessor(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, new Engine.Configuration.EngineOptions(), new EngineCounters());
+        return StandalonePipeline.Create(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, new Engine.Configuration.EngineOptions(), new EngineCounters());
     }
 
     /// <summary>Splits a frame at the given lengths (the rest in a last buffer), as the kernel fills UMEM chunks.</summary>
@@ -78,9 +79,9 @@ public class MultiBufferFrameTests
 
         Assert.Equal(DropReason.None, ParseChain(buffers, out var p));
         Assert.Equal(frame.Length - first, p.Beyond);
-        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out var sent));
 
-        Assert.Equal(3, egress);
+        Assert.Equal(3, sent.EgressIfIndex);
         var ip = ParseIPv4(buffers.SelectMany(b => b).ToArray());
         Assert.Equal("10.20.0.2", ip.DestinationAddress.ToString());
         Assert.True(ip.ValidIPChecksum);
@@ -96,7 +97,7 @@ public class MultiBufferFrameTests
         var processor = Processor();
 
         Assert.Equal(DropReason.None, ParseChain(buffers, out var p));
-        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out _));
 
         var whole = buffers.SelectMany(b => b).ToArray();
         Assert.True(ReferenceChecksum.VerifiesV6(whole.AsSpan(14), 40, 6));
@@ -111,7 +112,7 @@ public class MultiBufferFrameTests
         var processor = Processor();
         Assert.Equal(DropReason.None, PacketParser.Parse(buffers[0], frame.Length - 1792, out var p)); // no BeyondSum
 
-        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, processor.Process(buffers[0], in p, 1000, out _));
 
         Assert.True(ParseIPv4(buffers.SelectMany(b => b).ToArray()).Extract<TcpPacket>().ValidTcpChecksum);
         Assert.Equal(0, processor.Counters.PartialChecksumsRepaired);

@@ -6,6 +6,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -33,10 +34,10 @@ public class PacketProcessorTests
             new ResolvedService("dns", IpAddr.FromV4(0x0A0A0001), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 5353, IpAddr.FromV4(Snat)) }),
             new ResolvedService("ping", IpAddr.FromV4(0x0A0A0001), IpProtocol.Icmp, 0, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 0, IpAddr.FromV4(Snat)) }),
         };
-        return new PacketProcessor(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, options ?? new EngineOptions(), new EngineCounters());
+        return StandalonePipeline.Create(services, new[] { (2, LbcMac), (3, LbsMac) }, _routes, options ?? new EngineOptions(), new EngineCounters());
     }
 
-    private static Verdict Run(PacketProcessor p, byte[] frame, long now = 1000) => p.Process(frame, now, out _, out _);
+    private static Verdict Run(PacketProcessor p, byte[] frame, long now = 1000) => p.Process(frame, now, out _);
 
     [Fact]
     public void Syn_to_the_vip_is_rewritten_to_the_backend_from_the_snat_address()
@@ -44,9 +45,9 @@ public class PacketProcessorTests
         var p = Processor();
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Build();
 
-        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out var sent));
 
-        Assert.Equal(3, egress);
+        Assert.Equal(3, sent.EgressIfIndex);
         var ip = ParseIPv4(frame);
         var tcp = ip.Extract<TcpPacket>();
         Assert.Equal(IPAddress.Parse("10.20.0.1"), ip.SourceAddress);
@@ -70,9 +71,9 @@ public class PacketProcessorTests
         ushort natPort = ParseIPv4(syn).Extract<TcpPacket>().SourcePort;
 
         var synAck = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(0x12).Payload(10).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out int egress, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out var sent));
 
-        Assert.Equal(2, egress);
+        Assert.Equal(2, sent.EgressIfIndex);
         var ip = ParseIPv4(synAck);
         var tcp = ip.Extract<TcpPacket>();
         Assert.Equal(IPAddress.Parse("10.10.0.1"), ip.SourceAddress);
@@ -195,19 +196,19 @@ public class PacketProcessorTests
     public void Unknown_neighbor_holds_the_frame_until_it_is_resolved()
     {
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3);
-        var p = new PacketProcessor(
+        var p = StandalonePipeline.Create(
             new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)) }) },
             new[] { (2, LbcMac), (3, LbsMac) }, routes, new EngineOptions(), new EngineCounters());
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Build();
 
-        Assert.Equal(Verdict.Hold, p.Process(frame, 1000, out _, out IpAddr hop));
+        Assert.Equal(Verdict.Hold, p.Process(frame, 1000, out var held));
         Assert.Equal(1, routes.ResolveRequests);
-        Assert.Equal(Verdict.Hold, p.RetryHeld(frame, hop, 1010, out _));
+        Assert.Equal(Verdict.Hold, p.RetryHeld(frame, held.NextHop, 1010, out _));
         Assert.Equal(1, routes.ResolveRequests); // asked once, not on every retry
 
         routes.Neighbor("10.20.0.2", BackendMac);
-        Assert.Equal(Verdict.Transmit, p.RetryHeld(frame, hop, 1020, out int egress));
-        Assert.Equal(3, egress);
+        Assert.Equal(Verdict.Transmit, p.RetryHeld(frame, held.NextHop, 1020, out var retried));
+        Assert.Equal(3, retried.EgressIfIndex);
         Assert.Equal(BackendMac, frame[0..6]);
         Assert.True(ParseIPv4(frame).Extract<TcpPacket>().ValidTcpChecksum);
     }
@@ -310,7 +311,7 @@ public class PacketProcessorTests
     public void No_route_to_the_backend_is_dropped_and_counted()
     {
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2);
-        var p = new PacketProcessor(
+        var p = StandalonePipeline.Create(
             new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)) }) },
             new[] { (2, LbcMac) }, routes, new EngineOptions(), new EngineCounters());
         Assert.Equal(Verdict.Drop, Run(p, Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build()));
@@ -320,7 +321,7 @@ public class PacketProcessorTests
     [Fact]
     public void An_egress_interface_we_are_not_attached_to_is_dropped_and_counted()
     {
-        var p = new PacketProcessor(
+        var p = StandalonePipeline.Create(
             new[] { new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(Snat)) }) },
             new[] { (2, LbcMac) }, _routes, new EngineOptions(), new EngineCounters());
         Assert.Equal(Verdict.Drop, Run(p, Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build()));

@@ -5,6 +5,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using ZonLb.Testing;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
@@ -19,7 +20,7 @@ public class PathMtuTests
         var routes = new FixedRoutes()
             .Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3).Subnet("fd00:10::", 2).Subnet("fd00:20::", 3)
             .Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 }).Neighbor("fd00:20::2", new byte[] { 2, 0, 0, 0, 5, 2 });
-        var p = new PacketProcessor(new[]
+        var p = StandalonePipeline.Create(new[]
             {
                 new ResolvedService("web", IpAddr.Parse("10.10.0.1"), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 8080, IpAddr.Parse("10.20.0.1")) }),
                 new ResolvedService("dns", IpAddr.Parse("10.10.0.1"), IpProtocol.Udp, 53, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 53, IpAddr.Parse("10.20.0.1")) }),
@@ -34,7 +35,7 @@ public class PathMtuTests
     {
         var p = Processor(1280);
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Payload(1240).DontFragment().Build(); // 1280 bytes of IP
-        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out _, out _));
+        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out _));
     }
 
     [Fact]
@@ -43,9 +44,9 @@ public class PathMtuTests
         var p = Processor(1280);
         var frame = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Payload(1241).DontFragment().Build();
         var original = (byte[])frame.Clone();
-        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out _, out _));
-        Assert.Equal(DropReason.FragmentationNeeded, p.LastDropReason);
-        Assert.Equal(1280, p.LastMtu);
+        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out var dropped));
+        Assert.Equal(DropReason.FragmentationNeeded, dropped.DropReason);
+        Assert.Equal(1280, dropped.Mtu);
         Assert.Equal(original, frame);
     }
 
@@ -54,8 +55,8 @@ public class PathMtuTests
     {
         var p = Processor(1280);
         var frame = Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(1300).Build();
-        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out _, out _));
-        Assert.Equal(DropReason.MtuExceeded, p.LastDropReason);
+        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out var dropped));
+        Assert.Equal(DropReason.MtuExceeded, dropped.DropReason);
     }
 
     [Fact]
@@ -82,8 +83,8 @@ public class PathMtuTests
     {
         var p = Processor(1280);
         var frame = Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Payload(1300).Build();
-        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out _, out _));
-        Assert.Equal(DropReason.FragmentationNeeded, p.LastDropReason);
+        Assert.Equal(Verdict.Drop, p.Process(frame, 1000, out var dropped));
+        Assert.Equal(DropReason.FragmentationNeeded, dropped.DropReason);
 
         var buffer = new byte[2048];
         frame.CopyTo(buffer, 0);

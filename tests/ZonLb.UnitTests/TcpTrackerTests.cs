@@ -4,6 +4,7 @@ using ZonLb.Engine.Flows;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using static ZonLb.Testing.PacketBuilder;
 
 namespace ZonLb.UnitTests;
@@ -65,7 +66,7 @@ public class TcpTrackerTests
     {
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
             .Neighbor("10.10.0.2", new byte[6]).Neighbor("10.20.0.2", new byte[6]);
-        return new PacketProcessor(
+        return StandalonePipeline.Create(
             new[]
             {
                 new ResolvedService("web", IpAddr.FromV4(0x0A0A0001), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.FromV4(0x0A140002), 8080, IpAddr.FromV4(0x0A140001)) }),
@@ -80,7 +81,7 @@ public class TcpTrackerTests
     public void An_unanswered_syn_expires_after_the_syn_sent_timeout()
     {
         var p = Processor(new EngineOptions { TcpSynSentTimeoutSeconds = 5 });
-        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build(), 0, out _, out _);
+        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build(), 0, out _);
         p.ExpireConnections(4_999, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
         p.ExpireConnections(5_001, int.MaxValue);
@@ -92,9 +93,9 @@ public class TcpTrackerTests
     {
         var p = Processor(new EngineOptions { TcpSynSentTimeoutSeconds = 5, TcpSynRecvTimeoutSeconds = 5, TcpEstablishedTimeoutSeconds = 100 });
         var syn = Tcp("10.10.0.2", 1, "10.10.0.1", 80).Build();
-        p.Process(syn, 0, out _, out _);
-        p.Process(Tcp("10.20.0.2", 8080, "10.20.0.1", NatPort(syn)).TcpFlags(SynAck).Build(), 1, out _, out _);
-        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(Ack).Build(), 2, out _, out _);
+        p.Process(syn, 0, out _);
+        p.Process(Tcp("10.20.0.2", 8080, "10.20.0.1", NatPort(syn)).TcpFlags(SynAck).Build(), 1, out _);
+        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(Ack).Build(), 2, out _);
         p.ExpireConnections(50_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
         p.ExpireConnections(103_000, int.MaxValue);
@@ -105,8 +106,8 @@ public class TcpTrackerTests
     public void A_reset_connection_is_forgotten_after_the_close_timeout()
     {
         var p = Processor(new EngineOptions { TcpCloseTimeoutSeconds = 10 });
-        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(Ack).Build(), 0, out _, out _);
-        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(Rst).Build(), 0, out _, out _);
+        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(Ack).Build(), 0, out _);
+        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(Rst).Build(), 0, out _);
         p.ExpireConnections(9_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
         p.ExpireConnections(10_001, int.MaxValue);
@@ -118,10 +119,10 @@ public class TcpTrackerTests
     {
         var p = Processor(new EngineOptions { UdpTimeoutSeconds = 30, UdpStreamTimeoutSeconds = 120 });
         var request = Udp("10.10.0.2", 1, "10.10.0.1", 53).Build();
-        p.Process(request, 0, out _, out _);
-        p.Process(Udp("10.10.0.2", 2, "10.10.0.1", 53).Build(), 0, out _, out _); // never answered
-        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 5, out _, out _);
-        p.Process(Udp("10.10.0.2", 1, "10.10.0.1", 53).Build(), 2_500, out _, out _); // the stream goes on
+        p.Process(request, 0, out _);
+        p.Process(Udp("10.10.0.2", 2, "10.10.0.1", 53).Build(), 0, out _); // never answered
+        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 5, out _);
+        p.Process(Udp("10.10.0.2", 1, "10.10.0.1", 53).Build(), 2_500, out _); // the stream goes on
 
         p.ExpireConnections(31_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
@@ -135,8 +136,8 @@ public class TcpTrackerTests
         // DNS: one query, one answer, from a fresh source port each time (conntrack keeps these on its 30 s timeout)
         var p = Processor(new EngineOptions { UdpTimeoutSeconds = 30, UdpStreamTimeoutSeconds = 120 });
         var request = Udp("10.10.0.2", 1, "10.10.0.1", 53).Build();
-        p.Process(request, 0, out _, out _);
-        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 5, out _, out _);
+        p.Process(request, 0, out _);
+        p.Process(Udp("10.20.0.2", 53, "10.20.0.1", NatPort(request)).Build(), 5, out _);
 
         p.ExpireConnections(29_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
@@ -148,7 +149,7 @@ public class TcpTrackerTests
     public void A_bare_ack_picked_up_mid_stream_goes_after_the_unassured_timeout_not_the_established_one()
     {
         var p = Processor(new EngineOptions { TcpEstablishedTimeoutSeconds = 432000, TcpUnassuredTimeoutSeconds = 300 });
-        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(0x10).Build(), 0, out _, out _);
+        p.Process(Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(0x10).Build(), 0, out _);
 
         p.ExpireConnections(299_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);
@@ -161,8 +162,8 @@ public class TcpTrackerTests
     {
         var p = Processor(new EngineOptions { TcpEstablishedTimeoutSeconds = 432000, TcpUnassuredTimeoutSeconds = 300 });
         var ack = Tcp("10.10.0.2", 1, "10.10.0.1", 80).TcpFlags(0x10).Build();
-        p.Process(ack, 0, out _, out _);
-        p.Process(Tcp("10.20.0.2", 8080, "10.20.0.1", NatPort(ack)).TcpFlags(0x10).Build(), 10, out _, out _);
+        p.Process(ack, 0, out _);
+        p.Process(Tcp("10.20.0.2", 8080, "10.20.0.1", NatPort(ack)).TcpFlags(0x10).Build(), 10, out _);
 
         p.ExpireConnections(301_000, int.MaxValue);
         Assert.Equal(1, p.Connections.Count);

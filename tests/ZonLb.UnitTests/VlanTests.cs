@@ -4,6 +4,7 @@ using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
 using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
+using ZonLb.PipelineTesting;
 using static ZonLb.Testing.PacketBuilder;
 using static ZonLb.UnitTests.TestTopology;
 
@@ -75,19 +76,19 @@ public class VlanTests
     {
         var routes = new FixedRoutes().Subnet("10.10.100.0", 7).Subnet("10.20.0.0", 3)
             .Neighbor("10.10.100.2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 });
-        var p = new PacketProcessor(
+        var p = StandalonePipeline.Create(
             new[] { new ResolvedService("web", IpAddr.Parse("10.10.100.1"), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 8080, IpAddr.Parse("10.20.0.1")) }) },
             new[] { (2, LbcMac), (3, LbsMac) }, routes, new EngineOptions(), new EngineCounters());
         p.SetVlans(new Dictionary<int, (int, ushort)> { [7] = (2, 100) }); // ifindex 7: lbc.100
 
         var syn = Tcp("10.10.100.2", 40000, "10.10.100.1", 80).Vlan(100).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(syn, 1000, out int toBackend, out _));
-        Assert.Equal((3, (ushort)0), (toBackend, p.LastEgressVlan));
+        Assert.Equal(Verdict.Transmit, p.Process(syn, 1000, out var toBackendSent));
+        Assert.Equal((3, (ushort)0), (toBackendSent.EgressIfIndex, toBackendSent.Vlan));
 
         ushort natPort = (ushort)(syn[18 + 20] << 8 | syn[18 + 21]);
         var synAck = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(0x12).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out int toClient, out _));
-        Assert.Equal((2, (ushort)100), (toClient, p.LastEgressVlan));
+        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out var toClientSent));
+        Assert.Equal((2, (ushort)100), (toClientSent.EgressIfIndex, toClientSent.Vlan));
         Assert.Equal(LbcMac, synAck[6..12]);
     }
 
@@ -96,29 +97,29 @@ public class VlanTests
     {
         var routes = new FixedRoutes().Subnet("10.10.0.0", 2).Subnet("10.20.0.0", 3)
             .Neighbor("10.10.0.2", new byte[] { 2, 0, 0, 0, 0xC, 2 }).Neighbor("10.20.0.2", new byte[] { 2, 0, 0, 0, 5, 2 });
-        var p = new PacketProcessor(
+        var p = StandalonePipeline.Create(
             new[] { new ResolvedService("web", IpAddr.Parse("10.10.0.1"), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.Parse("10.20.0.2"), 8080, IpAddr.Parse("10.20.0.1")) }) },
             new[] { (2, LbcMac), (3, LbsMac) }, routes, new EngineOptions(), new EngineCounters());
 
         var syn = Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Vlan(100).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(syn, 1000, out _, out _));
-        Assert.Equal(0, p.LastEgressVlan);
+        Assert.Equal(Verdict.Transmit, p.Process(syn, 1000, out var toBackend));
+        Assert.Equal(0, toBackend.Vlan);
         ushort natPort = (ushort)(syn[18 + 20] << 8 | syn[18 + 21]);
 
         var synAck = Tcp("10.20.0.2", 8080, "10.20.0.1", natPort).TcpFlags(0x12).Build();
-        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out int egress, out _));
-        Assert.Equal((2, (ushort)100), (egress, p.LastEgressVlan));
+        Assert.Equal(Verdict.Transmit, p.Process(synAck, 1001, out var sent));
+        Assert.Equal((2, (ushort)100), (sent.EgressIfIndex, sent.Vlan));
     }
 
     [Fact]
     public void Without_the_vlan_interface_known_the_route_is_not_attached()
     {
         var routes = new FixedRoutes().Subnet("10.10.100.0", 7).Neighbor("10.10.100.2", new byte[] { 2, 0, 0, 0, 0xC, 2 });
-        var p = new PacketProcessor(
+        var p = StandalonePipeline.Create(
             new[] { new ResolvedService("web", IpAddr.Parse("10.20.0.1"), IpProtocol.Tcp, 80, new[] { new ResolvedBackend(IpAddr.Parse("10.10.100.2"), 8080, IpAddr.Parse("10.10.100.1")) }) },
             new[] { (2, LbcMac), (3, LbsMac) }, routes, new EngineOptions(), new EngineCounters());
         var syn = Tcp("10.20.0.2", 40000, "10.20.0.1", 80).Build();
-        Assert.Equal(Verdict.Drop, p.Process(syn, 1000, out _, out _));
-        Assert.Equal(DropReason.EgressNotAttached, p.LastDropReason);
+        Assert.Equal(Verdict.Drop, p.Process(syn, 1000, out var dropped));
+        Assert.Equal(DropReason.EgressNotAttached, dropped.DropReason);
     }
 }

@@ -48,6 +48,21 @@ internal struct Connection
 
     public readonly FlowKey ClientKey => new(ClientIp, VipIp, ClientPort, VipPort, Protocol);
 
+    /// <summary>What full NAT makes of a packet of this connection: toward the backend, from the SNAT address and NAT
+    /// port to the backend; back toward the client, from the VIP to the client.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly void Toward(bool toBackend, out IpAddr src, out IpAddr dst, out ushort sport, out ushort dport)
+    {
+        if (toBackend)
+        {
+            src = SnatIp; dst = BackendIp; sport = NatPort; dport = BackendPort;
+        }
+        else
+        {
+            src = VipIp; dst = ClientIp; sport = VipPort; dport = ClientPort;
+        }
+    }
+
     /// <summary>The key of a reply from the backend. ICMP echo replies carry the id in both "ports".</summary>
     public readonly FlowKey BackendKey => Protocol == IpProtocol.Icmp
         ? new(BackendIp, SnatIp, NatPort, NatPort, Protocol)

@@ -3,12 +3,6 @@ using ZonLb.Engine.Packets;
 
 namespace ZonLb.Engine.Flows;
 
-/// <summary>The fragments of one datagram: source, destination, protocol and IP identification.</summary>
-internal readonly record struct FragmentKey(IpAddr Src, IpAddr Dst, uint Id, IpProtocol Protocol);
-
-/// <summary>What a datagram's first fragment decided for the later ones: its connection and direction.</summary>
-internal readonly record struct FragmentRoute(int Connection, bool ToBackend, long Expires);
-
 /// <summary>A directional 5-tuple as seen in a packet (ports host-order numbers).</summary>
 internal readonly struct FlowKey : IEquatable<FlowKey>
 {

@@ -79,7 +79,17 @@ internal sealed partial class Dataplane : IDisposable
     internal Worker[] Workers => _workers;
     public int WorkerCount => _workers.Length;
     public int ActiveConnections => _workers.Sum(w => w.Processor.Connections.Count);
-    public int FreeFrames => _umem?.FreeFrames ?? 0;
+    /// <summary>Free frames: in the shared pool and in the workers' own stocks.</summary>
+    public int FreeFrames
+    {
+        get
+        {
+            int free = _umem?.FreeFrames ?? 0;
+            foreach (var w in _workers)
+                free += w.CachedFrames;
+            return free;
+        }
+    }
     public int TotalFrames => _umem?.FrameCount ?? 0;
     /// <summary>The first fatal error of a worker, if one stopped on one.</summary>
     public Exception? Fault { get; private set; }
@@ -305,9 +315,13 @@ internal sealed partial class Dataplane : IDisposable
             tx += s.Tx.Pending;
             comp += s.Completion.Pending;
         }
+        int free = umem.FreeFrames;
         foreach (var w in _workers)
+        {
             held += w.HeldFrames + w.InboxFrames;
-        return new FrameAccount(umem.FrameCount, umem.FreeFrames, fill, rx, tx, comp, held);
+            free += w.CachedFrames; // free, in the worker's own stock
+        }
+        return new FrameAccount(umem.FrameCount, free, fill, rx, tx, comp, held);
     }
 
     public void Dispose()
