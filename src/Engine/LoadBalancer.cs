@@ -4,7 +4,7 @@ using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Control;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Diagnostics;
-using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Runtime;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Bpf;
 

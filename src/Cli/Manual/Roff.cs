@@ -37,20 +37,19 @@ internal sealed class Roff
     public Roff Paragraph(string text)
     {
         _sb.Append(".PP\n");
-        var lines = text.Split('\n');
-        for (int i = 0; i < lines.Length; i++)
-        {
-            _sb.Append(Escape(lines[i].TrimEnd())).Append('\n');
-            if (i < lines.Length - 1)
-                _sb.Append(".br\n");
-        }
-        return this;
+        return Lines(text);
     }
 
     /// <summary>A tagged paragraph: <paramref name="tag"/> in bold, <paramref name="text"/> indented below it.</summary>
     public Roff Item(string tag, string text)
     {
         _sb.Append(".TP\n").Append("\\fB").Append(Escape(tag)).Append("\\fR\n");
+        return Lines(text);
+    }
+
+    /// <summary>Text whose newlines become line breaks.</summary>
+    private Roff Lines(string text)
+    {
         var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {

@@ -3,8 +3,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using ZonLb.Engine.Configuration;
-using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Routing;
+using ZonLb.Engine.Runtime;
 
 namespace ZonLb.Engine.Balancing;
 

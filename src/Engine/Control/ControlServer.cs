@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using ZonLb.Engine.Configuration;
-using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Runtime;
 
 namespace ZonLb.Engine.Control;
 
@@ -44,7 +44,8 @@ public sealed class ControlServer : IDisposable
     /// <summary>Raised for a reload request, before it is applied (the CLI re-reads its file through this).</summary>
     public Func<Task<string>>? OnReload { get; set; }
 
-    private static bool IsServed(string path)
+    /// <summary>Whether a process answers on the control socket at path (a file nobody answers on is stale).</summary>
+    internal static bool IsServed(string path)
     {
         try
         {

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using ZonLb.Engine.Pipeline;
+using ZonLb.Engine.Runtime;
 
 namespace ZonLb.Engine.Control;
 

@@ -177,24 +177,10 @@ public static class Doctor
     {
         if (!File.Exists(cfg.ControlSocket))
             checks.Add(new("control socket", CheckStatus.Ok, $"{cfg.ControlSocket}: no instance running"));
-        else if (ControlSocketAnswers(cfg.ControlSocket))
+        else if (Control.ControlServer.IsServed(cfg.ControlSocket))
             checks.Add(new("control socket", CheckStatus.Ok, $"{cfg.ControlSocket}: an instance is running and answers"));
         else
             checks.Add(new("control socket", CheckStatus.Warning, $"{cfg.ControlSocket}: a stale socket file (no process answers); the next run replaces it"));
-    }
-
-    private static bool ControlSocketAnswers(string path)
-    {
-        try
-        {
-            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            s.Connect(new UnixDomainSocketEndPoint(path));
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 
     private static void CheckMemlock(List<HostCheck> checks, long umemBytes)

@@ -70,17 +70,7 @@ public sealed unsafe class RtNetlink : IDisposable
         var w = Begin(RTM_GETLINK, NLM_F_REQUEST);
         w.Bytes(16); // struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; }
         w.AttrString(IFLA_IFNAME, name);
-        LinkInfo? found = null;
-        int err = Transact(w, (type, msg) =>
-        {
-            if (type == RTM_NEWLINK)
-                found = ParseLink(msg);
-        });
-        if (err == Errno.ENODEV)
-            return null;
-        if (err != 0)
-            throw new NativeException($"rtnetlink RTM_GETLINK {name}", err);
-        return found;
+        return QueryLink(w, name);
     }
 
     /// <summary>The interface with this index, or null when there is none.</summary>
@@ -90,6 +80,12 @@ public sealed unsafe class RtNetlink : IDisposable
         w.Bytes(4); // family, pad, type
         w.Int32(ifIndex);
         w.Bytes(8); // flags, change
+        return QueryLink(w, $"ifindex {ifIndex}");
+    }
+
+    /// <summary>Sends an RTM_GETLINK request and parses the answer; null when there is no such interface.</summary>
+    private LinkInfo? QueryLink(MessageWriter w, string which)
+    {
         LinkInfo? found = null;
         int err = Transact(w, (type, msg) =>
         {
@@ -99,7 +95,7 @@ public sealed unsafe class RtNetlink : IDisposable
         if (err == Errno.ENODEV)
             return null;
         if (err != 0)
-            throw new NativeException($"rtnetlink RTM_GETLINK ifindex {ifIndex}", err);
+            throw new NativeException($"rtnetlink RTM_GETLINK {which}", err);
         return found;
     }
 

@@ -5,7 +5,7 @@ using ZonLb.Native.Abi;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>The TX side: tags, TX descriptors, kicks, completions, and the fill ring.</summary>
 internal sealed partial class Worker

@@ -1,4 +1,4 @@
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>A received frame passed from the worker that got it to the worker that owns its connection.</summary>
 internal struct Handoff

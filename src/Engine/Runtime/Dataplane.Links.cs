@@ -4,7 +4,7 @@ using ZonLb.Native.Ethtool;
 using ZonLb.Native.Netlink;
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>
 /// Interfaces that change under a running data path: one going down or up is reported; one deleted has its

@@ -1,7 +1,7 @@
 using ZonLb.Engine.Packets;
 using ZonLb.Native.Abi;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>A frame a worker keeps for a while (see <see cref="HoldQueue"/>).</summary>
 internal struct HeldFrame

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Routing;
 using ZonLb.Engine.Services;
 using ZonLb.Native.Bpf;
@@ -9,7 +10,7 @@ using ZonLb.Native.Ethtool;
 using ZonLb.Native.Netlink;
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 
 /// <summary>An attached interface: its kernel identity and the AF_XDP sockets bound to its queues.</summary>

@@ -3,12 +3,13 @@ using ZonLb.Engine.Checksums;
 using ZonLb.Engine.Configuration;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Engine.Pipeline;
 using ZonLb.Engine.Services;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Interop;
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>
 /// One data-path thread. It owns the AF_XDP sockets of its queues (queue % workers == its index) on every

@@ -1,7 +1,8 @@
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Engine.Pipeline;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>
 /// The ICMP errors a worker answers dropped frames with, as a router does: time exceeded (the TTL ran out) and

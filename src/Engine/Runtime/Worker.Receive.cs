@@ -1,10 +1,11 @@
 using ZonLb.Engine.Checksums;
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Engine.Pipeline;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>A worker's batch: received, looked at, translated, handed off or completed.</summary>
 internal sealed partial class Worker

@@ -1,6 +1,6 @@
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>
 /// A worker's own stock of free UMEM frames in front of the shared pool (<see cref="Umem"/>, which takes a lock per

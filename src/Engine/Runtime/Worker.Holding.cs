@@ -1,8 +1,9 @@
 using ZonLb.Engine.Counters;
 using ZonLb.Engine.Packets;
+using ZonLb.Engine.Pipeline;
 using ZonLb.Native.Abi;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>Held frames: translated frames waiting for a neighbour, later fragments waiting for their first.</summary>
 internal sealed partial class Worker

@@ -1,4 +1,4 @@
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>
 /// Work the control plane needs done on a worker's own tables (copy its connections, flush some, take new

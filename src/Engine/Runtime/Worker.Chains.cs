@@ -4,7 +4,7 @@ using ZonLb.Engine.Packets;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Xsk;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>Multi-buffer frames (XDP_PKT_CONTD chains): taken whole, parsed with their length, freed whole.</summary>
 internal sealed partial class Worker

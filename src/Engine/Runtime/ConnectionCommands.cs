@@ -1,6 +1,6 @@
 using ZonLb.Engine.Flows;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>Copies a worker's connections (those of one service, or all), at most a limit, a slice of the table
 /// per step, into an array the control plane turns into reports.</summary>

@@ -1,6 +1,6 @@
 using ZonLb.Engine.Services;
 
-namespace ZonLb.Engine.Pipeline;
+namespace ZonLb.Engine.Runtime;
 
 /// <summary>
 /// Hands the workers new versions of the service table, RCU-style: the control plane publishes a version (one
