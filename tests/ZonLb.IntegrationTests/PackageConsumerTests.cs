@@ -95,7 +95,8 @@ public class PackageConsumerTests
             Assert.Matches("<repository type=\"git\" url=\"https://github.com/[^\"]+\"", nuspec);
             Assert.NotNull(package.GetEntry("LICENSE"));
             Assert.Contains("libbpf.so.1", readme); // the native libraries a consumer needs, by name
-            if (Directory.Exists(Path.Combine(root, ".git")))
+            string git = Path.Combine(root, ".git"); // a directory, or in a worktree a file
+            if (Directory.Exists(git) || File.Exists(git))
             {
                 // SourceLink: the PDB maps the sources to the repository at the commit built
                 string commit = Command.Check("git", "-C", root, "rev-parse", "HEAD").Trim();
