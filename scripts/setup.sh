@@ -7,6 +7,7 @@
 #   clang llvm linux-libc-dev libbpf-dev   compile the XDP programs (bpf/build.sh) against the kernel's UAPI headers
 #   bpftool                                dumps the kernel's BTF into vmlinux.h for the drop tracer
 #   libxdp-dev (libxdp1)                   libxdp, which the engine loads: XDP attach with the dispatcher, AF_XDP set-up
+#   xdp-tools                              xdp-loader: the coexistence tests load a program of their own through libxdp
 #   iproute2 ethtool procps                ip/tc/ip netns, offload and channel settings, sysctl/ps (tests, scripts)
 #   nftables iperf3 curl netcat-openbsd    the tests' and benchmarks' traffic and the nftables reference rows
 #   iputils-ping socat                     ping through the VIP, UDP clients
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(clang llvm linux-libc-dev libbpf-dev bpftool libxdp-dev
+PACKAGES=(clang llvm linux-libc-dev libbpf-dev bpftool libxdp-dev xdp-tools
           iproute2 ethtool procps nftables iperf3 curl netcat-openbsd iputils-ping socat apache2-utils hping3 man-db zsh fish)
 
 say() { echo "setup.sh: $*"; }

@@ -46,7 +46,8 @@ public static class Program
         var link = nl.GetLink(ifName) ?? throw new InvalidOperationException($"no interface {ifName}");
         const int Frames = 4096, RingSize = 2048;
         using var umem = new Umem(Frames, 2048);
-        using var xsk = XskSocket.Create(umem, null, ifName, link.Index, 0, RingSize, XskBindMode.Copy);
+        using var registration = XskUmem.Register(umem, RingSize, ifName);
+        using var xsk = XskSocket.Create(registration, ifName, link.Index, 0, RingSize, XskBindMode.Copy);
 
         // every UMEM frame holds a ready frame of flow (i % flows); they are sent again as they complete
         var free = new ulong[Frames];

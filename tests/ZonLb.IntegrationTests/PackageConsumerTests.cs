@@ -95,6 +95,7 @@ public class PackageConsumerTests
             Assert.Matches("<repository type=\"git\" url=\"https://github.com/[^\"]+\"", nuspec);
             Assert.NotNull(package.GetEntry("LICENSE"));
             Assert.Contains("libbpf.so.1", readme); // the native libraries a consumer needs, by name
+            Assert.Contains("libxdp.so.1", readme);
             string git = Path.Combine(root, ".git"); // a directory, or in a worktree a file
             if (Directory.Exists(git) || File.Exists(git))
             {

@@ -3,6 +3,7 @@ using ZonLb.Native.Memory;
 namespace ZonLb.UnitTests;
 
 /// <summary>The raw-memory array under the connection table: zero-filled, bounds-checked, safe after Dispose.</summary>
+[Collection(ResidentMemory.Name)]
 public class HugePageArrayTests
 {
     [Fact]
@@ -69,4 +70,12 @@ public class HugePageArrayTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new HugePageArray<byte>(0));
     }
+}
+
+/// <summary>Tests that measure this process's resident memory run alone: other tests allocating or freeing at the same
+/// time would move VmRSS under them.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ResidentMemory
+{
+    public const string Name = "resident memory";
 }

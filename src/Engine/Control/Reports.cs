@@ -10,7 +10,11 @@ namespace ZonLb.Engine.Control;
 /// <param name="Queues">AF_XDP sockets, one per RX queue.</param>
 /// <param name="ZeroCopy">Whether the sockets run zero-copy (veth: never).</param>
 /// <param name="State">up, down or deleted.</param>
-public sealed record InterfaceReport(string Name, int IfIndex, string XdpMode, int Queues, bool ZeroCopy, string State);
+public sealed record InterfaceReport(string Name, int IfIndex, string XdpMode, int Queues, bool ZeroCopy, string State)
+{
+    /// <summary>Attached through libxdp's dispatcher (other XDP programs may share the interface), or alone.</summary>
+    public bool Dispatcher { get; init; }
+}
 
 /// <summary>The engine at a glance.</summary>
 /// <param name="Version">The engine's assembly version.</param>

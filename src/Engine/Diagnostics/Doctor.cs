@@ -76,19 +76,21 @@ public static class Doctor
             : new($"queues {name}", CheckStatus.Error, $"{queues} RX queue(s) for {workers} worker(s): raise the queues ('ethtool -L {name} rx {workers} tx {workers}'; veth: numrxqueues) or lower engine.workers"));
 
         string driver = EthtoolStats.Driver(name) ?? "unknown";
-        var (id, progName, ownerPid, ownerAlive) = XdpProgram.Inspect(link.Index);
-        if (id == 0)
+        var (dispatcher, programs) = XdpProgram.Inspect(link.Index);
+        if (programs.Count == 0)
         {
             checks.Add(new($"xdp {name}", CheckStatus.Ok, $"no XDP program attached; driver {driver}: {(driver == "veth" ? "native XDP, AF_XDP copy mode (veth has no zero-copy)" : "native XDP where the driver offers it, else generic")}"));
         }
-        else
+        foreach (var p in programs)
         {
-            bool ours = progName == "zonlb_xdp";
-            checks.Add(ours && ownerAlive
-                ? new($"xdp {name}", CheckStatus.Ok, $"zonlb_xdp (id {id}) attached by the running zonlb-afxdp (pid {ownerPid})")
-                : ours
-                    ? new($"xdp {name}", CheckStatus.Warning, $"a stale zonlb_xdp (id {id}) left by a killed run{(ownerPid != 0 ? $" (pid {ownerPid}, gone)" : "")}: the next 'zonlb-afxdp run' replaces it ('ip link set dev {name} xdp off' removes it now)")
-                    : new($"xdp {name}", CheckStatus.Error, $"someone else's XDP program '{progName ?? "?"}' (id {id}) is attached: zonlb-afxdp will refuse to replace it"));
+            string where = dispatcher ? " in libxdp's dispatcher" : " alone (no dispatcher)";
+            checks.Add(p.IsOurs && p.OwnerAlive
+                ? new($"xdp {name}", CheckStatus.Ok, $"zonlb_xdp (id {p.Id}) attached by the running zonlb-afxdp (pid {p.OwnerPid}){where}")
+                : p.IsOurs
+                    ? new($"xdp {name}", CheckStatus.Warning, $"a stale zonlb_xdp (id {p.Id}){where} left by a killed run{(p.OwnerPid != 0 ? $" (pid {p.OwnerPid}, gone)" : "")}: the next 'zonlb-afxdp run' replaces it ('ip link set dev {name} xdp off' removes every program now)")
+                    : dispatcher
+                        ? new($"xdp {name}", CheckStatus.Ok, $"'{p.Name ?? "?"}' (id {p.Id}) is attached through libxdp's dispatcher: zonlb_xdp will run beside it")
+                        : new($"xdp {name}", CheckStatus.Error, $"'{p.Name ?? "?"}' (id {p.Id}) is attached without libxdp's dispatcher: zonlb-afxdp cannot share the interface with it and will refuse (load it with xdp-loader instead, or remove it)"));
         }
 
         if (driver == "veth")
@@ -223,8 +225,20 @@ public static class Doctor
         string libxdp = NativeLibrary.TryLoad("libxdp.so.1", out var h) ? LibraryFile("libxdp.so.1") : "";
         if (h != 0)
             NativeLibrary.Free(h);
-        checks.Add(new("libraries", CheckStatus.Ok,
-            $"libbpf {XdpProgram.LibBpfVersion}; libxdp {(libxdp.Length > 0 ? libxdp : "not installed (not needed: AF_XDP sockets are driven directly)")}"));
+        checks.Add(libxdp.Length > 0
+            ? new("libraries", CheckStatus.Ok, $"libbpf {XdpProgram.LibBpfVersion}; libxdp {libxdp} (XDP attach and AF_XDP set-up)")
+            : new("libraries", CheckStatus.Error, $"libbpf {XdpProgram.LibBpfVersion}; libxdp.so.1 not found: install libxdp1 (Debian: apt install libxdp1)"));
+        checks.Add(DispatcherCheck());
+    }
+
+    /// <summary>Whether libxdp can use its dispatcher here (a bpffs where it keeps the dispatcher's state), so that
+    /// zonlb_xdp shares interfaces with other programs; without it the program is attached alone.</summary>
+    private static HostCheck DispatcherCheck()
+    {
+        var d = XdpDispatcher.Availability();
+        return new("xdp dispatcher", CheckStatus.Ok, d.Usable
+            ? $"libxdp's dispatcher (state in the bpffs at {d.BpfFs}): zonlb_xdp runs beside other programs attached through libxdp (xdp-loader), each in turn"
+            : $"{d.Reason}: zonlb_xdp is attached alone, and an interface that carries another XDP program is refused ({d.Remedy})");
     }
 
     private static string LibraryFile(string soname)

@@ -119,14 +119,16 @@ internal sealed partial class Dataplane
             foreach (var s in sockets)
             {
                 var frames = new List<ulong>();
-                frames.AddRange(s.Fill.PendingAddresses(false));
-                frames.AddRange(s.Rx.PendingAddresses(true));
-                frames.AddRange(s.Tx.PendingAddresses(true));
-                frames.AddRange(s.Completion.PendingAddresses(false));
+                frames.AddRange(s.Fill.PendingAddresses());
+                frames.AddRange(s.Rx.PendingAddresses());
+                frames.AddRange(s.Tx.PendingAddresses());
+                frames.AddRange(s.Completion.PendingAddresses());
                 _umem!.FreeBatch(frames.ToArray());
                 _sockets.Remove(s);
-                s.Dispose(); // the UMEM lives on while any other socket shares it
+                s.Dispose();
             }
+            port.Umem?.Dispose(); // this interface's registration of the area; the others' stay
+            port.Umem = null;
         }
     }
 
@@ -139,13 +141,12 @@ internal sealed partial class Dataplane
         var ic = _config.Interfaces.First(i => i.Name == port.Name);
         uint first = _nextSlot;
         var created = new List<XskSocket>();
+        var umem = XskUmem.Register(_umem!, (uint)_config.Engine.RingSize, port.Name);
         try
         {
-            // any bound socket shares the UMEM; with none left, the first new socket registers it again
-            var umemOwner = _sockets.FirstOrDefault();
             for (int q = 0; q < queues; q++)
             {
-                var socket = XskSocket.Create(_umem!, umemOwner, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode, _config.Engine.MultiBuffer);
+                var socket = XskSocket.Create(umem, port.Name, link.Index, q, (uint)_config.Engine.RingSize, ic.XskMode, _config.Engine.MultiBuffer);
                 created.Add(socket);
                 if (_config.Engine.BusyPollMicroseconds > 0)
                     socket.EnableBusyPoll(_config.Engine.BusyPollMicroseconds, 64);
@@ -155,17 +156,18 @@ internal sealed partial class Dataplane
         {
             foreach (var c in created)
                 c.Dispose();
+            umem.Dispose();
             throw;
         }
         lock (_socketsLock)
         {
-            _program!.SetInterfaceSlots(link.Index, first);
             foreach (var s in created)
             {
-                _program.SetSocket(_nextSlot++, s.Fd);
                 _sockets.Add(s);
                 port.Sockets.Add(s);
             }
+            _nextSlot += (uint)created.Count;
+            port.Umem = umem;
             port.IfIndex = link.Index;
             port.Mac = link.Mac.GetAddressBytes();
             port.Mtu = link.Mtu;
@@ -184,7 +186,11 @@ internal sealed partial class Dataplane
             w.FillAll();
             return 0;
         })).GetAwaiter().GetResult();
-        port.AttachedMode = _program.Attach(port.Name, link.Index, ic.XdpMode);
-        _log($"re-attached to {port.Name} (ifindex {link.Index}, {port.AttachedMode} XDP, {queues} queue(s))");
+        var attachment = _program!.Attach(port.Name, link.Index, ic.XdpMode);
+        port.AttachedMode = attachment.Mode;
+        port.Attachment = attachment;
+        lock (_socketsLock)
+            SteerSockets(port);
+        _log($"re-attached to {port.Name} (ifindex {link.Index}, {attachment}, {queues} queue(s))");
     }
 }

@@ -22,7 +22,7 @@ internal sealed partial class Dataplane
         (long)_uptime.Elapsed.TotalSeconds,
         _config.Source,
         _ports.Select(p => new InterfaceReport(p.Name, p.IfIndex, p.AttachedMode.ToString().ToLowerInvariant(), p.Sockets.Count,
-            p.Sockets.Count > 0 && p.Sockets[0].ZeroCopy, p.Missing ? "deleted" : p.Down ? "down" : "up")).ToList(),
+            p.Sockets.Count > 0 && p.Sockets[0].ZeroCopy, p.Missing ? "deleted" : p.Down ? "down" : "up") { Dispatcher = p.Attachment?.Dispatcher == true }).ToList(),
         Services.Services.Count(s => !s.Removed),
         ActiveConnections,
         _workers.Sum(w => w.Processor.Connections.Capacity),

@@ -21,6 +21,10 @@ internal sealed class Port
     public required int IfIndex { get; set; }
     public required byte[] Mac { get; set; }
     public required XdpAttachMode AttachedMode { get; set; }
+    /// <summary>How the program sits on the interface (dispatcher or alone), once attached.</summary>
+    public XdpAttachment? Attachment { get; set; }
+    /// <summary>The UMEM registration this interface's sockets share (null while the interface is missing).</summary>
+    public XskUmem? Umem { get; set; }
     /// <summary>Sockets by queue number.</summary>
     public List<XskSocket> Sockets { get; } = new();
     /// <summary>The interface's first IPv4 address, the source of the ICMP errors we send; unspecified: none.</summary>
@@ -42,8 +46,8 @@ internal sealed class Port
 }
 
 /// <summary>
-/// The running data path: the steering program attached to every configured interface, one AF_XDP socket per
-/// RX queue sharing one UMEM, and `workers` threads (<see cref="Worker"/>), each owning the sockets of its
+/// The running data path: the steering program attached to every configured interface (through libxdp), one AF_XDP
+/// socket per RX queue, all over one UMEM area (registered once per interface), and `workers` threads (<see cref="Worker"/>), each owning the sockets of its
 /// queues, a shard of the connection table and its counters, with no locks on the hot path. Control work never
 /// stops the workers (see Dataplane.Control.cs). Dispose stops the workers,
 /// detaches every XDP program it attached and closes the sockets.
@@ -103,6 +107,7 @@ internal sealed partial class Dataplane : IDisposable
     public static Dataplane Start(LoadBalancerConfig config, Action<string>? log = null)
     {
         var dp = new Dataplane(config, log ?? (_ => { }));
+        ZonLb.Native.Interop.LibXdpMessages.Sink = dp._log; // libxdp's warnings and notes, in our log
         try
         {
             dp.Setup();
@@ -130,25 +135,7 @@ internal sealed partial class Dataplane : IDisposable
                 throw new InvalidOperationException($"interface {ic.Name} is not an Ethernet interface");
             if (!link.IsUp)
                 _log($"warning: interface {ic.Name} is down");
-            var (attached, progName, ownerPid, ownerAlive) = XdpProgram.Inspect(link.Index);
-            if (attached != 0)
-            {
-                if (string.IsNullOrEmpty(progName))
-                    throw new InvalidOperationException(
-                        $"interface {ic.Name} already has an XDP program attached (id {attached}) that this process may not inspect " +
-                        $"(reading another program's name needs CAP_SYS_ADMIN): grant CAP_SYS_ADMIN so that zonlb-afxdp can replace a stale one " +
-                        $"of its own, or remove it with 'ip link set dev {ic.Name} xdp off'");
-                if (progName != "zonlb_xdp")
-                    throw new InvalidOperationException(
-                        $"interface {ic.Name} already has an XDP program attached: '{progName}' (id {attached}), someone else's; " +
-                        $"zonlb-afxdp does not replace it ('ip link set dev {ic.Name} xdp off' removes it)");
-                if (ownerAlive)
-                    throw new InvalidOperationException(
-                        $"interface {ic.Name} already has an XDP program attached: zonlb_xdp (id {attached}) of the running zonlb-afxdp pid {ownerPid}; stop that one first");
-                // Left by a run that was killed (SIGKILL, OOM): its owner process is gone, so take the interface back.
-                XdpProgram.DetachAny(ic.Name, link.Index);
-                _log($"replaced a stale zonlb_xdp (id {attached}) on {ic.Name}, left by pid {ownerPid} which is gone");
-            }
+            TakeBackStaleProgram(ic.Name, link.Index);
             int queues = EthtoolChannels.GetRxQueueCount(ic.Name);
             if (queues < workers)
                 throw new InvalidOperationException(
@@ -164,10 +151,10 @@ internal sealed partial class Dataplane : IDisposable
             _registry.Add(ServiceResolver.Resolve(sc, o, nl, workers));
         _publisher = new ServicePublisher(_registry.Snapshot());
 
-        _program = XdpProgram.Load(multiBuffer: o.MultiBuffer);
+        _program = XdpProgram.Open(multiBuffer: o.MultiBuffer);
         _umem = new Umem(o.FrameCount, o.FrameSize);
 
-        // 2. Sockets: one per RX queue of every interface, all sharing the UMEM.
+        // 2. Sockets: one per RX queue of every interface, on the interface's registration of the UMEM area.
         uint slot = 0;
         foreach (var (ic, link, queues) in links)
         {
@@ -176,22 +163,13 @@ internal sealed partial class Dataplane : IDisposable
                 Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot,
                 Mtu = link.Mtu, Vlans = ic.Vlans.ToHashSet(),
             };
+            _ports.Add(port);
             var addresses = nl.GetIPv4Addresses(link.Index);
             port.Address = addresses.Count > 0 ? IpAddr.From(addresses[0]) : default;
             var addresses6 = nl.GetIPv6Addresses(link.Index);
             port.Address6 = addresses6.Count > 0 ? IpAddr.From(addresses6[0]) : default;
-            _program.SetInterfaceSlots(link.Index, slot);
-            for (int q = 0; q < queues; q++)
-            {
-                var s = XskSocket.Create(_umem, _sockets.Count == 0 ? null : _sockets[0], ic.Name, link.Index, q,
-                    (uint)o.RingSize, ic.XskMode, o.MultiBuffer);
-                if (o.BusyPollMicroseconds > 0)
-                    s.EnableBusyPoll(o.BusyPollMicroseconds, 64);
-                _sockets.Add(s);
-                port.Sockets.Add(s);
-                _program.SetSocket(slot++, s.Fd);
-            }
-            _ports.Add(port);
+            CreateSockets(port, ic, queues);
+            slot += (uint)queues;
         }
 
         // 3. Workers, each with its own pipeline shard; routes and neighbours come from the resolver's thread.
@@ -208,20 +186,23 @@ internal sealed partial class Dataplane : IDisposable
             _workers[w] = new Worker(w, this, _umem, processor, _ports, o.CpuAffinity.Count > 0 ? o.CpuAffinity[w] : -1);
         }
 
-        // 4. What to steer.
-        foreach (var s in _publisher.Current.Services)
-            _program.AddService(s.Vip.ToIPAddress(), s.Protocol.WireNumber(s.Vip), s.Port);
-        SteerNatAddresses();
-
-        // 5. Fill rings, then attach: no frame is steered before a socket can take it.
+        // 4. Fill rings, then attach (libxdp loads the program then), then what to steer: no frame is steered
+        //    before a socket can take it, and until the maps name a service every frame passes.
         foreach (var w in _workers)
             w.FillAll();
         foreach (var port in _ports)
         {
-            port.AttachedMode = _program.Attach(port.Name, port.IfIndex, _config.Interfaces.First(i => i.Name == port.Name).XdpMode);
-            _log($"attached to {port.Name} (ifindex {port.IfIndex}, {port.AttachedMode} XDP, {port.Sockets.Count} queue(s), " +
+            var attachment = _program.Attach(port.Name, port.IfIndex, _config.Interfaces.First(i => i.Name == port.Name).XdpMode);
+            port.AttachedMode = attachment.Mode;
+            port.Attachment = attachment;
+            _log($"attached to {port.Name} (ifindex {port.IfIndex}, {attachment}, {port.Sockets.Count} queue(s), " +
                  $"{(port.Sockets[0].ZeroCopy ? "zero-copy" : "copy")} AF_XDP)");
         }
+        foreach (var port in _ports)
+            SteerSockets(port);
+        foreach (var s in _publisher.Current.Services)
+            _program.AddService(s.Vip.ToIPAddress(), s.Protocol.WireNumber(s.Vip), s.Port);
+        SteerNatAddresses();
         foreach (var s in _publisher.Current.Services)
             foreach (var b in s.Backends)
                 _log($"service {s.Name}: {s.Vip} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
@@ -245,6 +226,65 @@ internal sealed partial class Dataplane : IDisposable
              string.Join("; ", _workers.Select(w => w.Scheduling).Distinct()));
         _linkWatcher = new Thread(WatchLinks) { Name = "zonlb-links", IsBackground = true };
         _linkWatcher.Start();
+    }
+
+    /// <summary>
+    /// An XDP program already on an interface: others' programs attached through libxdp's dispatcher stay (ours joins
+    /// them); a zonlb_xdp whose process is gone (SIGKILL, OOM) is detached, from the dispatcher or alone; one of a
+    /// running zonlb-afxdp, or a program attached without the dispatcher, is refused, saying what to do.
+    /// </summary>
+    private void TakeBackStaleProgram(string name, int ifIndex)
+    {
+        var (dispatcher, programs) = XdpProgram.Inspect(ifIndex);
+        foreach (var p in programs)
+        {
+            if (string.IsNullOrEmpty(p.Name))
+                throw new InvalidOperationException(
+                    $"interface {name} already has an XDP program attached (id {p.Id}) that this process may not inspect " +
+                    $"(reading another program's name needs CAP_SYS_ADMIN): grant CAP_SYS_ADMIN so that zonlb-afxdp can tell whether it " +
+                    $"is a stale one of its own, or remove it with 'ip link set dev {name} xdp off'");
+            if (!p.IsOurs)
+            {
+                if (!dispatcher)
+                {
+                    var d = XdpDispatcher.Availability();
+                    string how = d.Usable ? "load that program with xdp-loader, which uses it" : $"here it is unavailable: {d.Reason} ({d.Remedy})";
+                    throw new InvalidOperationException(
+                        $"interface {name} already has an XDP program attached without libxdp's dispatcher: '{p.Name}' (id {p.Id}); " +
+                        $"zonlb-afxdp shares an interface only through the dispatcher ({how}), and does not replace it " +
+                        $"('ip link set dev {name} xdp off' removes it)");
+                }
+                continue; // shares the interface with us through the dispatcher
+            }
+            if (p.OwnerAlive)
+                throw new InvalidOperationException(
+                    $"interface {name} already has an XDP program attached: zonlb_xdp (id {p.Id}) of the running zonlb-afxdp pid {p.OwnerPid}; stop that one first");
+            XdpProgram.DetachStale(name, ifIndex, p.Id);
+            _log($"replaced a stale zonlb_xdp (id {p.Id}) on {name}, left by pid {p.OwnerPid} which is gone");
+        }
+    }
+
+    /// <summary>Registers the UMEM area for an interface and binds a socket to each of its queues.</summary>
+    private void CreateSockets(Port port, InterfaceConfig ic, int queues)
+    {
+        var o = _config.Engine;
+        port.Umem = XskUmem.Register(_umem!, (uint)o.RingSize, port.Name);
+        for (int q = 0; q < queues; q++)
+        {
+            var s = XskSocket.Create(port.Umem, ic.Name, port.IfIndex, q, (uint)o.RingSize, ic.XskMode, o.MultiBuffer);
+            if (o.BusyPollMicroseconds > 0)
+                s.EnableBusyPoll(o.BusyPollMicroseconds, 64);
+            _sockets.Add(s);
+            port.Sockets.Add(s);
+        }
+    }
+
+    /// <summary>Frames arriving on a port's queue q go to XSKMAP slot FirstSlot + q, its socket for that queue.</summary>
+    private void SteerSockets(Port port)
+    {
+        for (int q = 0; q < port.Sockets.Count; q++)
+            _program!.SetSocket(port.FirstSlot + (uint)q, port.Sockets[q].Fd);
+        _program!.SetInterfaceSlots(port.IfIndex, port.FirstSlot);
     }
 
     /// <summary>Wakes every worker (new route or neighbour answers for their held frames).</summary>
@@ -348,6 +388,11 @@ internal sealed partial class Dataplane : IDisposable
         foreach (var s in _sockets)
             s.Dispose();
         _sockets.Clear();
+        foreach (var port in _ports)
+        {
+            port.Umem?.Dispose(); // once its sockets are gone
+            port.Umem = null;
+        }
         foreach (var w in _workers)
             w.Wakeup.Dispose();
         _umem?.Dispose();

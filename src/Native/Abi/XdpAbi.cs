@@ -5,17 +5,15 @@ namespace ZonLb.Native.Abi;
 /// <summary>Constants of the AF_XDP socket API (include/uapi/linux/if_xdp.h).</summary>
 internal static class XdpConstants
 {
-    // setsockopt/getsockopt names at SOL_XDP
+    // getsockopt names at SOL_XDP (the sockets are set up by libxdp; these are what we read of them)
     public const int XDP_MMAP_OFFSETS = 1;
-    public const int XDP_RX_RING = 2;
-    public const int XDP_TX_RING = 3;
-    public const int XDP_UMEM_REG = 4;
-    public const int XDP_UMEM_FILL_RING = 5;
-    public const int XDP_UMEM_COMPLETION_RING = 6;
     public const int XDP_STATISTICS = 7;
+    public const int XDP_OPTIONS = 8;
 
-    // sockaddr_xdp.sxdp_flags
-    public const ushort XDP_SHARED_UMEM = 1 << 0;
+    /// <summary>XDP_OPTIONS: the socket is bound in zero-copy mode.</summary>
+    public const uint XDP_OPTIONS_ZEROCOPY = 1 << 0;
+
+    // bind flags (sockaddr_xdp.sxdp_flags, xsk_socket_config.bind_flags)
     public const ushort XDP_COPY = 1 << 1;
     public const ushort XDP_ZEROCOPY = 1 << 2;
     public const ushort XDP_USE_NEED_WAKEUP = 1 << 3;
@@ -28,33 +26,6 @@ internal static class XdpConstants
 
     // ring flags word
     public const uint XDP_RING_NEED_WAKEUP = 1 << 0;
-
-    // mmap page offsets of the rings
-    public const long XDP_PGOFF_RX_RING = 0;
-    public const long XDP_PGOFF_TX_RING = 0x80000000;
-    public const long XDP_UMEM_PGOFF_FILL_RING = 0x100000000;
-    public const long XDP_UMEM_PGOFF_COMPLETION_RING = 0x180000000;
-}
-
-/// <summary>struct sockaddr_xdp { __u16 sxdp_family; __u16 sxdp_flags; __u32 sxdp_ifindex; __u32 sxdp_queue_id; __u32 sxdp_shared_umem_fd; };</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct SockaddrXdp
-{
-    public ushort Family;
-    public ushort Flags;
-    public uint IfIndex;
-    public uint QueueId;
-    public uint SharedUmemFd;
-}
-
-/// <summary>struct xdp_umem_reg (v1 layout, accepted by every kernel): { __u64 addr; __u64 len; __u32 chunk_size; __u32 headroom; };</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct XdpUmemReg
-{
-    public ulong Addr;
-    public ulong Len;
-    public uint ChunkSize;
-    public uint Headroom;
 }
 
 /// <summary>struct xdp_ring_offset { __u64 producer; __u64 consumer; __u64 desc; __u64 flags; };</summary>

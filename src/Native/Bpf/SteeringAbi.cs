@@ -20,9 +20,10 @@ internal struct MapAddress
     }
 }
 
-/// <summary>struct zonlb_service_key { __u8 addr[16]; __be16 port; __u8 proto; __u8 pad; };</summary>
+/// <summary>A key of the steering program's services map (not the engine's own service key: this one is the wire
+/// format the BPF program reads). struct zonlb_service_key { __u8 addr[16]; __be16 port; __u8 proto; __u8 pad; };</summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct ServiceKey
+internal struct SteeredServiceKey
 {
     public MapAddress Addr;
     public ushort PortBe;

@@ -13,17 +13,28 @@ public enum XdpAttachMode
     Generic,
 }
 
+/// <summary>How the program sits on an interface: in libxdp's dispatcher (beside other programs), or alone.</summary>
+public readonly record struct XdpAttachment(XdpAttachMode Mode, bool Dispatcher, int Programs)
+{
+    public override string ToString() => Dispatcher
+        ? $"{Mode.ToString().ToLowerInvariant()} XDP through libxdp's dispatcher ({Programs} program(s) on the interface)"
+        : $"{Mode.ToString().ToLowerInvariant()} XDP, alone (no dispatcher)";
+}
+
 /// <summary>
-/// The loaded steering program (bpf/zonlb_xdp.c) and its maps. One instance serves every interface of the
-/// process: it is attached to each, and the maps say which frames go to which AF_XDP socket.
-/// Everything it attached is detached by <see cref="Dispose"/>.
+/// The steering program (bpf/zonlb_xdp.c) and its maps, attached through libxdp: with its multi-program dispatcher
+/// where it can (then other XDP programs share the interface, each run in turn while the previous one passes the
+/// frame), alone where the dispatcher is unavailable (no bpffs, a kernel without freplace, or
+/// <c>LIBXDP_SKIP_DISPATCHER=1</c>). One instance serves every interface of the process, and the maps say which frames
+/// go to which AF_XDP socket. libxdp loads the program at its first attach (as a dispatcher's component or as a plain
+/// XDP program), so the maps exist from then on: the caller attaches, then fills them; until a service is in them,
+/// every frame passes. Everything it attached is detached by <see cref="Dispose"/>.
 /// </summary>
 public sealed unsafe class XdpProgram : IDisposable
 {
-    private nint _obj;
-    private readonly int _progFd;
-    private readonly int _xsksMap, _ifSlotsMap, _servicesMap, _natMap, _statsMap, _ownerMap, _fragMap;
-    private readonly Dictionary<int, (string Name, uint Flags)> _attached = new();
+    private readonly XdpProgramHandle _prog;
+    private int _xsksMap = -1, _ifSlotsMap = -1, _servicesMap = -1, _natMap = -1, _statsMap = -1, _ownerMap = -1, _fragMap = -1;
+    private readonly Dictionary<int, (string Name, int Mode)> _attached = new();
 
     static XdpProgram()
     {
@@ -31,75 +42,116 @@ public sealed unsafe class XdpProgram : IDisposable
         LibBpf.libbpf_set_print(0);
     }
 
-    private XdpProgram(nint obj, int progFd, int xsks, int ifSlots, int services, int nat, int stats, int owner, int frag)
+    private XdpProgram(XdpProgramHandle prog, bool multiBuffer)
     {
-        _fragMap = frag;
-        _ownerMap = owner;
-        _obj = obj;
-        _progFd = progFd;
-        _xsksMap = xsks;
-        _ifSlotsMap = ifSlots;
-        _servicesMap = services;
-        _natMap = nat;
-        _statsMap = stats;
+        _prog = prog;
+        MultiBuffer = multiBuffer;
     }
 
-    /// <summary>Loaded as an xdp.frags program (see <see cref="Load"/>).</summary>
-    public bool MultiBuffer { get; private set; }
+    /// <summary>Opened as an xdp.frags program (see <see cref="Open"/>).</summary>
+    public bool MultiBuffer { get; }
+
+    /// <summary>Loaded (at the first attach): its maps can be filled.</summary>
+    public bool IsLoaded => _xsksMap >= 0;
 
     /// <summary>The compiled object shipped beside the assembly (bpf/zonlb_xdp.o).</summary>
     public static string DefaultObjectPath => BpfObjectFile.PathOf("zonlb_xdp.o");
 
-    /// <param name="multiBuffer">Load it as an xdp.frags program (BPF_F_XDP_HAS_FRAGS): it then attaches to
-    /// interfaces whose frames exceed one page (a veth whose peer's MTU is above 3,506), and redirects such frames
-    /// to sockets bound with XDP_USE_SG. It reads only the first buffer, which holds the headers.</param>
-    public static XdpProgram Load(string? objectPath = null, bool multiBuffer = false)
+    /// <param name="multiBuffer">An xdp.frags program (BPF_F_XDP_HAS_FRAGS, in a dispatcher that takes frags): it then
+    /// attaches to interfaces whose frames exceed one page (a veth whose peer's MTU is above 3,506), and redirects such
+    /// frames to sockets bound with XDP_USE_SG. It reads only the first buffer, which holds the headers.</param>
+    public static XdpProgram Open(string? objectPath = null, bool multiBuffer = false)
     {
         string path = objectPath ?? DefaultObjectPath;
-        nint obj = BpfObjectFile.OpenAndLoad(path, "bpf/zonlb_xdp.c",
-            "is the kernel's BPF verifier refusing it, or is CAP_BPF/CAP_PERFMON or RLIMIT_MEMLOCK missing?",
-            SteeringAbi.ProgramName, multiBuffer ? LibBpf.BPF_F_XDP_HAS_FRAGS : 0);
-        try
-        {
-            nint prog = BpfObjectFile.Program(obj, SteeringAbi.ProgramName);
-            var p = new XdpProgram(obj, LibBpf.bpf_program__fd(prog), MapFd(obj, "xsks_map"), MapFd(obj, "if_slots"),
-                MapFd(obj, "services"), MapFd(obj, "nat_addrs"), MapFd(obj, "xdp_stats"), MapFd(obj, "owner"), MapFd(obj, "frag_addrs"));
-            p.MultiBuffer = multiBuffer;
-            uint key = 0, pid = (uint)Environment.ProcessId;
-            Update(p._ownerMap, &key, &pid, "owner");
-            return p;
-        }
-        catch
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"BPF object {path} not found (built from bpf/zonlb_xdp.c by the ZonLb.Native project)", path);
+        LibXdpMessages.Install();
+        nint obj = LibBpf.bpf_object__open_file(path, 0);
+        if (obj == 0)
+            throw NativeException.FromLastError($"bpf_object__open_file({path})");
+        nint prog = LibXdp.xdp_program__from_bpf_obj(obj, "xdp");
+        int err = LibXdp.ErrorOf(prog);
+        if (prog == 0 || err != 0)
         {
             LibBpf.bpf_object__close(obj);
-            throw;
+            throw new NativeException($"xdp_program__from_bpf_obj({path}){Hint()}", Errno.FromNegative(err != 0 ? err : -Errno.EINVAL));
         }
+        var p = new XdpProgram(new XdpProgramHandle(prog), multiBuffer) { _obj = obj };
+        if (multiBuffer && (err = LibXdp.xdp_program__set_xdp_frags_support(prog, true)) != 0)
+        {
+            p.Dispose();
+            throw new NativeException("xdp_program__set_xdp_frags_support", Errno.FromNegative(err));
+        }
+        return p;
+    }
+
+    /// <summary>The libbpf object the program was opened from (xdp_program__from_bpf_obj leaves it ours to close).</summary>
+    private nint _obj;
+
+    private static string Hint() => LibXdpMessages.TakeLastWarning() is string w ? $" (libxdp: {w})" : "";
+
+    /// <summary>Attaches to an interface in the mode asked (<see cref="XdpAttachMode.Auto"/>: native, else generic where
+    /// the driver has no native XDP), through libxdp's dispatcher where it can. Another program already there shares
+    /// the interface if it too was attached through the dispatcher; one attached without it is refused. The first
+    /// attach loads the program and opens its maps.</summary>
+    public XdpAttachment Attach(string ifName, int ifIndex, XdpAttachMode mode)
+    {
+        int used = mode == XdpAttachMode.Generic ? LibXdp.XDP_MODE_SKB : LibXdp.XDP_MODE_NATIVE;
+        int err = LibXdp.xdp_program__attach(Handle, ifIndex, used, 0);
+        if (err == -Errno.EOPNOTSUPP && mode == XdpAttachMode.Auto)
+        {
+            used = LibXdp.XDP_MODE_SKB;
+            err = LibXdp.xdp_program__attach(Handle, ifIndex, used, 0);
+        }
+        if (err != 0)
+            throw AttachError(ifName, ifIndex, -err, used == LibXdp.XDP_MODE_SKB ? "generic" : "native");
+        _attached[ifIndex] = (ifName, used);
+        if (!IsLoaded)
+            OpenMaps();
+        var mp = Describe(ifIndex);
+        return mp ?? new XdpAttachment(used == LibXdp.XDP_MODE_SKB ? XdpAttachMode.Generic : XdpAttachMode.Native, false, 1);
+    }
+
+    private nint Handle => _prog.DangerousGetHandle();
+
+    /// <summary>After the first attach: the maps' descriptors, and this process recorded as the program's owner.</summary>
+    private void OpenMaps()
+    {
+        nint obj = LibXdp.xdp_program__bpf_obj(Handle);
+        _xsksMap = MapFd(obj, "xsks_map");
+        _ifSlotsMap = MapFd(obj, "if_slots");
+        _servicesMap = MapFd(obj, "services");
+        _natMap = MapFd(obj, "nat_addrs");
+        _statsMap = MapFd(obj, "xdp_stats");
+        _ownerMap = MapFd(obj, "owner");
+        _fragMap = MapFd(obj, "frag_addrs");
+        uint key = 0, pid = (uint)Environment.ProcessId;
+        Update(_ownerMap, &key, &pid, "owner");
     }
 
     private static int MapFd(nint obj, string name) => BpfObjectFile.MapFd(obj, name);
 
-    /// <summary>Attaches to an interface; fails (and attaches nothing) if another XDP program is already there.
-    /// Returns the mode actually used.</summary>
-    public XdpAttachMode Attach(string ifName, int ifIndex, XdpAttachMode mode)
+    /// <summary>How XDP sits on an interface now (mode, dispatcher or not, programs), or null when nothing is attached
+    /// or libxdp cannot tell.</summary>
+    public static XdpAttachment? Describe(int ifIndex)
     {
-        if (mode is XdpAttachMode.Auto or XdpAttachMode.Native)
-        {
-            uint flags = LibBpf.XDP_FLAGS_UPDATE_IF_NOEXIST | LibBpf.XDP_FLAGS_DRV_MODE;
-            int err = LibBpf.bpf_xdp_attach(ifIndex, _progFd, flags, 0);
-            if (err == 0)
-            {
-                _attached[ifIndex] = (ifName, flags);
-                return XdpAttachMode.Native;
-            }
-            if (mode == XdpAttachMode.Native || -err != Errno.EOPNOTSUPP)
-                throw AttachError(ifName, ifIndex, -err, "native");
-        }
-        uint skb = LibBpf.XDP_FLAGS_UPDATE_IF_NOEXIST | LibBpf.XDP_FLAGS_SKB_MODE;
-        int e = LibBpf.bpf_xdp_attach(ifIndex, _progFd, skb, 0);
-        if (e != 0)
-            throw AttachError(ifName, ifIndex, -e, "generic");
-        _attached[ifIndex] = (ifName, skb);
-        return XdpAttachMode.Generic;
+        using var mp = Multiprog(ifIndex);
+        if (mp == null)
+            return null;
+        nint h = mp.DangerousGetHandle();
+        var mode = LibXdp.xdp_multiprog__attach_mode(h) == LibXdp.XDP_MODE_SKB ? XdpAttachMode.Generic : XdpAttachMode.Native;
+        bool legacy = LibXdp.xdp_multiprog__is_legacy(h);
+        return new XdpAttachment(mode, !legacy, legacy ? 1 : LibXdp.xdp_multiprog__program_count(h));
+    }
+
+    /// <summary>libxdp's view of an interface's XDP programs, or null when none is attached (or it cannot be read).</summary>
+    private static XdpMultiprogHandle? Multiprog(int ifIndex)
+    {
+        LibXdpMessages.Install();
+        nint mp = LibXdp.xdp_multiprog__get_from_ifindex(ifIndex);
+        if (mp == 0 || LibXdp.ErrorOf(mp) != 0)
+            return null;
+        return new XdpMultiprogHandle(mp);
     }
 
     private NativeException AttachError(string ifName, int ifIndex, int errno, string mode)
@@ -107,18 +159,21 @@ public sealed unsafe class XdpProgram : IDisposable
         string hint = errno switch
         {
             Errno.EBUSY or Errno.EEXIST =>
-                $" — another XDP program is attached (id {QueryAttachedId(ifIndex)}); remove it with 'ip link set dev {ifName} xdp off' if it is a stale one of ours",
+                $" — another XDP program is attached without libxdp's dispatcher (id {QueryAttachedId(ifIndex)}), and cannot share the interface: " +
+                $"load it with xdp-loader (which uses the dispatcher), or remove it with 'ip link set dev {ifName} xdp off' if it is a stale one",
             // veth answers ERANGE when its peer's MTU is above what a single-buffer program can see (3,506 bytes
             // with 4 KiB pages on x86-64); other drivers answer it for their own MTU
             Errno.ERANGE => MultiBuffer
                 ? $" — the MTU of {ifName} or of its veth peer is too large even for multi-buffer XDP"
                 : $" — the MTU of {ifName} or of its veth peer is too large for XDP without multi-buffer: at most 3,506 bytes on a veth's peer. Set engine.multi_buffer = true, or lower the MTU (e.g. 'ip link set dev {ifName} mtu 1500', and the same on its peer)",
+            Errno.EINVAL when MultiBuffer =>
+                " — the dispatcher already on the interface was built for programs without multi-buffer support, which cannot run beside an xdp.frags one",
             _ => "",
         };
-        return new NativeException($"attach XDP program to {ifName} in {mode} mode{hint}", errno);
+        return new NativeException($"attach XDP program to {ifName} in {mode} mode{hint}{Hint()}", errno);
     }
 
-    /// <summary>The id of the XDP program attached to an interface in any mode, 0 when none.</summary>
+    /// <summary>The id of the XDP program attached to an interface in any mode (a dispatcher's, with one), 0 when none.</summary>
     public static uint QueryAttachedId(int ifIndex)
     {
         uint id = 0;
@@ -128,98 +183,103 @@ public sealed unsafe class XdpProgram : IDisposable
     /// <summary>The name of a loaded BPF program (bpf_prog_info.name), or null.</summary>
     public static string? ProgramName(uint id)
     {
-        int fd = LibBpf.bpf_prog_get_fd_by_id(id);
-        if (fd < 0)
+        using var fd = new FileDescriptorHandle(LibBpf.bpf_prog_get_fd_by_id(id));
+        if (fd.IsInvalid)
             return null;
-        try
-        {
-            // struct bpf_prog_info: ... char name[BPF_OBJ_NAME_LEN] at offset 64
-            var info = stackalloc byte[256];
-            new Span<byte>(info, 256).Clear();
-            uint len = 256;
-            if (LibBpf.bpf_obj_get_info_by_fd(fd, info, &len) != 0)
-                return null;
-            return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(info + 64));
-        }
-        finally
-        {
-            Libc.close(fd);
-        }
-    }
-
-    /// <summary>What is attached to an interface, as zonlb-afxdp sees it.</summary>
-    public static (uint Id, string? Name, uint OwnerPid, bool OwnerAlive) Inspect(int ifIndex)
-    {
-        uint id = QueryAttachedId(ifIndex);
-        if (id == 0)
-            return (0, null, 0, false);
-        string? name = ProgramName(id);
-        uint pid = name == SteeringAbi.ProgramName ? OwnerPid(id) : 0;
-        bool alive = pid != 0 && Directory.Exists($"/proc/{pid}");
-        return (id, name, pid, alive);
+        // struct bpf_prog_info: ... char name[BPF_OBJ_NAME_LEN] at offset 64
+        var info = stackalloc byte[256];
+        new Span<byte>(info, 256).Clear();
+        uint len = 256;
+        if (LibBpf.bpf_obj_get_info_by_fd(fd.Fd, info, &len) != 0)
+            return null;
+        return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(info + 64));
     }
 
     /// <summary>The PID recorded in the owner map of an attached zonlb_xdp program (by program id), or 0 when
     /// the program has none (not ours, or from a version without it).</summary>
     public static uint OwnerPid(uint progId)
     {
-        int fd = LibBpf.bpf_prog_get_fd_by_id(progId);
-        if (fd < 0)
+        using var fd = new FileDescriptorHandle(LibBpf.bpf_prog_get_fd_by_id(progId));
+        if (fd.IsInvalid)
             return 0;
-        try
-        {
-            var ids = stackalloc uint[16];
-            var info = stackalloc byte[256];
-            new Span<byte>(info, 256).Clear();
-            *(uint*)(info + 52) = 16;          // nr_map_ids
-            *(ulong*)(info + 56) = (ulong)ids; // map_ids
-            uint len = 256;
-            if (LibBpf.bpf_obj_get_info_by_fd(fd, info, &len) != 0)
-                return 0;
-            uint n = Math.Min(*(uint*)(info + 52), 16);
-            for (uint i = 0; i < n; i++)
-            {
-                int mfd = LibBpf.bpf_map_get_fd_by_id(ids[i]);
-                if (mfd < 0)
-                    continue;
-                try
-                {
-                    // struct bpf_map_info { u32 type, id, key_size, value_size, max_entries, map_flags; char name[16]; ... }
-                    var minfo = stackalloc byte[128];
-                    new Span<byte>(minfo, 128).Clear();
-                    uint mlen = 128;
-                    if (LibBpf.bpf_obj_get_info_by_fd(mfd, minfo, &mlen) != 0)
-                        continue;
-                    if (System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(minfo + 24)) != "owner")
-                        continue;
-                    uint key = 0, pid = 0;
-                    return LibBpf.bpf_map_lookup_elem(mfd, &key, &pid) == 0 ? pid : 0;
-                }
-                finally
-                {
-                    Libc.close(mfd);
-                }
-            }
+        var ids = stackalloc uint[16];
+        var info = stackalloc byte[256];
+        new Span<byte>(info, 256).Clear();
+        *(uint*)(info + 52) = 16;          // nr_map_ids
+        *(ulong*)(info + 56) = (ulong)ids; // map_ids
+        uint len = 256;
+        if (LibBpf.bpf_obj_get_info_by_fd(fd.Fd, info, &len) != 0)
             return 0;
-        }
-        finally
+        uint n = Math.Min(*(uint*)(info + 52), 16);
+        for (uint i = 0; i < n; i++)
         {
-            Libc.close(fd);
+            using var map = new FileDescriptorHandle(LibBpf.bpf_map_get_fd_by_id(ids[i]));
+            if (map.IsInvalid)
+                continue;
+            // struct bpf_map_info { u32 type, id, key_size, value_size, max_entries, map_flags; char name[16]; ... }
+            var minfo = stackalloc byte[128];
+            new Span<byte>(minfo, 128).Clear();
+            uint mlen = 128;
+            if (LibBpf.bpf_obj_get_info_by_fd(map.Fd, minfo, &mlen) != 0 ||
+                System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(minfo + 24)) != "owner")
+                continue;
+            uint key = 0, pid = 0;
+            return LibBpf.bpf_map_lookup_elem(map.Fd, &key, &pid) == 0 ? pid : 0;
         }
+        return 0;
     }
 
-    /// <summary>Detaches whatever XDP program is attached to an interface (used to clear a stale one of ours).</summary>
-    public static void DetachAny(string ifName, int ifIndex)
+    /// <summary>One XDP program attached to an interface, as zonlb-afxdp sees it: ours (zonlb_xdp) records its owner's PID.</summary>
+    public readonly record struct AttachedProgram(uint Id, string? Name, uint OwnerPid, bool OwnerAlive)
     {
-        // a program is attached in one mode; detaching in the other is a no-op
-        foreach (uint mode in new[] { LibBpf.XDP_FLAGS_DRV_MODE, LibBpf.XDP_FLAGS_SKB_MODE })
+        public bool IsOurs => Name == SteeringAbi.ProgramName;
+    }
+
+    /// <summary>The programs attached to an interface: those in its dispatcher, or the one attached alone (Dispatcher false);
+    /// empty when none. A program whose name cannot be read (without CAP_SYS_ADMIN) has a null name.</summary>
+    public static (bool Dispatcher, List<AttachedProgram> Programs) Inspect(int ifIndex)
+    {
+        var list = new List<AttachedProgram>();
+        uint mainId = QueryAttachedId(ifIndex);
+        if (mainId == 0)
+            return (false, list);
+        using var mp = Multiprog(ifIndex);
+        if (mp == null || LibXdp.xdp_multiprog__is_legacy(mp.DangerousGetHandle()))
         {
-            int err = LibBpf.bpf_xdp_detach(ifIndex, mode, 0);
-            if (err != 0 && -err != Errno.EINVAL && -err != Errno.EOPNOTSUPP)
-                throw new NativeException($"detach the XDP program of {ifName}", -err);
+            list.Add(Program(mainId));
+            return (false, list);
         }
-        if (QueryAttachedId(ifIndex) != 0)
-            throw new InvalidOperationException($"the XDP program of {ifName} could not be detached");
+        nint h = mp.DangerousGetHandle();
+        for (nint p = LibXdp.xdp_multiprog__next_prog(0, h); p != 0; p = LibXdp.xdp_multiprog__next_prog(p, h))
+            list.Add(Program(LibXdp.xdp_program__id(p)));
+        return (true, list);
+    }
+
+    private static AttachedProgram Program(uint id)
+    {
+        string? name = ProgramName(id);
+        uint pid = name == SteeringAbi.ProgramName ? OwnerPid(id) : 0;
+        return new AttachedProgram(id, name, pid, pid != 0 && Directory.Exists($"/proc/{pid}"));
+    }
+
+    /// <summary>Detaches one program from an interface (a stale one of ours, left by a process that is gone): from the
+    /// dispatcher, leaving the others there, or the program attached alone.</summary>
+    public static void DetachStale(string ifName, int ifIndex, uint progId)
+    {
+        using var mp = Multiprog(ifIndex) ?? throw new InvalidOperationException($"the XDP programs of {ifName} could not be read{Hint()}");
+        nint h = mp.DangerousGetHandle();
+        nint target = 0;
+        if (LibXdp.xdp_multiprog__is_legacy(h))
+            target = LibXdp.xdp_multiprog__main_prog(h);
+        else
+            for (nint p = LibXdp.xdp_multiprog__next_prog(0, h); p != 0 && target == 0; p = LibXdp.xdp_multiprog__next_prog(p, h))
+                if (LibXdp.xdp_program__id(p) == progId)
+                    target = p;
+        if (target == 0 || LibXdp.xdp_program__id(target) != progId)
+            throw new InvalidOperationException($"program id {progId} is no longer attached to {ifName}");
+        int err = LibXdp.xdp_program__detach(target, ifIndex, LibXdp.xdp_multiprog__attach_mode(h), 0);
+        if (err != 0)
+            throw new NativeException($"detach the stale XDP program {progId} of {ifName}{Hint()}", Errno.FromNegative(err));
     }
 
     /// <summary>The libbpf version this process runs on ("v1.1").</summary>
@@ -231,7 +291,7 @@ public sealed unsafe class XdpProgram : IDisposable
     public void Detach(int ifIndex)
     {
         if (_attached.Remove(ifIndex, out var a))
-            LibBpf.bpf_xdp_detach(ifIndex, a.Flags & ~LibBpf.XDP_FLAGS_UPDATE_IF_NOEXIST, 0);
+            LibXdp.xdp_program__detach(Handle, ifIndex, a.Mode, 0);
     }
 
     /// <summary>Steers frames arriving on ifIndex queue q to XSKMAP slot firstSlot + q.</summary>
@@ -252,7 +312,7 @@ public sealed unsafe class XdpProgram : IDisposable
     /// <summary>Frames to (vip, proto, port) go to our sockets; port 0 for ICMP echo; proto is the packet's (58 for ICMPv6).</summary>
     public void AddService(IPAddress vip, byte proto, ushort port)
     {
-        var key = new ServiceKey { Addr = MapAddress.From(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        var key = new SteeredServiceKey { Addr = MapAddress.From(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
         byte one = 1;
         Update(_servicesMap, &key, &one, "services");
     }
@@ -260,7 +320,9 @@ public sealed unsafe class XdpProgram : IDisposable
     /// <summary>Stops steering a service's frames (they go to the kernel again).</summary>
     public void RemoveService(IPAddress vip, byte proto, ushort port)
     {
-        var key = new ServiceKey { Addr = MapAddress.From(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        var key = new SteeredServiceKey { Addr = MapAddress.From(vip), PortBe = BinaryPrimitives.ReverseEndianness(port), Proto = proto };
+        if (_servicesMap < 0)
+            return;
         int err = LibBpf.bpf_map_delete_elem(_servicesMap, &key);
         if (err != 0 && -err != Errno.ENOENT)
             throw new NativeException("bpf_map_delete_elem(services)", -err);
@@ -287,7 +349,7 @@ public sealed unsafe class XdpProgram : IDisposable
     {
         uint key = (uint)counter;
         int cpus = LibBpf.libbpf_num_possible_cpus();
-        if (cpus <= 0)
+        if (cpus <= 0 || _statsMap < 0)
             return 0;
         Span<ulong> perCpu = stackalloc ulong[cpus];
         fixed (ulong* p = perCpu)
@@ -303,6 +365,8 @@ public sealed unsafe class XdpProgram : IDisposable
 
     private static void Update(int mapFd, void* key, void* value, string map)
     {
+        if (mapFd < 0)
+            throw new InvalidOperationException($"the steering program's map {map} is not open yet: attach the program first (libxdp loads it then)");
         int err = LibBpf.bpf_map_update_elem(mapFd, key, value, LibBpf.BPF_ANY);
         if (err != 0)
             throw new NativeException($"bpf_map_update_elem({map})", -err);
@@ -312,6 +376,7 @@ public sealed unsafe class XdpProgram : IDisposable
     {
         foreach (int ifIndex in _attached.Keys.ToArray())
             Detach(ifIndex);
+        _prog.Dispose();
         if (_obj != 0)
         {
             LibBpf.bpf_object__close(_obj);

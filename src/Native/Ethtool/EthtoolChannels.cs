@@ -27,10 +27,10 @@ public static unsafe class EthtoolChannels
     /// driver does not report channels.</summary>
     public static int GetRxQueueCount(string ifName)
     {
-        int fd = Libc.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
-        if (fd < 0)
+        using var socket = new FileDescriptorHandle(Libc.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0));
+        if (socket.IsInvalid)
             throw NativeException.FromLastError("socket(AF_INET, SOCK_DGRAM) for ethtool");
-        try
+        int fd = socket.Fd;
         {
             var ch = new Channels { Cmd = ETHTOOL_GCHANNELS };
             var req = new IfReqData { Data = &ch };
@@ -46,10 +46,6 @@ public static unsafe class EthtoolChannels
             }
             int n = (int)(ch.RxCount + ch.CombinedCount);
             return n > 0 ? n : 1;
-        }
-        finally
-        {
-            Libc.close(fd);
         }
     }
 }

@@ -22,10 +22,10 @@ public static unsafe class EthtoolStats
     private static int Ioctl(string ifName, void* data, out int errno)
     {
         errno = 0;
-        int fd = Libc.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
-        if (fd < 0)
+        using var socket = new FileDescriptorHandle(Libc.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0));
+        if (socket.IsInvalid)
             throw NativeException.FromLastError("socket(AF_INET, SOCK_DGRAM) for ethtool");
-        try
+        int fd = socket.Fd;
         {
             var req = new IfReqData { Data = data };
             var name = Encoding.ASCII.GetBytes(ifName);
@@ -35,10 +35,6 @@ public static unsafe class EthtoolStats
             if (r != 0)
                 errno = Marshal.GetLastPInvokeError();
             return r;
-        }
-        finally
-        {
-            Libc.close(fd);
         }
     }
 

@@ -2,13 +2,11 @@ using System.Runtime.InteropServices;
 
 namespace ZonLb.Native.Interop;
 
-/// <summary>libbpf 1.x calls used to load the XDP object, fill its maps and attach it.
+/// <summary>libbpf 1.x calls used to open the BPF objects, fill their maps, load the drop tracer and inspect programs
+/// (libxdp attaches the XDP program: <see cref="LibXdp"/>).
 /// In libbpf 1.x, pointer-returning calls return NULL and set errno; int-returning calls return -errno.</summary>
 internal static unsafe partial class LibBpf
 {
-    public const uint XDP_FLAGS_UPDATE_IF_NOEXIST = 1;
-    public const uint XDP_FLAGS_SKB_MODE = 2;
-    public const uint XDP_FLAGS_DRV_MODE = 4;
     public const ulong BPF_ANY = 0;
     /// <summary>bpf_attr.prog_flags: the XDP program takes frames of several buffers (what SEC("xdp.frags") sets).</summary>
     public const uint BPF_F_XDP_HAS_FRAGS = 1 << 5;
@@ -57,14 +55,6 @@ internal static unsafe partial class LibBpf
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int bpf_map_delete_elem(int fd, void* key);
 
-    // int bpf_xdp_attach(int ifindex, int prog_fd, __u32 flags, const struct bpf_xdp_attach_opts *opts);
-    [LibraryImport(NativeLibraries.LibBpf)]
-    public static partial int bpf_xdp_attach(int ifindex, int progFd, uint flags, nint opts);
-
-    // int bpf_xdp_detach(int ifindex, __u32 flags, const struct bpf_xdp_attach_opts *opts);
-    [LibraryImport(NativeLibraries.LibBpf)]
-    public static partial int bpf_xdp_detach(int ifindex, uint flags, nint opts);
-
     // int bpf_xdp_query_id(int ifindex, int flags, __u32 *prog_id);
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial int bpf_xdp_query_id(int ifindex, int flags, uint* progId);
@@ -88,6 +78,13 @@ internal static unsafe partial class LibBpf
     // void ring_buffer__free(struct ring_buffer *rb);
     [LibraryImport(NativeLibraries.LibBpf)]
     public static partial void ring_buffer__free(nint rb);
+
+    /// <summary>enum bpf_prog_type: BPF_PROG_TYPE_EXT (freplace), what libxdp's dispatcher links its programs as.</summary>
+    public const int BPF_PROG_TYPE_EXT = 28;
+
+    // int libbpf_probe_bpf_prog_type(enum bpf_prog_type prog_type, const void *opts); 1 supported, 0 not, <0 error
+    [LibraryImport(NativeLibraries.LibBpf)]
+    public static partial int libbpf_probe_bpf_prog_type(int progType, nint opts);
 
     // const char *libbpf_version_string(void);
     [LibraryImport(NativeLibraries.LibBpf)]

@@ -44,6 +44,22 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int close(int fd);
 
+    // int vsnprintf(char *str, size_t size, const char *format, va_list ap); (a va_list arrives as a pointer)
+    [LibraryImport(NativeLibraries.Libc)]
+    public static partial int vsnprintf(byte* str, nuint size, byte* format, nint ap);
+
+    // int setenv(const char *name, const char *value, int overwrite);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int setenv(string name, string value, int overwrite);
+
+    // int statfs(const char *path, struct statfs *buf); f_type is the first field (a long)
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int statfs(string path, void* buf);
+
+    // int unsetenv(const char *name);
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int unsetenv(string name);
+
     // int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int setsockopt(int fd, int level, int optname, void* optval, uint optlen);

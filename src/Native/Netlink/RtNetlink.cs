@@ -48,6 +48,7 @@ public sealed unsafe class RtNetlink : IDisposable
     private const uint IFF_UP = 0x1;
     private const int NlHeader = 16;
 
+    private readonly FileDescriptorHandle _socket;
     private readonly int _fd;
     private readonly byte[] _rx = new byte[64 * 1024];
     private readonly byte[] _tx = new byte[512];
@@ -55,12 +56,13 @@ public sealed unsafe class RtNetlink : IDisposable
 
     public RtNetlink()
     {
-        _fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
-        if (_fd < 0)
+        _socket = new FileDescriptorHandle(Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */));
+        if (_socket.IsInvalid)
             throw NativeException.FromLastError("socket(AF_NETLINK, NETLINK_ROUTE)");
+        _fd = _socket.Fd;
     }
 
-    public void Dispose() => Libc.close(_fd);
+    public void Dispose() => _socket.Dispose();
 
     // ---- links ----
 

@@ -5,14 +5,20 @@ namespace ZonLb.Native.Xsk;
 /// <summary>An eventfd another thread signals to wake a worker sleeping in <see cref="XskPoller.Wait"/>.</summary>
 public sealed unsafe class Wakeup : IDisposable
 {
+    private readonly FileDescriptorHandle _eventFd;
+
     public Wakeup()
     {
-        Fd = Libc.eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC);
-        if (Fd < 0)
+        _eventFd = new FileDescriptorHandle(Libc.eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC));
+        if (_eventFd.IsInvalid)
             throw NativeException.FromLastError("eventfd");
+        _fd = _eventFd.Fd;
     }
 
-    public int Fd { get; private set; }
+    private volatile int _fd;
+
+    /// <summary>The eventfd; -1 once disposed (a signal then goes nowhere, never to a descriptor reused since).</summary>
+    public int Fd => _fd;
 
     /// <summary>Wakes the sleeper (one write syscall).</summary>
     public void Signal()
@@ -29,10 +35,7 @@ public sealed unsafe class Wakeup : IDisposable
 
     public void Dispose()
     {
-        if (Fd >= 0)
-        {
-            Libc.close(Fd);
-            Fd = -1;
-        }
+        _fd = -1;
+        _eventFd.Dispose();
     }
 }

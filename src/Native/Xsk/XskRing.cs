@@ -1,37 +1,34 @@
 using ZonLb.Native.Abi;
+using ZonLb.Native.Interop;
 
 namespace ZonLb.Native.Xsk;
 
 /// <summary>
-/// One AF_XDP ring mapped from the kernel: fill and TX rings are produced by us, RX and completion rings
-/// are consumed by us. The cached indices follow libxdp's xsk.h: the shared producer/consumer words are
-/// touched only when the cached view runs out, read with acquire and published with release semantics.
-/// A ring is owned by one thread.
+/// What the producer and consumer rings share: the mapped producer, consumer and flags words and the entries, with
+/// this side's cached indices (libxdp's xsk.h: the shared words are touched only when the cached view runs out, read
+/// with acquire and published with release semantics). A ring is owned by one thread. Built over the ring libxdp
+/// mapped, after <see cref="CheckLayout"/> has held its addresses against the kernel's offsets.
 /// </summary>
-public sealed unsafe class XskRing
+public abstract unsafe class XskRing
 {
-    private readonly uint* _producer;
-    private readonly uint* _consumer;
-    private readonly uint* _flags;
-    private readonly byte* _descs;
-    private readonly uint _mask;
-    private uint _cachedProd;
-    private uint _cachedCons;
+    private protected readonly uint* _producer;
+    private protected readonly uint* _consumer;
+    private protected readonly uint* _flags;
+    private protected readonly byte* _entries;
+    private protected readonly uint _mask;
+    private protected uint _cachedProd;
+    private protected uint _cachedCons;
 
-    internal XskRing(byte* map, in XdpRingOffset off, uint size, bool isProducer)
+    private protected XskRing(in XskRingView view)
     {
-        if (size == 0 || (size & (size - 1)) != 0)
-            throw new ArgumentException($"ring size {size} is not a power of two");
-        _producer = (uint*)(map + off.Producer);
-        _consumer = (uint*)(map + off.Consumer);
-        _flags = (uint*)(map + off.Flags);
-        _descs = map + off.Desc;
-        Size = size;
-        _mask = size - 1;
+        _producer = view.Producer;
+        _consumer = view.Consumer;
+        _flags = view.Flags;
+        _entries = (byte*)view.Ring;
+        Size = view.Size;
+        _mask = view.Size - 1;
         _cachedProd = Volatile.Read(ref *_producer);
         _cachedCons = Volatile.Read(ref *_consumer);
-        if (isProducer)
-            _cachedCons += size;
     }
 
     public uint Size { get; }
@@ -39,7 +36,57 @@ public sealed unsafe class XskRing
     /// <summary>True when the kernel asked to be woken (need_wakeup) for this ring.</summary>
     public bool NeedsWakeup => (Volatile.Read(ref *_flags) & XdpConstants.XDP_RING_NEED_WAKEUP) != 0;
 
-    // ---- producer side (fill, tx) ----
+    /// <summary>Entries published by the producer and not yet released by the consumer, whichever side we are.</summary>
+    public uint Pending => Volatile.Read(ref *_producer) - Volatile.Read(ref *_consumer);
+
+    /// <summary>The frame addresses of the entries between the consumer and producer indices: frames the other
+    /// side has not taken yet. Used to take frames back from a socket that is being closed.</summary>
+    public List<ulong> PendingAddresses()
+    {
+        var list = new List<ulong>();
+        uint cons = Volatile.Read(ref *_consumer), prod = Volatile.Read(ref *_producer);
+        for (uint i = cons; i != prod; i++)
+            list.Add(EntrySize == 8 ? ((ulong*)_entries)[i & _mask] : ((XdpDesc*)_entries)[i & _mask].Addr);
+        return list;
+    }
+
+    /// <summary>Bytes per entry: 8 (an address: fill, completion) or 16 (a descriptor: RX, TX).</summary>
+    public abstract int EntrySize { get; }
+
+    /// <summary>
+    /// Holds the addresses libxdp gave a ring against the kernel's offsets for it (XDP_MMAP_OFFSETS): the producer,
+    /// consumer and flags words and the entries must lie where the offsets put them from one base, each word inside
+    /// the mapped length (the entries' offset plus size entries), the size a power of two and the mask size - 1.
+    /// </summary>
+    internal static void CheckLayout(in XskRingView view, in XdpRingOffset off, int entrySize, string what)
+    {
+        uint size = view.Size;
+        if (size == 0 || (size & (size - 1)) != 0 || view.Mask != size - 1)
+            throw new InvalidOperationException($"{what}: ring size {size} (mask {view.Mask}) is not a power of two");
+        ulong mapped = off.Desc + (ulong)size * (ulong)entrySize;
+        foreach (var (name, at) in new[] { ("producer", off.Producer), ("consumer", off.Consumer), ("flags", off.Flags) })
+            if (at + 4 > mapped || at % 4 != 0)
+                throw new InvalidOperationException($"{what}: the kernel's {name} offset {at} lies outside the {mapped} bytes mapped");
+        byte* b = (byte*)view.Producer - off.Producer;
+        if ((byte*)view.Consumer - off.Consumer != b || (byte*)view.Flags - off.Flags != b || (byte*)view.Ring - off.Desc != b)
+            throw new InvalidOperationException($"{what}: libxdp's ring addresses do not match the kernel's offsets");
+    }
+}
+
+/// <summary>A ring we produce into: fill (frame addresses for the kernel to receive into) and TX (descriptors to send).
+/// Reserve, write the entries, submit; or cancel what was reserved and not written (libxdp's xsk_ring_prod).</summary>
+public sealed unsafe class XskProducerRing : XskRing
+{
+    private readonly int _entrySize;
+
+    internal XskProducerRing(in XskRingView view, int entrySize)
+        : base(view)
+    {
+        _entrySize = entrySize;
+        _cachedCons += Size; // free = cached_cons - cached_prod, as in libxdp
+    }
+
+    public override int EntrySize => _entrySize;
 
     /// <summary>Free slots, refreshing the cached consumer index only when fewer than wanted are known.</summary>
     public uint FreeEntries(uint wanted)
@@ -64,16 +111,32 @@ public sealed unsafe class XskRing
         return true;
     }
 
+    /// <summary>Gives back the last n reserved slots, not submitted (libxdp's xsk_ring_prod__cancel).</summary>
+    public void Cancel(uint n) => _cachedProd -= n;
+
     /// <summary>Publishes n reserved slots to the kernel with one release store.</summary>
     public void Submit(uint n) => Volatile.Write(ref *_producer, *_producer + n);
 
-    /// <summary>Entries the kernel has not consumed yet (producer rings).</summary>
+    /// <summary>Entries the kernel has not consumed yet.</summary>
     public uint Outstanding => *_producer - Volatile.Read(ref *_consumer);
 
-    /// <summary>Entries published by the producer and not yet released by the consumer, whichever side we are.</summary>
-    public uint Pending => Volatile.Read(ref *_producer) - Volatile.Read(ref *_consumer);
+    /// <summary>Address entry (fill ring).</summary>
+    public ref ulong AddrAt(uint index) => ref ((ulong*)_entries)[index & _mask];
 
-    // ---- consumer side (rx, completion) ----
+    /// <summary>Descriptor entry (TX ring).</summary>
+    public ref XdpDesc DescAt(uint index) => ref ((XdpDesc*)_entries)[index & _mask];
+}
+
+/// <summary>A ring we consume from: RX (received descriptors) and completion (addresses of sent frames). Peek, read
+/// the entries, release; or cancel what was peeked and not used (libxdp's xsk_ring_cons).</summary>
+public sealed unsafe class XskConsumerRing : XskRing
+{
+    private readonly int _entrySize;
+
+    internal XskConsumerRing(in XskRingView view, int entrySize)
+        : base(view) => _entrySize = entrySize;
+
+    public override int EntrySize => _entrySize;
 
     /// <summary>Takes up to max available entries; returns how many, and the first index.</summary>
     public uint Peek(uint max, out uint index)
@@ -91,25 +154,15 @@ public sealed unsafe class XskRing
         return entries;
     }
 
+    /// <summary>Puts back the last n peeked entries, not released (libxdp's xsk_ring_cons__cancel).</summary>
+    public void Cancel(uint n) => _cachedCons -= n;
+
     /// <summary>Returns n peeked entries to the kernel with one release store.</summary>
     public void Release(uint n) => Volatile.Write(ref *_consumer, *_consumer + n);
 
-    /// <summary>The frame addresses of the entries between the consumer and producer indices: frames the other
-    /// side has not taken yet. Used to take frames back from a socket that is being closed.</summary>
-    public List<ulong> PendingAddresses(bool descriptors)
-    {
-        var list = new List<ulong>();
-        uint cons = Volatile.Read(ref *_consumer), prod = Volatile.Read(ref *_producer);
-        for (uint i = cons; i != prod; i++)
-            list.Add(descriptors ? DescAt(i).Addr : AddrAt(i));
-        return list;
-    }
+    /// <summary>Address entry (completion ring).</summary>
+    public ref ulong AddrAt(uint index) => ref ((ulong*)_entries)[index & _mask];
 
-    // ---- entries ----
-
-    /// <summary>Address entry of a fill or completion ring.</summary>
-    public ref ulong AddrAt(uint index) => ref ((ulong*)_descs)[index & _mask];
-
-    /// <summary>Descriptor entry of an RX or TX ring.</summary>
-    public ref XdpDesc DescAt(uint index) => ref ((XdpDesc*)_descs)[index & _mask];
+    /// <summary>Descriptor entry (RX ring).</summary>
+    public ref XdpDesc DescAt(uint index) => ref ((XdpDesc*)_entries)[index & _mask];
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ZonLb.Native.Abi;
 using ZonLb.Native.Interop;
 
@@ -12,68 +13,83 @@ public enum XskBindMode
 }
 
 /// <summary>
-/// One AF_XDP socket bound to (interface, queue), with its own fill, completion, RX and TX rings. All sockets
-/// share one <see cref="Umem"/>: the first registers it, the others bind with XDP_SHARED_UMEM, so a frame
-/// received on one interface is transmitted on another without a copy.
+/// One AF_XDP socket bound to (interface, queue), with its own fill, completion, RX and TX rings, created by libxdp
+/// (xsk_socket__create_shared) on its interface's <see cref="XskUmem"/>; libxdp loads no program of its own for it
+/// (ours steers). The rings are accessed from C# (<see cref="XskProducerRing"/>, <see cref="XskConsumerRing"/>) over
+/// the memory libxdp mapped, once their addresses have been checked against the kernel's offsets.
 /// </summary>
 public sealed unsafe class XskSocket : IDisposable
 {
-    private int _fd;
-    private readonly List<(nint Addr, nuint Len)> _maps = new();
+    private readonly XskSocketHandle _handle;
+    private readonly XskUmem _umem;
+    /// <summary>RX, TX, and (but for the registration's first socket) fill and completion rings as libxdp filled them.</summary>
+    private XskRingView* _views;
+    private readonly int _fd;
+    private bool _disposed;
 
-    private XskSocket(int fd, string ifName, int ifIndex, int queue)
+    private XskSocket(XskSocketHandle handle, XskUmem umem, XskRingView* views, string ifName, int ifIndex, int queue)
     {
-        _fd = fd;
+        _handle = handle;
+        _umem = umem;
+        _views = views;
+        _fd = LibXdp.xsk_socket__fd(handle.DangerousGetHandle());
         InterfaceName = ifName;
         InterfaceIndex = ifIndex;
         QueueId = queue;
     }
 
+    /// <summary>The socket's descriptor (owned by libxdp's socket: valid until <see cref="Dispose"/>).</summary>
     public int Fd => _fd;
     public string InterfaceName { get; }
     public int InterfaceIndex { get; }
     public int QueueId { get; }
     public bool ZeroCopy { get; private set; }
-    public XskRing Fill { get; private set; } = null!;
-    public XskRing Completion { get; private set; } = null!;
-    public XskRing Rx { get; private set; } = null!;
-    public XskRing Tx { get; private set; } = null!;
+    public XskProducerRing Fill { get; private set; } = null!;
+    public XskConsumerRing Completion { get; private set; } = null!;
+    public XskConsumerRing Rx { get; private set; } = null!;
+    public XskProducerRing Tx { get; private set; } = null!;
 
-    /// <summary>Creates and binds a socket. <paramref name="umemOwner"/> is null for the socket that registers the UMEM.</summary>
+    /// <summary>Creates and binds a socket on its interface's UMEM registration. The registration's first socket binds in
+    /// the mode asked (<see cref="XskBindMode.Auto"/>: zero-copy where the driver has it, else copy); the others share
+    /// its mode.</summary>
     /// <param name="multiBuffer">Bind with XDP_USE_SG: a frame larger than a UMEM chunk arrives (and is sent) as
-    /// several descriptors, XDP_PKT_CONTD on all but the last. Sockets sharing the UMEM inherit it.</param>
-    public static XskSocket Create(Umem umem, XskSocket? umemOwner, string ifName, int ifIndex, int queue,
-        uint ringSize, XskBindMode mode, bool multiBuffer = false)
+    /// several descriptors, XDP_PKT_CONTD on all but the last. Sockets sharing the registration inherit it.</param>
+    public static XskSocket Create(XskUmem umem, string ifName, int ifIndex, int queue, uint ringSize, XskBindMode mode, bool multiBuffer = false)
     {
-        int fd = Libc.socket(Libc.AF_XDP, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            throw NativeException.FromLastError($"socket(AF_XDP) for {ifName} queue {queue}");
-        var s = new XskSocket(fd, ifName, ifIndex, queue);
+        string where = $"{ifName} queue {queue}";
+        bool first = umem.TakeFirstRings(out var umemFill, out var umemComp);
+        var views = (XskRingView*)NativeMemory.AllocZeroed(4, (nuint)sizeof(XskRingView));
+        XskRingView* fill = first ? umemFill : &views[2], comp = first ? umemComp : &views[3];
+        ushort sg = multiBuffer ? XdpConstants.XDP_USE_SG : (ushort)0;
+        nint xsk = 0;
+        int err = -Errno.EOPNOTSUPP;
+        bool zeroCopy = false;
+        if (first && mode != XskBindMode.Copy)
+        {
+            err = Create(&xsk, ifName, queue, umem, views, fill, comp, ringSize, (ushort)(XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_ZEROCOPY | sg));
+            zeroCopy = err == 0;
+            if (err != 0 && (mode == XskBindMode.ZeroCopy || err != -Errno.EOPNOTSUPP))
+            {
+                NativeMemory.Free(views);
+                throw Error($"bind AF_XDP socket to {where} in zero-copy mode", err);
+            }
+        }
+        if (err != 0)
+        {
+            err = Create(&xsk, ifName, queue, umem, views, fill, comp, ringSize, (ushort)(XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_COPY | sg));
+            if (err != 0)
+            {
+                NativeMemory.Free(views);
+                string copy = first ? $" in copy mode{(sg != 0 ? " with multi-buffer (XDP_USE_SG, Linux 6.6 or later)" : "")}" : " (shared UMEM)";
+                throw Error($"bind AF_XDP socket to {where}{copy}", err);
+            }
+        }
+        umem.SocketCreated();
+        var s = new XskSocket(new XskSocketHandle(xsk), umem, views, ifName, ifIndex, queue);
         try
         {
-            string where = $"{ifName} queue {queue}";
-            if (umemOwner == null)
-            {
-                var reg = new XdpUmemReg { Addr = (ulong)umem.Area, Len = umem.Length, ChunkSize = (uint)umem.FrameSize, Headroom = 0 };
-                SetOpt(fd, XdpConstants.XDP_UMEM_REG, &reg, (uint)sizeof(XdpUmemReg), $"XDP_UMEM_REG on {where}");
-            }
-            uint size = ringSize;
-            SetOpt(fd, XdpConstants.XDP_UMEM_FILL_RING, &size, 4, $"XDP_UMEM_FILL_RING on {where}");
-            SetOpt(fd, XdpConstants.XDP_UMEM_COMPLETION_RING, &size, 4, $"XDP_UMEM_COMPLETION_RING on {where}");
-            SetOpt(fd, XdpConstants.XDP_RX_RING, &size, 4, $"XDP_RX_RING on {where}");
-            SetOpt(fd, XdpConstants.XDP_TX_RING, &size, 4, $"XDP_TX_RING on {where}");
-
-            XdpMmapOffsets off;
-            uint optlen = (uint)sizeof(XdpMmapOffsets);
-            if (Libc.getsockopt(fd, Libc.SOL_XDP, XdpConstants.XDP_MMAP_OFFSETS, &off, &optlen) != 0)
-                throw NativeException.FromLastError($"getsockopt(XDP_MMAP_OFFSETS) on {where}");
-
-            s.Fill = new XskRing(s.Map(off.Fill.Desc + size * 8UL, XdpConstants.XDP_UMEM_PGOFF_FILL_RING, where), off.Fill, size, isProducer: true);
-            s.Completion = new XskRing(s.Map(off.Completion.Desc + size * 8UL, XdpConstants.XDP_UMEM_PGOFF_COMPLETION_RING, where), off.Completion, size, isProducer: false);
-            s.Rx = new XskRing(s.Map(off.Rx.Desc + size * (ulong)sizeof(XdpDesc), XdpConstants.XDP_PGOFF_RX_RING, where), off.Rx, size, isProducer: false);
-            s.Tx = new XskRing(s.Map(off.Tx.Desc + size * (ulong)sizeof(XdpDesc), XdpConstants.XDP_PGOFF_TX_RING, where), off.Tx, size, isProducer: true);
-
-            s.Bind(umemOwner, mode, multiBuffer ? XdpConstants.XDP_USE_SG : (ushort)0, where);
+            s.MapRings(fill, comp, where);
+            s.ZeroCopy = first ? zeroCopy : s.BoundZeroCopy(where);
             return s;
         }
         catch
@@ -83,55 +99,47 @@ public sealed unsafe class XskSocket : IDisposable
         }
     }
 
-    private void Bind(XskSocket? umemOwner, XskBindMode mode, ushort sg, string where)
+    private static int Create(nint* xsk, string ifName, int queue, XskUmem umem, XskRingView* views, XskRingView* fill, XskRingView* comp,
+        uint ringSize, ushort bindFlags)
     {
-        var sa = new SockaddrXdp { Family = Libc.AF_XDP, IfIndex = (uint)InterfaceIndex, QueueId = (uint)QueueId };
-        if (umemOwner != null)
+        var config = new XskSocketConfig
         {
-            // A sharing socket inherits copy/zero-copy and need_wakeup from the UMEM's first socket.
-            sa.Flags = XdpConstants.XDP_SHARED_UMEM;
-            sa.SharedUmemFd = (uint)umemOwner.Fd;
-            if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) != 0)
-                throw BindError($"bind AF_XDP socket (shared UMEM) to {where}");
-            ZeroCopy = umemOwner.ZeroCopy;
-            return;
-        }
-        if (mode != XskBindMode.Copy)
-        {
-            sa.Flags = (ushort)(XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_ZEROCOPY | sg);
-            if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) == 0)
-            {
-                ZeroCopy = true;
-                return;
-            }
-            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            if (mode == XskBindMode.ZeroCopy || errno != Errno.EOPNOTSUPP)
-                throw new NativeException($"bind AF_XDP socket to {where} in zero-copy mode", errno);
-        }
-        sa.Flags = (ushort)(XdpConstants.XDP_USE_NEED_WAKEUP | XdpConstants.XDP_COPY | sg);
-        if (Libc.bind(_fd, &sa, (uint)sizeof(SockaddrXdp)) != 0)
-            throw BindError($"bind AF_XDP socket to {where} in copy mode{(sg != 0 ? " with multi-buffer (XDP_USE_SG, Linux 6.6 or later)" : "")}");
+            RxSize = ringSize, TxSize = ringSize, LibXdpFlags = LibXdp.XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD, XdpFlags = 0, BindFlags = bindFlags,
+        };
+        return LibXdp.xsk_socket__create_shared(xsk, ifName, (uint)queue, umem.Handle, &views[0], &views[1], fill, comp, &config);
     }
 
-    private static NativeException BindError(string what)
+    private static NativeException Error(string what, int err)
     {
-        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-        return new NativeException(errno == Errno.EBUSY ? what + " (another AF_XDP socket is bound to this queue)" : what, errno);
+        var errno = Errno.FromNegative(err);
+        string hint = errno.Value == Errno.EBUSY ? " (another AF_XDP socket is bound to this queue)" : "";
+        return new NativeException(what + hint + XskUmem.LibXdpHint(), errno);
     }
 
-    private static void SetOpt(int fd, int name, void* value, uint len, string what)
+    /// <summary>Our ring objects over what libxdp mapped, each checked against the kernel's offsets.</summary>
+    private void MapRings(XskRingView* fill, XskRingView* comp, string where)
     {
-        if (Libc.setsockopt(fd, Libc.SOL_XDP, name, value, len) != 0)
-            throw NativeException.FromLastError($"setsockopt({what})");
+        XdpMmapOffsets off;
+        uint optlen = (uint)sizeof(XdpMmapOffsets);
+        if (Libc.getsockopt(_fd, Libc.SOL_XDP, XdpConstants.XDP_MMAP_OFFSETS, &off, &optlen) != 0)
+            throw NativeException.FromLastError($"getsockopt(XDP_MMAP_OFFSETS) on {where}");
+        XskRing.CheckLayout(_views[0], off.Rx, sizeof(XdpDesc), $"RX ring of {where}");
+        XskRing.CheckLayout(_views[1], off.Tx, sizeof(XdpDesc), $"TX ring of {where}");
+        XskRing.CheckLayout(*fill, off.Fill, 8, $"fill ring of {where}");
+        XskRing.CheckLayout(*comp, off.Completion, 8, $"completion ring of {where}");
+        Rx = new XskConsumerRing(_views[0], sizeof(XdpDesc));
+        Tx = new XskProducerRing(_views[1], sizeof(XdpDesc));
+        Fill = new XskProducerRing(*fill, 8);
+        Completion = new XskConsumerRing(*comp, 8);
     }
 
-    private byte* Map(ulong length, long pgoff, string where)
+    /// <summary>Whether the socket was bound in zero-copy mode (XDP_OPTIONS).</summary>
+    private bool BoundZeroCopy(string where)
     {
-        nint p = Libc.mmap(0, (nuint)length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_POPULATE, _fd, pgoff);
-        if (p == Libc.MAP_FAILED)
-            throw NativeException.FromLastError($"mmap of ring 0x{pgoff:x} on {where}");
-        _maps.Add((p, (nuint)length));
-        return (byte*)p;
+        uint options = 0, len = 4;
+        if (Libc.getsockopt(_fd, Libc.SOL_XDP, XdpConstants.XDP_OPTIONS, &options, &len) != 0)
+            throw NativeException.FromLastError($"getsockopt(XDP_OPTIONS) on {where}");
+        return (options & XdpConstants.XDP_OPTIONS_ZEROCOPY) != 0;
     }
 
     /// <summary>Asks the kernel to transmit what the TX ring holds (copy mode sends at most 32 frames per call).
@@ -166,7 +174,7 @@ public sealed unsafe class XskSocket : IDisposable
     }
 
     /// <summary>Closed (its interface went away): no statistics to read.</summary>
-    public bool IsClosed => _fd < 0;
+    public bool IsClosed => _disposed;
 
     /// <summary>The kernel's per-socket counters.</summary>
     public XdpStatistics GetStatistics()
@@ -180,13 +188,15 @@ public sealed unsafe class XskSocket : IDisposable
 
     public void Dispose()
     {
-        foreach (var (addr, len) in _maps)
-            Libc.munmap(addr, len);
-        _maps.Clear();
-        if (_fd >= 0)
+        if (_disposed)
+            return;
+        _disposed = true;
+        _handle.Dispose();
+        _umem.SocketDeleted();
+        if (_views != null)
         {
-            Libc.close(_fd);
-            _fd = -1;
+            NativeMemory.Free(_views); // libxdp forgets these once the socket is deleted
+            _views = null;
         }
     }
 }
