@@ -47,7 +47,8 @@ public static class Doctor
         foreach (var ic in cfg.Interfaces)
             CheckInterface(checks, nl, cfg, ic.Name);
         CheckControlSocket(checks, cfg);
-        CheckMemlock(checks, (long)o.FrameCount * o.FrameSize);
+        // the area is registered once per interface, and each registration pins (and is charged for) it
+        CheckMemlock(checks, (long)o.FrameCount * o.FrameSize * Math.Max(1, cfg.Interfaces.Count));
         CheckBpffs(checks);
         CheckVersions(checks);
         CheckForwarding(checks, cfg);
@@ -196,8 +197,8 @@ public static class Doctor
         string soft = limit.Length > 26 ? limit.Substring(26).Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "" : "";
         bool enough = soft == "unlimited" || (long.TryParse(soft, out long bytes) && bytes >= umemBytes);
         checks.Add(ipcLock || enough
-            ? new("memlock", CheckStatus.Ok, ipcLock ? "CAP_IPC_LOCK: the UMEM can be locked whatever RLIMIT_MEMLOCK says" : $"RLIMIT_MEMLOCK {soft} covers the {umemBytes >> 20} MiB UMEM")
-            : new("memlock", CheckStatus.Error, $"no CAP_IPC_LOCK and RLIMIT_MEMLOCK {soft} is below the {umemBytes >> 20} MiB UMEM: run as root, grant CAP_IPC_LOCK, or raise the limit (ulimit -l / LimitMEMLOCK=)"));
+            ? new("memlock", CheckStatus.Ok, ipcLock ? "CAP_IPC_LOCK: the UMEM can be locked whatever RLIMIT_MEMLOCK says" : $"RLIMIT_MEMLOCK {soft} covers the {umemBytes >> 20} MiB of UMEM registrations (the area once per interface)")
+            : new("memlock", CheckStatus.Error, $"no CAP_IPC_LOCK and RLIMIT_MEMLOCK {soft} is below the {umemBytes >> 20} MiB of UMEM registrations (the area once per interface): run as root, grant CAP_IPC_LOCK, or raise the limit (ulimit -l / LimitMEMLOCK=)"));
     }
 
     private static void CheckBpffs(List<HostCheck> checks)
