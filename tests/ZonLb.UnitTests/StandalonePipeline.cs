@@ -44,6 +44,14 @@ internal static class StandalonePipeline
     public static void SetBackendOut(this PacketProcessor p, int serviceIndex, int backend, bool isOut) =>
         Change(p, r => { r.UpdateBackend(serviceIndex, backend, b => b with { Unhealthy = isOut }); return 0; });
 
+    /// <summary>What a worker's round does for expiry, at once: forgets old fragments and sweeps the next budget slots
+    /// of the table for idle connections (releasing their NAT ports); returns how many went.</summary>
+    public static int ExpireConnections(this PacketProcessor p, long now, int budget)
+    {
+        p.ExpireFragments(now);
+        return p.SweepConnections(now, budget);
+    }
+
     private static T Change<T>(PacketProcessor p, Func<ServiceRegistry, T> change)
     {
         if (!Registries.TryGetValue(p, out var registry))

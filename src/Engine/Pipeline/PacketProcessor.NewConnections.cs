@@ -57,7 +57,7 @@ internal sealed partial class PacketProcessor
     private const byte TcpAckFlag = 0x10;
 
     /// <summary>How many holders (or table entries) early drop looks at to choose the one to evict.</summary>
-    public const int EvictionSample = 64;
+    private const int EvictionSample = 64;
 
     /// <summary>
     /// Early drop for a full port range: of a random sample of the range's holders, the one to give up its port.

@@ -19,7 +19,7 @@ internal sealed partial class PacketProcessor
     private readonly Action<Connection> _releasePort;
 
     /// <summary>A replied UDP flow still active this long after it began is a stream (conntrack's 2 s).</summary>
-    public const long UdpStreamAfterMs = 2000;
+    private const long UdpStreamAfterMs = 2000;
 
     private static long[] TcpTimeouts(EngineOptions o)
     {
@@ -100,14 +100,6 @@ internal sealed partial class PacketProcessor
         return TcpSeq(frame, in p) + (uint)Math.Max(0, p.L4Length + p.Beyond - header) + 1;
     }
 
-    /// <summary>Forgets old fragments, and removes idle connections among the next <paramref name="budget"/> slots
-    /// of the table (releasing their NAT ports).</summary>
-    public int ExpireConnections(long now, int budget)
-    {
-        ExpireFragments(now);
-        return SweepConnections(now, budget);
-    }
-
     /// <summary>Removes idle connections among the next <paramref name="budget"/> slots of the table.</summary>
     public int SweepConnections(long now, int budget)
     {
@@ -118,7 +110,7 @@ internal sealed partial class PacketProcessor
 
     /// <summary>The idle timeout (ms) of a connection in its current state: TCP by state, at most the unassured
     /// timeout until assured (SYN_SENT keeps its own); UDP the stream timeout once assured.</summary>
-    public long TimeoutOf(Connection c) => c.Protocol switch
+    private long TimeoutOf(Connection c) => c.Protocol switch
     {
         IpProtocol.Tcp => c.Assured || c.TcpState == TcpState.SynSent
             ? _tcpTimeouts[(int)c.TcpState]

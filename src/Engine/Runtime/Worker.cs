@@ -85,8 +85,8 @@ internal sealed partial class Worker
             Inbox[w] = new HandoffRing(4096);
     }
 
-    /// <summary>Takes the sockets of its queues from the ports. Called at start, and with the workers parked when
-    /// an interface came back with new sockets.</summary>
+    /// <summary>Takes the sockets of its queues from the ports. Called at start, and between two of its batches (a
+    /// <see cref="WorkerCommand"/>) when an interface went away or came back with new sockets.</summary>
     public void Bind(IReadOnlyList<Port> ports)
     {
         int workers = Processor.Table.Workers;
