@@ -5,28 +5,6 @@ using ZonLb.Native.Interop;
 
 namespace ZonLb.Native.Netlink;
 
-/// <summary>An interface as rtnetlink reports it.</summary>
-/// <param name="LinkNetnsId">For a veth or other link whose other end lives in another namespace: that
-/// namespace's id as this namespace numbers it (IFLA_LINK_NETNSID); -1 otherwise.</param>
-/// <param name="VlanId">For an 802.1Q VLAN interface: its VLAN id; -1 otherwise.</param>
-/// <param name="ParentIndex">For a VLAN interface: the index of the interface it is stacked on (IFLA_LINK); 0 otherwise.</param>
-public sealed record LinkInfo(int Index, string Name, PhysicalAddress Mac, int Mtu, bool IsUp, int LinkNetnsId = -1,
-    int VlanId = -1, int ParentIndex = 0);
-
-/// <summary>The kernel's answer to "how do I reach this address": egress interface, gateway (if any), preferred source.</summary>
-public sealed record RouteInfo(int OutIfIndex, IPAddress? Gateway, IPAddress? PreferredSource);
-
-/// <summary>A neighbour (ARP) entry: its NUD state and link-layer address, if known.</summary>
-public readonly record struct NeighborInfo(ushort State, PhysicalAddress? Mac)
-{
-    public const ushort NUD_INCOMPLETE = 0x01, NUD_REACHABLE = 0x02, NUD_STALE = 0x04, NUD_DELAY = 0x08,
-        NUD_PROBE = 0x10, NUD_FAILED = 0x20, NUD_NOARP = 0x40, NUD_PERMANENT = 0x80;
-
-    /// <summary>True when the MAC can be used to send now.</summary>
-    public bool IsUsable => Mac != null &&
-        (State & (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_NOARP | NUD_PERMANENT)) != 0;
-}
-
 /// <summary>
 /// A small synchronous rtnetlink client (NETLINK_ROUTE) for links, addresses, routes and neighbours in the
 /// caller's network namespace. Not thread-safe: one owner.
@@ -364,62 +342,5 @@ public sealed unsafe class RtNetlink : IDisposable
         }
     }
 
-    private static int Align4(int n) => (n + 3) & ~3;
-
-    private ref struct MessageWriter
-    {
-        private readonly Span<byte> _buf;
-        public int Length;
-
-        public MessageWriter(Span<byte> buf)
-        {
-            _buf = buf;
-            _buf.Clear();
-            Length = 0;
-        }
-
-        public void Byte(int v) => _buf[Length++] = (byte)v;
-        public void Bytes(int zeros) => Length += zeros;
-        public void UInt16(ushort v) { BinaryPrimitives.WriteUInt16LittleEndian(_buf.Slice(Length), v); Length += 2; }
-        public void UInt32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(_buf.Slice(Length), v); Length += 4; }
-        public void Int32(int v) { BinaryPrimitives.WriteInt32LittleEndian(_buf.Slice(Length), v); Length += 4; }
-
-        public void Attr(ushort type, scoped ReadOnlySpan<byte> value)
-        {
-            UInt16((ushort)(4 + value.Length));
-            UInt16(type);
-            value.CopyTo(_buf.Slice(Length));
-            Length = Align4(Length + value.Length);
-        }
-
-        public void AttrString(ushort type, string s)
-        {
-            Span<byte> b = stackalloc byte[s.Length + 1];
-            System.Text.Encoding.ASCII.GetBytes(s, b);
-            b[s.Length] = 0;
-            Attr(type, b);
-        }
-    }
-
-    /// <summary>Iterates the rtattr list of a message.</summary>
-    private ref struct AttrReader
-    {
-        private ReadOnlySpan<byte> _rest;
-        public AttrReader(ReadOnlySpan<byte> attrs) { _rest = attrs; Type = 0; Value = default; }
-        public ushort Type { get; private set; }
-        public ReadOnlySpan<byte> Value { get; private set; }
-
-        public bool MoveNext()
-        {
-            if (_rest.Length < 4)
-                return false;
-            int len = BinaryPrimitives.ReadUInt16LittleEndian(_rest);
-            if (len < 4 || len > _rest.Length)
-                return false;
-            Type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(_rest.Slice(2)) & 0x3FFF);
-            Value = _rest.Slice(4, len - 4);
-            _rest = _rest.Slice(Math.Min(Align4(len), _rest.Length));
-            return true;
-        }
-    }
+    internal static int Align4(int n) => (n + 3) & ~3;
 }
