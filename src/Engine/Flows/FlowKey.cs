@@ -26,29 +26,57 @@ internal readonly struct FlowKey : IEquatable<FlowKey>
 
     public override bool Equals(object? obj) => obj is FlowKey k && Equals(k);
 
+    /// <summary>
+    /// The hash the connection table indexes by, keyed with secrets drawn at process start (<see cref="Seeds"/>):
+    /// whoever picks the tuples (a spoofed flood controls source addresses and ports) cannot pick ones that collide,
+    /// and so cannot build long probe chains, as it could against a fixed function. The source address is folded
+    /// first through a keyed 64x64->128 multiply (wyhash's mum), then with the destination and the ports through
+    /// another: each field meets a secret before it meets another field, so no choice of fields cancels out.
+    /// Not the flow hash that picks a backend (<see cref="Balancing.StableHash"/>), which must be the same on every
+    /// instance.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public override int GetHashCode()
-    {
-        // IPv4 addresses live in the low halves (the high halves are 0): mixing the low halves first keeps an
-        // IPv4 key's hash one multiply away from what it was with 32-bit addresses.
-        ulong a = (SrcIp.Lo << 32) ^ DstIp.Lo ^ (SrcIp.Lo >> 32) ^ ((SrcIp.Hi ^ (DstIp.Hi * 0x94D049BB133111EBUL)) * 0xD6E8FEB86659FD93UL);
-        return Mix(a, SrcPort, DstPort, Protocol);
-    }
+    public override int GetHashCode() =>
+        Mix(Mum(SrcIp.Lo ^ Seeds.Source0, SrcIp.Hi ^ Seeds.Source1) ^ DstIp.Lo ^ (DstIp.Hi * 0x94D049BB133111EBUL), SrcPort, DstPort, Protocol);
 
     /// <summary>The hash of the key of IPv4 addresses src and dst (host order) and these ports: what
     /// <see cref="GetHashCode"/> gives for it, from plain numbers (the fast lane hashes before any
-    /// <see cref="IpAddr"/> exists). For IPv4-mapped addresses the high halves are 0 and the low ones are
-    /// 0000:ffff plus the address, so the first step reduces to this.</summary>
+    /// <see cref="IpAddr"/> exists). An IPv4-mapped address has a high half of 0 and a low half of 0000:ffff plus
+    /// the address.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int HashV4(uint src, uint dst, ushort srcPort, ushort dstPort, IpProtocol protocol) =>
-        Mix(((ulong)src << 32) ^ 0x0000_FFFF_0000_0000UL ^ dst ^ 0xFFFFUL, srcPort, dstPort, protocol);
+        Mix(Mum((V4Mapped | src) ^ Seeds.Source0, Seeds.Source1) ^ (V4Mapped | dst), srcPort, dstPort, protocol);
+
+    private const ulong V4Mapped = 0xFFFFUL << 32;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Mix(ulong addresses, ushort srcPort, ushort dstPort, IpProtocol protocol)
     {
-        ulong b = ((ulong)srcPort << 24) | ((ulong)dstPort << 8) | (byte)protocol;
-        ulong h = (addresses ^ (b * 0x9E3779B97F4A7C15UL)) * 0xBF58476D1CE4E5B9UL;
-        return (int)(h ^ (h >> 31) ^ (h >> 47));
+        ulong ports = ((ulong)srcPort << 24) | ((ulong)dstPort << 8) | (byte)protocol;
+        ulong h = Mum(addresses ^ Seeds.Mix0, ports ^ Seeds.Mix1);
+        return (int)(h ^ (h >> 32));
+    }
+
+    /// <summary>The 128-bit product of a and b, its halves folded (wyhash's mum).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Mum(ulong a, ulong b)
+    {
+        ulong hi = Math.BigMul(a, b, out ulong lo);
+        return hi ^ lo;
+    }
+
+    /// <summary>The hash's secrets: drawn once per process from the system's random source, odd (a multiplier of 0 or
+    /// of few bits would weaken the product).</summary>
+    private static class Seeds
+    {
+        public static readonly ulong Source0 = Draw(), Source1 = Draw(), Mix0 = Draw(), Mix1 = Draw();
+
+        private static ulong Draw()
+        {
+            Span<byte> b = stackalloc byte[8];
+            System.Security.Cryptography.RandomNumberGenerator.Fill(b);
+            return System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(b) | 1;
+        }
     }
 
     public override string ToString() =>
