@@ -292,6 +292,9 @@ public sealed class CounterSnapshot
     public long IcmpTimeExceededSent => _c.IcmpTimeExceededSent;
     /// <summary>ICMP errors the rate limit held back.</summary>
     public long IcmpRateLimited => _c.IcmpRateLimited;
+    /// <summary>ICMP errors not sent because the frame was of a kind never answered (an ICMP error, a later fragment, a
+    /// multicast, broadcast, loopback or unspecified source, a group destination).</summary>
+    public long IcmpNotAnswered => _c.IcmpNotAnswered;
     /// <summary>ICMP fragmentation-needed / packet-too-big messages sent for packets over the egress MTU.</summary>
     public long IcmpTooBigSent => _c.IcmpTooBigSent;
     /// <summary>ICMP errors about connections (from backends or routers) translated back to the other side.</summary>

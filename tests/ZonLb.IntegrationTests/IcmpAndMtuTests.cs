@@ -63,6 +63,30 @@ public class IcmpAndMtuTests
     }
 
     [Fact]
+    public async Task During_a_ttl_1_flood_from_spoofed_sources_a_clients_df_ping_still_gets_fragmentation_needed()
+    {
+        using var t = Topology.Create();
+        t.Lb.Ip("link", "set", "lbs", "mtu", "1280");
+        t.Backend.Ip("link", "set", "eth0", "mtu", "1280");
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig()).WaitUntilRunning();
+        t.Client.Exec(TimeSpan.FromSeconds(10), "ping", "-c", "1", "-W", "2", Topology.Vip); // the backend's ARP entry
+
+        // 40,000 UDP datagrams with TTL 1 from random sources, about 10,000 a second: far past the time-exceeded budget
+        var flood = Task.Run(() => t.Client.Exec(TimeSpan.FromMinutes(2), "hping3", "-q", "--udp", "-p", "5353", "--ttl", "1",
+            "--rand-source", "-c", "40000", "-i", "u100", Topology.Vip));
+        await Task.Delay(1000);
+        var r = t.Client.Exec(TimeSpan.FromSeconds(20), "ping", "-c", "3", "-i", "0.5", "-W", "2", "-M", "do", "-s", "1400", Topology.Vip);
+        var f = await flood;
+        Assert.True(f.ExitCode is 0 or 1, f.Output);
+
+        Assert.Contains($"From {Topology.Vip} icmp_seq=1 Frag needed and DF set (mtu = 1280)", r.Stdout);
+        Assert.Equal(0, lb.Stop());
+        string totals = lb.Output.Split('\n').Last(l => l.Contains("totals:"));
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(totals, "icmp_rate_limited=[1-9]"), totals); // the flood met its budget
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(totals, "icmp_too_big_sent=[1-9]"), totals);
+    }
+
+    [Fact]
     public async Task Over_ipv6_a_closed_port_is_refused_and_a_packet_too_big_for_the_backend_side_is_answered()
     {
         using var t = Topology.Create();

@@ -204,7 +204,7 @@ internal sealed class StatusPrinter
                $"early_drops={c.EarlyDrops} nat_ports_reused={c.NatPortsReused} time_wait_resets={c.TimeWaitResets} " +
                $"partial_checksums_repaired={c.PartialChecksumsRepaired} held={c.Held} handed_off={c.HandedOff} " +
                $"icmp_time_exceeded_sent={c.IcmpTimeExceededSent} icmp_too_big_sent={c.IcmpTooBigSent} " +
-               $"icmp_errors_translated={c.IcmpErrorsTranslated} icmp_rate_limited={c.IcmpRateLimited} " +
+               $"icmp_errors_translated={c.IcmpErrorsTranslated} icmp_rate_limited={c.IcmpRateLimited} icmp_not_answered={c.IcmpNotAnswered} " +
                $"fragments_forwarded={c.FragmentsForwarded} tx_kicks={c.TxKicks} tx_kick_errors={c.TxKickErrors} " +
                $"xdp_redirected={xdp["redirected"]} xdp_passed={xdp["passed"]} " +
                $"drops: {c.FormatDrops()}";

@@ -7,7 +7,7 @@ namespace ZonLb.Engine.Counters;
 /// The data path's counters, written by the one worker thread that owns them and read (without locks, as
 /// whole 64-bit values) by whoever displays them: readers sum the workers' blocks (<see cref="Sum"/>).
 /// </summary>
-[StructLayout(LayoutKind.Explicit, Size = 304)]
+[StructLayout(LayoutKind.Explicit, Size = 320)]
 internal sealed class EngineCounters
 {
     // Explicit layout: the counters fill cache lines of their own, with a line of padding before and after, so
@@ -45,6 +45,9 @@ internal sealed class EngineCounters
     [FieldOffset(224)] public long FragmentsForwarded;
     /// <summary>Resets sent to end a backend's TIME_WAIT on a NAT port a new connection takes over.</summary>
     [FieldOffset(232)] public long TimeWaitResets;
+    /// <summary>ICMP errors not sent because the frame was of a kind never answered (an ICMP error, a later fragment, a
+    /// multicast, broadcast, loopback or unspecified source, a group destination).</summary>
+    [FieldOffset(240)] public long IcmpNotAnswered;
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;
 
@@ -59,7 +62,7 @@ internal sealed class EngineCounters
             t.ExpiredConnections += c.ExpiredConnections; t.PartialChecksumsRepaired += c.PartialChecksumsRepaired;
             t.EarlyDrops += c.EarlyDrops; t.NatPortsReused += c.NatPortsReused; t.TimeWaitResets += c.TimeWaitResets;
             t.TxKicks += c.TxKicks; t.TxKickErrors += c.TxKickErrors; t.Held += c.Held; t.HandedOff += c.HandedOff;
-            t.IcmpTimeExceededSent += c.IcmpTimeExceededSent; t.IcmpRateLimited += c.IcmpRateLimited;
+            t.IcmpTimeExceededSent += c.IcmpTimeExceededSent; t.IcmpRateLimited += c.IcmpRateLimited; t.IcmpNotAnswered += c.IcmpNotAnswered;
             t.IcmpErrorsTranslated += c.IcmpErrorsTranslated; t.IcmpTooBigSent += c.IcmpTooBigSent;
             t.FragmentsForwarded += c.FragmentsForwarded;
             for (int i = 0; i < t._drops.Length; i++)

@@ -111,7 +111,7 @@ internal sealed partial class Worker
         var v = Processor.Process(frame, in p, now, out var f);
         if (v == Verdict.Transmit && f.TimeWaitResetSeq is uint resetSeq)
             SendTimeWaitReset(in f, frame, resetSeq);
-        if (v == Verdict.Drop && IcmpResponder.Answers(in f) && AnswerWithIcmp(_portOfOwned[si], addr, len, in f, now))
+        if (v == Verdict.Drop && IcmpResponder.Answers(in f) && AnswerWithIcmp(_portOfOwned[si], addr, len, in p, in f, now))
         {
             FreeRest(rest); // the answer quotes the start of the frame, from its first buffer
             return;
@@ -136,10 +136,10 @@ internal sealed partial class Worker
 
     /// <summary>Turns a frame whose TTL ran out, or that is too big for its egress interface, into its ICMP error
     /// back out of the port it came in on (<see cref="IcmpResponder"/>); false when the frame should just be freed.</summary>
-    private bool AnswerWithIcmp(Port ingress, ulong addr, int len, in Forwarding f, long now)
+    private bool AnswerWithIcmp(Port ingress, ulong addr, int len, in ParsedPacket p, in Forwarding f, long now)
     {
         var whole = _umem.GetWholeFrame(addr, out int offset);
-        int n = _icmp.TryAnswer(whole, offset, len, in f, ingress, now);
+        int n = _icmp.TryAnswer(whole, offset, len, in p, in f, ingress, now);
         if (n == 0)
             return false;
         Transmit(ingress.IfIndex, addr, n);
