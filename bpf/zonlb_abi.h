@@ -37,8 +37,23 @@ struct zonlb_nat_range {
 	__u16 port_max;
 };
 
-/* frag_addrs: addresses (VIPs and SNAT addresses) whose later IP fragments, which carry no ports, are
- * steered: their first fragment was (by the maps above). Key: a 16-byte address; value: 1. */
+/* if_slots: ingress ifindex -> the interface's XSKMAP slots: queue q of the interface goes to slot first + q, for
+ * q < count (a frame on a queue without a socket, after the queue count was raised, passes). */
+struct zonlb_if_slots {
+	__u32 first;
+	__u32 count;
+};
+
+/* frag_flows: datagrams whose first fragment was steered, by (source, destination, IP identification, protocol);
+ * their later fragments, which carry no ports, are steered too, and no others (the host's own fragmented traffic to
+ * a VIP or SNAT address stays with the kernel). An LRU hash: old datagrams age out. Value: unused (1). */
+struct zonlb_frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;
+	__u8 proto;
+	__u8 pad[3];
+};
 
 /* Counter slots of the per-CPU stats array. */
 enum zonlb_xdp_counter {

@@ -21,12 +21,12 @@ struct {
 	__type(value, __u32);
 } xsks_map SEC(".maps");
 
-/* ingress ifindex -> first XSKMAP slot of that interface */
+/* ingress ifindex -> the interface's XSKMAP slots (first, count) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct zonlb_if_slots);
 } if_slots SEC(".maps");
 
 struct {
@@ -44,11 +44,11 @@ struct {
 } nat_addrs SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct zonlb_addr);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct zonlb_frag_key);
 	__type(value, __u8);
-} frag_addrs SEC(".maps");
+} frag_flows SEC(".maps");
 
 /* owner[0]: PID of the zonlb-afxdp process that attached this program, so that a later run can tell a
  * live instance from one left behind by a killed process. */
@@ -82,7 +82,8 @@ static __always_inline int pass(void)
 /* Where the transport header starts and what it is: IPv4 after its options; IPv6 after the extension
  * headers the engine walks too (hop-by-hop, routing, destination options, authentication, fragment).
  * Returns 0 when the frame is not one the engine serves (the caller passes it). */
-static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], __u8 *proto, void **l4, int *later_fragment)
+static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], __u8 *proto, void **l4, int *later_fragment,
+				    struct zonlb_frag_key *frag, int *first_fragment)
 {
 	struct ethhdr *eth = data;
 	__u16 h_proto;
@@ -102,12 +103,22 @@ static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], _
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
 			return 0;
-		/* fragments after the first carry no ports: the caller steers them by address */
+		/* fragments after the first carry no ports: the caller steers them if it steered their first */
 		*later_fragment = (ip->frag_off & bpf_htons(0x1FFF)) != 0;
+		*first_fragment = !*later_fragment && (ip->frag_off & bpf_htons(0x2000));
 		__builtin_memset(addr, 0, 10);
 		addr[10] = 0xff;
 		addr[11] = 0xff;
 		__builtin_memcpy(addr + 12, &ip->daddr, 4);
+		if (*later_fragment || *first_fragment) {
+			__builtin_memset(frag->saddr, 0, 10);
+			frag->saddr[10] = 0xff;
+			frag->saddr[11] = 0xff;
+			__builtin_memcpy(frag->saddr + 12, &ip->saddr, 4);
+			__builtin_memcpy(frag->daddr, addr, 16);
+			frag->id = ip->id;
+			frag->proto = ip->protocol;
+		}
 		*proto = ip->protocol;
 		*l4 = (void *)ip + ip->ihl * 4;
 		return 1;
@@ -129,6 +140,10 @@ static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], _
 				return 0;
 			int len;
 			if (next == IPPROTO_FRAGMENT) {
+				__builtin_memcpy(frag->saddr, &ip6->saddr, 16);
+				__builtin_memcpy(frag->daddr, addr, 16);
+				__builtin_memcpy(&frag->id, h + 4, 4);
+				frag->proto = h[0];
 				/* offset non-zero: a later fragment, whose payload is no header */
 				if ((h[2] << 8 | h[3]) & 0xFFF8) {
 					*later_fragment = 1;
@@ -136,6 +151,7 @@ static __always_inline int l3_parse(void *data, void *data_end, __u8 addr[16], _
 					*l4 = p + 8;
 					return 1;
 				}
+				*first_fragment = (h[3] & 1) != 0; /* M: more fragments follow */
 				len = 8;
 			} else if (next == IPPROTO_AH) {
 				len = (h[1] + 2) * 4;
@@ -214,15 +230,14 @@ int zonlb_xdp(struct xdp_md *ctx)
 	void *l4;
 	__u8 daddr[16], proto;
 	__u16 dport = 0, icmp_id = 0;
-	int echo_request = 0, echo_reply = 0, error_ours = 0, later_fragment = 0;
+	int echo_request = 0, echo_reply = 0, error_ours = 0, later_fragment = 0, first_fragment = 0;
+	struct zonlb_frag_key frag = {};
 
 	count(ZONLB_XDP_SEEN);
-	if (!l3_parse(data, data_end, daddr, &proto, &l4, &later_fragment))
+	if (!l3_parse(data, data_end, daddr, &proto, &l4, &later_fragment, &frag, &first_fragment))
 		return pass();
 	if (later_fragment) {
-		struct zonlb_addr a;
-		__builtin_memcpy(a.addr, daddr, 16);
-		if (!bpf_map_lookup_elem(&frag_addrs, &a))
+		if (!bpf_map_lookup_elem(&frag_flows, &frag))
 			return pass();
 		goto redirect;
 	}
@@ -292,13 +307,22 @@ int zonlb_xdp(struct xdp_md *ctx)
 	}
 	if (!steer)
 		return pass();
+	if (first_fragment) {
+		__u8 one = 1;
+		bpf_map_update_elem(&frag_flows, &frag, &one, BPF_ANY);
+	}
 
 redirect:;
 	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 *base = bpf_map_lookup_elem(&if_slots, &ifindex);
-	if (!base)
+	struct zonlb_if_slots *slots = bpf_map_lookup_elem(&if_slots, &ifindex);
+	if (!slots)
 		return pass();
-	__u32 slot = *base + ctx->rx_queue_index;
+	if (ctx->rx_queue_index >= slots->count) {
+		/* a queue without a socket (the interface's queue count was raised): the kernel's */
+		count(ZONLB_XDP_NO_SOCKET);
+		return XDP_PASS;
+	}
+	__u32 slot = slots->first + ctx->rx_queue_index;
 	if (slot >= ZONLB_MAX_XSKS) {
 		/* never taken in practice; referencing owner here makes it one of the program's maps, so a
 		 * later run can find the owner PID from the attached program's id */

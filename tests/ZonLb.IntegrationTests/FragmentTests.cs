@@ -1,10 +1,13 @@
+using System.Net;
+using System.Net.Sockets;
 using ZonLb.Testing;
 
 namespace ZonLb.IntegrationTests;
 
 /// <summary>
 /// Datagrams larger than the MTU cross the load balancer as IP fragments, both ways: later fragments carry no
-/// ports, are steered by address and follow their first fragment's connection (IPv4 and IPv6).
+/// ports; the steering program sends them where it sent their first fragment, and leaves the others to the kernel
+/// (IPv4 and IPv6).
 /// </summary>
 public class FragmentTests : IClassFixture<Ipv6Fixture>
 {
@@ -47,5 +50,24 @@ public class FragmentTests : IClassFixture<Ipv6Fixture>
         string message = new string('v', 4000);
         string reply = await Clients.UdpRequest(T.Client, Topology.Vip, 5353, message);
         Assert.StartsWith($"echo:{message} from {Topology.LbBackendSideIp}:", reply);
+    }
+
+    [Theory]
+    [InlineData(Topology.LbBackendSideIp, Topology.BackendIp)]
+    [InlineData(Topology.LbBackendSideIp6, Topology.BackendIp6)]
+    public async Task The_hosts_own_fragmented_udp_to_the_snat_address_reaches_the_kernel(string snat, string from)
+    {
+        // a socket of the load balancer's own host on its SNAT address (a port outside the NAT range), and a 3,000-byte
+        // datagram to it from the backend's namespace: fragmented on the way, its first fragment is none of the
+        // engine's, so neither are the later ones
+        using var listener = T.Lb.Run(() => new UdpClient(new IPEndPoint(IPAddress.Parse(snat), 7070)));
+        using var sender = T.Backend.Run(() => new UdpClient(new IPEndPoint(IPAddress.Parse(from), 0)));
+        var payload = new byte[3000];
+        new Random(3000).NextBytes(payload);
+        using var cts = new CancellationTokenSource(5000);
+        var receive = listener.ReceiveAsync(cts.Token);
+        await sender.SendAsync(payload, new IPEndPoint(IPAddress.Parse(snat), 7070), cts.Token);
+        var got = await receive;
+        Assert.Equal(payload, got.Buffer);
     }
 }

@@ -35,6 +35,8 @@ public class NativeLayoutTests
         { "struct zonlb_nat_key", typeof(NatKey), new[] { "addr:Addr", "proto:Proto", "pad:Pad0" } },
         { "struct zonlb_nat_range", typeof(NatRange), new[] { "port_min:PortMin", "port_max:PortMax" } },
         { "struct zonlb_addr", typeof(MapAddress), Array.Empty<string>() },
+        { "struct zonlb_if_slots", typeof(IfSlots), new[] { "first:First", "count:Count" } },
+        { "struct zonlb_frag_key", typeof(FragKey), new[] { "saddr:Source", "daddr:Destination", "id:Id", "proto:Proto", "pad:Pad0" } },
     };
 
     [Theory]

@@ -154,18 +154,12 @@ internal sealed partial class Dataplane
 
     private void UpdateConfig(Action<LoadBalancerConfig> change) => change(_config);
 
-    /// <summary>Tells the steering program every SNAT address (replies to its NAT ports are ours) and every
-    /// address whose later fragments are ours.</summary>
+    /// <summary>Tells the steering program every SNAT address (replies to its NAT ports are ours). Later fragments
+    /// follow their first: the program remembers the datagrams whose first fragment it steered.</summary>
     private void SteerNatAddresses()
     {
-        var table = Services;
-        foreach (var (snat, proto) in table.NatAddresses)
-        {
+        foreach (var (snat, proto) in Services.NatAddresses)
             _program!.AddNatAddress(snat.ToIPAddress(), proto.WireNumber(snat), _config.Engine.NatPortMin, _config.Engine.NatPortMax);
-            _program.AddFragmentAddress(snat.ToIPAddress());
-        }
-        foreach (var s in table.Services)
-            _program!.AddFragmentAddress(s.Vip.ToIPAddress());
     }
 
     // ---------------- health ----------------

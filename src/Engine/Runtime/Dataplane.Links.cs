@@ -113,6 +113,7 @@ internal sealed partial class Dataplane
         port.Sockets.Clear();
         port.Missing = true;
         _program!.Forget(port.IfIndex);
+        _program.ClearInterfaceSlots(port.IfIndex);
         OnEveryWorker(() => new WorkerAction<int>(w => { w.Bind(_ports); return 0; })).GetAwaiter().GetResult();
         lock (_socketsLock)
         {
@@ -129,6 +130,7 @@ internal sealed partial class Dataplane
             }
             port.Umem?.Dispose(); // this interface's registration of the area; the others' stay
             port.Umem = null;
+            _slots.Release(port.FirstSlot, sockets.Count); // the sockets left the XSKMAP as they closed
         }
     }
 
@@ -139,7 +141,8 @@ internal sealed partial class Dataplane
         if (queues < _workers.Length)
             throw new InvalidOperationException($"it is back with {queues} RX queue(s), fewer than the {_workers.Length} worker(s)");
         var ic = _config.Interfaces.First(i => i.Name == port.Name);
-        uint first = _nextSlot;
+        if (!_slots.TryTake(queues, out uint first))
+            throw new InvalidOperationException($"its {queues} queue(s) do not fit the AF_XDP socket slots left ({_slots.Taken} of {XdpProgram.MaxSockets} taken)");
         var created = new List<XskSocket>();
         var umem = XskUmem.Register(_umem!, (uint)_config.Engine.RingSize, port.Name);
         try
@@ -157,6 +160,7 @@ internal sealed partial class Dataplane
             foreach (var c in created)
                 c.Dispose();
             umem.Dispose();
+            _slots.Release(first, queues);
             throw;
         }
         lock (_socketsLock)
@@ -166,7 +170,6 @@ internal sealed partial class Dataplane
                 _sockets.Add(s);
                 port.Sockets.Add(s);
             }
-            _nextSlot += (uint)created.Count;
             port.Umem = umem;
             port.IfIndex = link.Index;
             port.Mac = link.Mac.GetAddressBytes();

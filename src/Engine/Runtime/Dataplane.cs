@@ -64,7 +64,7 @@ internal sealed partial class Dataplane : IDisposable
     private ServiceRegistry? _registry;
     private Worker[] _workers = Array.Empty<Worker>();
     private volatile bool _stop;
-    private uint _nextSlot;
+    private readonly XskMapSlots _slots = new();
     private Thread? _linkWatcher;
     private int _alive;
     private int _disposed;
@@ -155,9 +155,11 @@ internal sealed partial class Dataplane : IDisposable
         _umem = new Umem(o.FrameCount, o.FrameSize);
 
         // 2. Sockets: one per RX queue of every interface, on the interface's registration of the UMEM area.
-        uint slot = 0;
         foreach (var (ic, link, queues) in links)
         {
+            if (!_slots.TryTake(queues, out uint slot))
+                throw new InvalidOperationException(
+                    $"interface {ic.Name}: {queues} queue(s) do not fit the {XdpProgram.MaxSockets - _slots.Taken} AF_XDP socket slot(s) left of {XdpProgram.MaxSockets}");
             var port = new Port
             {
                 Name = ic.Name, IfIndex = link.Index, Mac = link.Mac.GetAddressBytes(), AttachedMode = ic.XdpMode, FirstSlot = slot,
@@ -169,7 +171,6 @@ internal sealed partial class Dataplane : IDisposable
             var addresses6 = nl.GetIPv6Addresses(link.Index);
             port.Address6 = addresses6.Count > 0 ? IpAddr.From(addresses6[0]) : default;
             CreateSockets(port, ic, queues);
-            slot += (uint)queues;
         }
 
         // 3. Workers, each with its own pipeline shard; routes and neighbours come from the resolver's thread.
@@ -208,7 +209,6 @@ internal sealed partial class Dataplane : IDisposable
                 _log($"service {s.Name}: {s.Vip} {s.Protocol.ToString().ToLowerInvariant()} {s.Port} -> " +
                      $"{b.Info.Ip.WithPort(b.Info.Port)} ({(s.Dsr ? "direct server return" : $"snat {b.Info.Snat}")}, weight {b.Info.Weight})");
 
-        _nextSlot = slot;
         _alive = workers;
         foreach (var w in _workers)
         {
@@ -284,7 +284,7 @@ internal sealed partial class Dataplane : IDisposable
     {
         for (int q = 0; q < port.Sockets.Count; q++)
             _program!.SetSocket(port.FirstSlot + (uint)q, port.Sockets[q].Fd);
-        _program!.SetInterfaceSlots(port.IfIndex, port.FirstSlot);
+        _program!.SetInterfaceSlots(port.IfIndex, port.FirstSlot, port.Sockets.Count);
     }
 
     /// <summary>Wakes every worker (new route or neighbour answers for their held frames).</summary>

@@ -48,6 +48,26 @@ internal struct NatRange
     public ushort PortMax;
 }
 
+/// <summary>struct zonlb_if_slots { __u32 first; __u32 count; }: an interface's XSKMAP slots.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct IfSlots
+{
+    public uint First;
+    public uint Count;
+}
+
+/// <summary>struct zonlb_frag_key { __u8 saddr[16]; __u8 daddr[16]; __u32 id; __u8 proto; __u8 pad[3]; }: a datagram whose
+/// first fragment was steered (the id as in the packet: IPv4's 16 bits in network order, IPv6's 32).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct FragKey
+{
+    public MapAddress Source;
+    public MapAddress Destination;
+    public uint Id;
+    public byte Proto;
+    public byte Pad0, Pad1, Pad2;
+}
+
 /// <summary>Counter slots of the program's per-CPU xdp_stats array (enum zonlb_xdp_counter).</summary>
 public enum XdpProgramCounter
 {

@@ -33,7 +33,7 @@ public readonly record struct XdpAttachment(XdpAttachMode Mode, bool Dispatcher,
 public sealed unsafe class XdpProgram : IDisposable
 {
     private readonly XdpProgramHandle _prog;
-    private int _xsksMap = -1, _ifSlotsMap = -1, _servicesMap = -1, _natMap = -1, _statsMap = -1, _ownerMap = -1, _fragMap = -1;
+    private int _xsksMap = -1, _ifSlotsMap = -1, _servicesMap = -1, _natMap = -1, _statsMap = -1, _ownerMap = -1;
     private readonly Dictionary<int, (string Name, int Mode)> _attached = new();
 
     static XdpProgram()
@@ -47,6 +47,9 @@ public sealed unsafe class XdpProgram : IDisposable
         _prog = prog;
         MultiBuffer = multiBuffer;
     }
+
+    /// <summary>AF_XDP sockets the program can steer to at once (its XSKMAP's size).</summary>
+    public const int MaxSockets = SteeringAbi.MaxXsks;
 
     /// <summary>Opened as an xdp.frags program (see <see cref="Open"/>).</summary>
     public bool MultiBuffer { get; }
@@ -124,7 +127,6 @@ public sealed unsafe class XdpProgram : IDisposable
         _natMap = MapFd(obj, "nat_addrs");
         _statsMap = MapFd(obj, "xdp_stats");
         _ownerMap = MapFd(obj, "owner");
-        _fragMap = MapFd(obj, "frag_addrs");
         uint key = 0, pid = (uint)Environment.ProcessId;
         Update(_ownerMap, &key, &pid, "owner");
     }
@@ -294,11 +296,22 @@ public sealed unsafe class XdpProgram : IDisposable
             LibXdp.xdp_program__detach(Handle, ifIndex, a.Mode, 0);
     }
 
-    /// <summary>Steers frames arriving on ifIndex queue q to XSKMAP slot firstSlot + q.</summary>
-    public void SetInterfaceSlots(int ifIndex, uint firstSlot)
+    /// <summary>Steers frames arriving on ifIndex queue q to XSKMAP slot firstSlot + q, for q below count (a frame on
+    /// a higher queue, after the interface's queue count was raised, passes).</summary>
+    public void SetInterfaceSlots(int ifIndex, uint firstSlot, int count)
     {
         uint key = (uint)ifIndex;
-        Update(_ifSlotsMap, &key, &firstSlot, "if_slots");
+        var slots = new IfSlots { First = firstSlot, Count = (uint)count };
+        Update(_ifSlotsMap, &key, &slots, "if_slots");
+    }
+
+    /// <summary>Stops steering an interface's frames (its sockets are gone).</summary>
+    public void ClearInterfaceSlots(int ifIndex)
+    {
+        if (_ifSlotsMap < 0)
+            return;
+        uint key = (uint)ifIndex;
+        LibBpf.bpf_map_delete_elem(_ifSlotsMap, &key);
     }
 
     public void SetSocket(uint slot, int xskFd)
@@ -334,14 +347,6 @@ public sealed unsafe class XdpProgram : IDisposable
         var key = new NatKey { Addr = MapAddress.From(addr), Proto = proto };
         var range = new NatRange { PortMin = portMin, PortMax = portMax };
         Update(_natMap, &key, &range, "nat_addrs");
-    }
-
-    /// <summary>Later IP fragments (no ports) to this address go to our sockets: a VIP or a SNAT address.</summary>
-    public void AddFragmentAddress(IPAddress addr)
-    {
-        var key = MapAddress.From(addr);
-        byte one = 1;
-        Update(_fragMap, &key, &one, "frag_addrs");
     }
 
     /// <summary>The sum over CPUs of one of the program's counters.</summary>
