@@ -84,6 +84,9 @@ public sealed class LoadBalancer : IDisposable
     /// <summary>What stopped the data path, when it failed; null otherwise.</summary>
     public Exception? Fault => _dp.Fault;
 
+    /// <summary>Every worker came round its loop within engine.worker_stall_ms (what systemd's watchdog is told).</summary>
+    public bool WorkersAlive => _dp.WorkersAlive;
+
     /// <summary>A backend went up or down (health checks) or was added, removed, disabled or enabled by a caller.
     /// Raised on a thread-pool thread, never on a worker.</summary>
     public event EventHandler<BackendStateChangedEventArgs>? BackendStateChanged;

@@ -63,6 +63,25 @@ public class FaultTests
     }
 
     [Fact]
+    public void A_hung_worker_is_seen_within_its_stall_limit_its_queues_unsteered_and_run_exits_1_detached()
+    {
+        using var t = Topology.Create();
+        using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig(), injectFault: "hang").WaitUntilRunning();
+        var hungAt = DateTime.UtcNow;
+        t.Client.Exec(TimeSpan.FromSeconds(10), "ping", "-c", "1", "-W", "1", Topology.Vip); // worker 0 stops on it
+
+        Assert.True(lb.WaitForLine("worker 0 has not come round its loop", TimeSpan.FromSeconds(15)), lb.Output);
+        var seenAfter = DateTime.UtcNow - hungAt;
+        int? code = lb.WaitForExit(Exit);
+
+        Assert.True(seenAfter >= TimeSpan.FromSeconds(5) && seenAfter < TimeSpan.FromSeconds(10), $"seen after {seenAfter}"); // engine.worker_stall_ms = 5000
+        Assert.Contains("its 2 queue(s) are no longer steered", lb.Output); // one socket on each interface
+        Assert.Equal(1, code);
+        Assert.Contains("detached from lbc, lbs", lb.Output);
+        Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+    }
+
+    [Fact]
     public async Task An_interface_going_down_and_up_is_reported_and_forwarding_resumes()
     {
         using var t = Topology.Create();

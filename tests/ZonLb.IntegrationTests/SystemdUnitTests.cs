@@ -67,6 +67,46 @@ public class SystemdUnitTests
     }
 
     [Fact]
+    public void Under_the_units_watchdog_it_sends_watchdog_while_its_workers_run_and_not_once_one_hangs()
+    {
+        var period = TimeSpan.Parse("00:00:" + UnitValue("WatchdogSec").TrimEnd('s').PadLeft(2, '0')); // "10s"
+        using var t = Topology.Create();
+        string path = Path.Combine(Path.GetTempPath(), $"zlbt-notify-{Guid.NewGuid():N}.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(path));
+        try
+        {
+            var environment = new Dictionary<string, string>
+            {
+                ["NOTIFY_SOCKET"] = path, ["WATCHDOG_USEC"] = ((long)period.TotalMicroseconds).ToString(), ["ZONLB_INJECT_FAULT"] = "hang",
+            };
+            using var lb = ZonLbProcess.Start(t.Lb, Topology.DefaultConfig(), environment: environment, arguments: ExecStartArguments());
+            Assert.Contains("READY=1", Receive(notify, TimeSpan.FromSeconds(30), lb).Split('\n'));
+            Assert.Equal("WATCHDOG=1", Receive(notify, period, lb)); // within the period: at half of it
+
+            var hung = DateTime.UtcNow;
+            t.Client.Exec(TimeSpan.FromSeconds(10), "ping", "-c", "1", "-W", "1", Topology.Vip); // worker 0 hangs on it
+            var after = new List<(TimeSpan At, string Message)>();
+            while (DateTime.UtcNow - hung < TimeSpan.FromSeconds(20) && !after.Any(m => m.Message == "STOPPING=1"))
+                after.Add((DateTime.UtcNow - hung, Receive(notify, TimeSpan.FromSeconds(20), lb)));
+            int? exit = lb.WaitForExit(TimeSpan.FromSeconds(30));
+
+            // WATCHDOG=1 goes on while the worker is within its stall limit (engine.worker_stall_ms, 5 s), and stops
+            // once it is past it, long before systemd's period would run out
+            string seen = string.Join(" | ", after.Select(m => $"{m.At.TotalSeconds:F1}s {m.Message}"));
+            Assert.All(after.Where(m => m.Message == "WATCHDOG=1"), m => Assert.True(m.At < TimeSpan.FromSeconds(7), seen));
+            Assert.Contains("STOPPING=1", after.Select(m => m.Message));
+            Assert.Equal(1, exit);
+            Assert.Contains("worker 0 has not come round its loop", lb.Output);
+            Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public async Task The_program_forwards_as_an_unprivileged_user_with_only_the_units_capabilities()
     {
         var caps = UnitValue("AmbientCapabilities").Split(' ', StringSplitOptions.RemoveEmptyEntries);

@@ -132,6 +132,12 @@ public static class RunCommand
             systemd.Ready($"forwarding on {string.Join(", ", cfg.Interfaces.Select(i => i.Name))}: {cfg.Services.Count} service(s)");
             var status = new StatusPrinter(dp);
             var period = TimeSpan.FromSeconds(statusInterval > 0 ? statusInterval : 1);
+            // systemd's watchdog, when the unit has WatchdogSec=: WATCHDOG=1 at half its period, only while every
+            // worker comes round its loop (a stalled one also fails the data path below, after engine.worker_stall_ms)
+            var watchdog = systemd.WatchdogPeriod;
+            if (watchdog is TimeSpan w && w / 2 < period)
+                period = w / 2;
+            long nextStatus = Environment.TickCount64 + (long)TimeSpan.FromSeconds(statusInterval).TotalMilliseconds;
             while (!stop.Wait(period))
             {
                 if (dp.Fault != null)
@@ -140,8 +146,13 @@ public static class RunCommand
                     exit = ExitCodes.RuntimeError;
                     break;
                 }
-                if (statusInterval > 0)
+                if (watchdog != null && dp.WorkersAlive)
+                    systemd.Watchdog();
+                if (statusInterval > 0 && Environment.TickCount64 >= nextStatus)
+                {
                     Console.WriteLine(status.Line());
+                    nextStatus += (long)TimeSpan.FromSeconds(statusInterval).TotalMilliseconds;
+                }
             }
             systemd.Stopping();
             var frames = dp.Stop();

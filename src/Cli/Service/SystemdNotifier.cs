@@ -34,6 +34,16 @@ internal sealed class SystemdNotifier : IDisposable
 
     public void Stopping() => Send("STOPPING=1");
 
+    /// <summary>systemd's watchdog period (WATCHDOG_USEC, set with WatchdogSec= in the unit) when it watches this
+    /// process; null when it does not.</summary>
+    public TimeSpan? WatchdogPeriod { get; } =
+        long.TryParse(Environment.GetEnvironmentVariable("WATCHDOG_USEC"), out long usec) && usec > 0 &&
+        (Environment.GetEnvironmentVariable("WATCHDOG_PID") is not { Length: > 0 } pid || pid == Environment.ProcessId.ToString())
+            ? TimeSpan.FromTicks(usec * 10) : null;
+
+    /// <summary>Tells systemd the service is alive (WATCHDOG=1): sent only while every worker is.</summary>
+    public void Watchdog() => Send("WATCHDOG=1");
+
     public void Status(string status) => Send($"STATUS={status}");
 
     private void Send(string message)

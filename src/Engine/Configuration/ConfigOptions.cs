@@ -124,6 +124,8 @@ public static class ConfigOptions
             "Idle timeout of an ICMP echo flow."),
         ConfigOption.EngineInt("neighbor_wait_ms", 1, 60000, o => o.NeighborWaitMilliseconds, (o, v) => o.NeighborWaitMilliseconds = v,
             "How long a frame waits for its next hop's ARP/NDP resolution before it is dropped (neighbor_timeout)."),
+        ConfigOption.EngineInt("worker_stall_ms", 0, 600000, o => o.WorkerStallMilliseconds, (o, v) => o.WorkerStallMilliseconds = v,
+            "A worker that has not come round its loop for this long is stalled: its queues leave the steering map, everything is detached and run exits 1 (systemd restarts it); 0: no watchdog."),
         ConfigOption.EngineInt("neighbor_cache_seconds", 1, 3600, o => o.NeighborCacheSeconds, (o, v) => o.NeighborCacheSeconds = v,
             "How long a learnt next hop is used before the kernel is asked again."),
         ConfigOption.EngineBool("repair_partial_checksums", o => o.RepairPartialChecksums, (o, v) => o.RepairPartialChecksums = v,

@@ -164,6 +164,10 @@ public sealed class EngineOptions
     public int IcmpTimeoutSeconds { get; set; } = 30;
     /// <summary>How long a frame waits for its next hop's MAC before it is dropped.</summary>
     public int NeighborWaitMilliseconds { get; set; } = 1000;
+
+    /// <summary>A worker that has not come round its loop for this long is stalled: the data path fails (its sockets
+    /// leave the steering map, everything is detached, run exits 1); 0 turns the watchdog off.</summary>
+    public int WorkerStallMilliseconds { get; set; } = 5000;
     /// <summary>Debug: false leaves CHECKSUM_PARTIAL frames unrepaired (reproduces the dropped SYN of the seed notes).</summary>
     public bool RepairPartialChecksums { get; set; } = true;
     /// <summary>Frames larger than a UMEM frame (jumbo MTUs; above 3,506 on a veth's peer): the XDP program is

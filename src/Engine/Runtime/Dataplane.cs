@@ -226,6 +226,7 @@ internal sealed partial class Dataplane : IDisposable
              string.Join("; ", _workers.Select(w => w.Scheduling).Distinct()));
         _linkWatcher = new Thread(WatchLinks) { Name = "zonlb-links", IsBackground = true };
         _linkWatcher.Start();
+        StartWatchdog();
     }
 
     /// <summary>
@@ -317,21 +318,31 @@ internal sealed partial class Dataplane : IDisposable
     public void Stop()
     {
         _stop = true;
+        StopWatchdog();
         foreach (var w in _workers)
         {
             w.Wakeup.Signal();
-            if (w.Thread != null && w.Thread.IsAlive && Thread.CurrentThread != w.Thread)
-                w.Thread.Join();
+            if (w.Thread != null && w.Thread.IsAlive && Thread.CurrentThread != w.Thread && !w.Thread.Join(WorkerStopTimeout))
+            {
+                _abandoned = true; // a stalled worker: it may wake and touch its rings, so they are left mapped
+                _log($"error: worker {w.Index} did not stop within {WorkerStopTimeout.TotalSeconds} s; its sockets are left open until the process ends");
+            }
         }
         if (_linkWatcher != null && _linkWatcher.IsAlive && Thread.CurrentThread != _linkWatcher)
             _linkWatcher.Join();
     }
 
+    /// <summary>How long Stop waits for each worker to leave its loop.</summary>
+    private static readonly TimeSpan WorkerStopTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>A worker did not stop (stalled): its rings and the UMEM stay mapped (the process is ending).</summary>
+    private bool _abandoned;
+
     /// <summary>Counts where every frame is. Only valid once the workers have stopped; waits briefly for the
     /// kernel to complete frames it is still sending.</summary>
     public FrameAccount AccountFrames()
     {
-        if (IsRunning)
+        if (IsRunning && !_abandoned) // a stalled worker's frames are counted where they are, or as unaccounted
             throw new InvalidOperationException("stop the data path before accounting for its frames");
         var umem = _umem!;
         for (int attempt = 0; attempt < 50; attempt++)
@@ -385,6 +396,8 @@ internal sealed partial class Dataplane : IDisposable
         _resolver?.Dispose(); // before the workers' wakeups go: it signals them
         // Detach first so the kernel stops steering frames to sockets that are about to close.
         _program?.Dispose();
+        if (_abandoned)
+            return; // a worker that never stopped may still touch the rings and the UMEM: leave them to the process's end
         foreach (var s in _sockets)
             s.Dispose();
         _sockets.Clear();

@@ -146,8 +146,10 @@ internal sealed partial class Worker
         return true;
     }
 
-    private static void InjectFault()
+    private void InjectFault()
     {
+        if (Diagnostics.FaultInjection.Hang && Index == 0)
+            Thread.Sleep(Timeout.Infinite);
         if (Diagnostics.FaultInjection.Worker)
             throw new InvalidOperationException("injected worker fault (ZONLB_INJECT_FAULT=worker)");
         if (Diagnostics.FaultInjection.Unhandled)

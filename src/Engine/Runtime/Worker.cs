@@ -134,6 +134,11 @@ internal sealed partial class Worker
     public int CachedFrames => _frames.Count;
     public Thread? Thread { get; set; }
 
+    /// <summary>When the worker last came round its loop (ms, Environment.TickCount64): the watchdog's view of it. A
+    /// worker sleeping in poll() comes round at least every <see cref="IdleWaitMs"/>.</summary>
+    public long Heartbeat => Volatile.Read(ref _heartbeat);
+    private long _heartbeat = Environment.TickCount64;
+
     /// <summary>True from the start of <see cref="Run"/> until the thread leaves it.</summary>
     public bool IsRunning => Volatile.Read(ref _running);
     private bool _running;
@@ -270,6 +275,7 @@ internal sealed partial class Worker
         _sweptAt = Environment.TickCount64;
         while (!stopping())
         {
+            Volatile.Write(ref _heartbeat, Environment.TickCount64);
             AdoptServices();
             bool control = RunCommands();
             if (_rebound)

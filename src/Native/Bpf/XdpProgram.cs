@@ -314,6 +314,14 @@ public sealed unsafe class XdpProgram : IDisposable
         LibBpf.bpf_map_delete_elem(_ifSlotsMap, &key);
     }
 
+    /// <summary>Empties an XSKMAP slot: frames steered to it pass to the kernel (a stalled worker's queue).</summary>
+    public void ClearSocket(uint slot)
+    {
+        if (_xsksMap < 0)
+            return;
+        LibBpf.bpf_map_delete_elem(_xsksMap, &slot);
+    }
+
     public void SetSocket(uint slot, int xskFd)
     {
         if (slot >= SteeringAbi.MaxXsks)
