@@ -15,6 +15,7 @@ public class DropReasonTests
             (10, "ttl_exceeded"), (11, "nat_ports_exhausted"), (12, "connection_table_full"), (13, "no_route"),
             (14, "egress_not_attached"), (15, "neighbor_unresolved"), (16, "hold_queue_full"), (17, "tx_ring_full"),
             (18, "frame_pool_empty"), (19, "no_backend"), (20, "handoff_full"), (21, "fragmentation_needed"), (22, "mtu_exceeded"), (23, "vlan_not_configured"),
+            (24, "bad_icmp_checksum"),
         };
         var actual = Enum.GetValues<DropReason>().Select(r => ((int)r, r.ToLabel())).ToArray();
         Assert.Equal(expected, actual);

@@ -143,6 +143,24 @@ public class IcmpErrorTranslationTests
         Assert.Equal(original[(14 + 40)..(14 + 48)], error[(14 + 48 + 40)..(14 + 48 + 48)]);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_error_about_our_connection_with_a_wrong_checksum_is_dropped_not_translated(bool v6)
+    {
+        var p = Processor();
+        var sent = v6 ? Tcp("fd00:10::2", 40000, "fd00:10::1", 80).Build() : Tcp("10.10.0.2", 40000, "10.10.0.1", 80).Build();
+        Assert.Equal(Verdict.Transmit, p.Process(sent, 1000, out _));
+        var error = v6 ? IcmpError("fd00:20::2", "fd00:20::1", 1, 4, sent, sent.Length - 14)
+                       : IcmpError("10.20.0.2", "10.20.0.1", 3, 3, sent, sent.Length - 14);
+        error[^1] ^= 0x5A; // a byte of the quote, changed on the way: the ICMP checksum no longer matches
+        var original = (byte[])error.Clone();
+
+        Assert.Equal(Verdict.Drop, p.Process(error, 1001, out var dropped));
+        Assert.Equal(DropReason.BadIcmpChecksum, dropped.DropReason);
+        Assert.Equal(original, error);
+    }
+
     [Fact]
     public void An_error_about_no_connection_of_ours_is_dropped()
     {

@@ -54,6 +54,9 @@ public enum DropReason
     MtuExceeded = 22,
     /// <summary>An 802.1Q tag the receiving interface's configuration does not list (vlans).</summary>
     VlanNotConfigured = 23,
+    /// <summary>An ICMP error about one of our connections whose checksum is wrong: not translated (a translation
+    /// would make it look valid).</summary>
+    BadIcmpChecksum = 24,
 }
 
 /// <summary>The names operators see for drop reasons.</summary>
@@ -86,9 +89,10 @@ public static class DropReasonNames
         DropReason.FragmentationNeeded => "fragmentation_needed",
         DropReason.MtuExceeded => "mtu_exceeded",
         DropReason.VlanNotConfigured => "vlan_not_configured",
+        DropReason.BadIcmpChecksum => "bad_icmp_checksum",
         _ => "reason_" + ((int)r).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>How many reasons there are (None included).</summary>
-    public const int Count = 24;
+    public const int Count = 25;
 }

@@ -161,6 +161,15 @@ internal static class NatRewriter
         }
     }
 
+    /// <summary>Whether an ICMP message's checksum is right (ICMPv6: over the pseudo-header of its addresses too).</summary>
+    public static bool IcmpChecksumIsValid(ReadOnlySpan<byte> icmp, bool v6, in IpAddr src, in IpAddr dst)
+    {
+        ushort sum = InternetChecksum.Sum(icmp);
+        if (v6)
+            sum = InternetChecksum.Add(sum, InternetChecksum.PseudoHeaderSum(src, dst, Wire.ProtoIcmpv6, icmp.Length));
+        return sum == 0xFFFF;
+    }
+
     /// <summary>An ICMP message's checksum over the whole message, computed again after its quoted packet changed
     /// (ICMPv6: with the pseudo-header of its new addresses).</summary>
     public static void RecomputeIcmpChecksum(Span<byte> icmp, bool v6, in IpAddr src, in IpAddr dst)

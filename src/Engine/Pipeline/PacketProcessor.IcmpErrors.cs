@@ -15,6 +15,9 @@ internal sealed partial class PacketProcessor
     /// </summary>
     private Verdict TranslateIcmpError(Span<byte> frame, in ParsedPacket p, long now, ref Forwarding f)
     {
+        // Checked before anything: the message is recomputed after translation, which would turn a corrupt one valid.
+        if (!NatRewriter.IcmpChecksumIsValid(frame.Slice(p.L4Offset, p.L4Length), p.IsV6, p.SrcIp, p.DstIp))
+            return Drop(DropReason.BadIcmpChecksum, ref f);
         // The quoted packet is one we sent: toward a backend (from SNAT:nat port), or toward a client (from
         // VIP:port). Its reverse is the key of the connection from the other side.
         var reverse = new FlowKey(p.InnerDst, p.InnerSrc, p.InnerDstPort, p.InnerSrcPort, p.InnerProtocol);
