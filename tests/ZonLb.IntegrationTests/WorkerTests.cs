@@ -85,6 +85,27 @@ public class WorkerTests
     }
 
     [Fact]
+    public void Under_taskset_a_cpu_affinity_naming_the_cpu_the_process_may_use_is_accepted_and_another_is_refused()
+    {
+        string config = Path.Combine(Path.GetTempPath(), $"zlbt-affinity-{Guid.NewGuid():N}.toml");
+        try
+        {
+            File.WriteAllText(config, Topology.DefaultConfig("[engine]\ncpu_affinity = [1]"));
+            var allowed = Command.Run("taskset", new[] { "-c", "1", "dotnet", ZonLbProcess.CliPath, "check", "--offline", "--config", config }, TimeSpan.FromSeconds(60));
+            Assert.True(allowed.ExitCode == 0, allowed.Output);
+
+            var refused = Command.Run("taskset", new[] { "-c", "0", "dotnet", ZonLbProcess.CliPath, "check", "--offline", "--config", config }, TimeSpan.FromSeconds(60));
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("cpu_affinity", refused.Output);
+            Assert.Contains("CPU 1 is not one this process may run on (CPUs 0)", refused.Output);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Fact]
     public void More_workers_than_queues_is_refused_naming_the_interface()
     {
         using var t = Topology.Create();

@@ -258,10 +258,12 @@ public static class ConfigLoader
             o.CpuAffinity = cpus.Select(x => (int)(long)x!).ToList();
             if (o.CpuAffinity.Count != o.Workers)
                 throw r.Error(at, "cpu_affinity", $"[{string.Join(", ", o.CpuAffinity)}]", $"names {o.CpuAffinity.Count} CPU(s) for {o.Workers} worker(s)");
-            int max = Environment.ProcessorCount;
+            // the CPUs this process may run on (taskset, cgroups), not how many there are: under `taskset -c 1` CPU 1 is the one
+            var allowed = ZonLb.Native.Interop.CpuAffinity.AllowedCpus();
             foreach (int cpu in o.CpuAffinity)
-                if (cpu < 0 || cpu >= Math.Min(max, 64))
-                    throw r.Error(at, "cpu_affinity", $"[{string.Join(", ", o.CpuAffinity)}]", $"CPU {cpu} does not exist here (0-{max - 1})");
+                if (cpu < 0 || cpu >= 64 || !allowed.Contains(cpu))
+                    throw r.Error(at, "cpu_affinity", $"[{string.Join(", ", o.CpuAffinity)}]",
+                        $"CPU {cpu} is not one this process may run on (CPUs {string.Join(",", allowed)})");
         }
         if (o.FrameSize is not (2048 or 4096))
             throw r.Error(at, "frame_size", o.FrameSize, "must be 2048 or 4096");

@@ -26,6 +26,20 @@ public static unsafe class CpuAffinity
     /// <summary>As <see cref="SetCurrentThreadFifo"/>, but false instead of an exception when the process may not.</summary>
     public static bool TrySetCurrentThreadFifo(int priority) => Libc.sched_setscheduler(0, Libc.SCHED_FIFO, &priority) == 0;
 
+    /// <summary>The CPUs the calling thread may run on (its affinity mask: all of the machine's, or what taskset or a
+    /// cgroup left), in ascending order; the first 1,024.</summary>
+    public static IReadOnlyList<int> AllowedCpus()
+    {
+        var mask = stackalloc ulong[16];
+        if (Libc.sched_getaffinity(0, 16 * 8, mask) != 0)
+            throw NativeException.FromLastError("sched_getaffinity");
+        var cpus = new List<int>();
+        for (int i = 0; i < 1024; i++)
+            if ((mask[i / 64] & (1UL << (i % 64))) != 0)
+                cpus.Add(i);
+        return cpus;
+    }
+
     public static void PinCurrentThread(int cpu)
     {
         if (cpu is < 0 or >= 64)

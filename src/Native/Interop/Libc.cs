@@ -127,6 +127,10 @@ internal static unsafe partial class Libc
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial nint write(int fd, void* buf, nuint count);
 
+    // int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask);  (pid 0: the calling thread)
+    [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
+    public static partial int sched_getaffinity(int pid, nuint cpusetsize, ulong* mask);
+
     // int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask);  (pid 0: the calling thread)
     [LibraryImport(NativeLibraries.Libc, SetLastError = true)]
     public static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
