@@ -55,6 +55,14 @@ struct zonlb_frag_key {
 	__u8 pad[3];
 };
 
+/* owner[0]: the zonlb-afxdp process that attached the program: its PID and its start time (/proc/PID/stat field 22,
+ * clock ticks after boot), so that a PID reused by another process is not taken for it. */
+struct zonlb_owner {
+	__u32 pid;
+	__u32 pad;
+	__u64 start_time;
+};
+
 /* Counter slots of the per-CPU stats array. */
 enum zonlb_xdp_counter {
 	ZONLB_XDP_SEEN = 0,

@@ -50,13 +50,13 @@ struct {
 	__type(value, __u8);
 } frag_flows SEC(".maps");
 
-/* owner[0]: PID of the zonlb-afxdp process that attached this program, so that a later run can tell a
- * live instance from one left behind by a killed process. */
+/* owner[0]: the zonlb-afxdp process that attached this program (struct zonlb_owner), so that a later run can tell
+ * a live instance from one left behind by a killed process. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct zonlb_owner);
 } owner SEC(".maps");
 
 struct {

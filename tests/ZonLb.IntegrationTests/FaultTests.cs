@@ -42,6 +42,49 @@ public class FaultTests
         Assert.Empty(Topology.InterfacesWithXdp(t.Lb));
     }
 
+    [Fact]
+    public void A_stale_program_whose_pid_now_belongs_to_another_process_is_still_replaced()
+    {
+        using var t = Topology.Create();
+        string config = Topology.DefaultConfig();
+        using var first = ZonLbProcess.Start(t.Lb, config).WaitUntilRunning();
+        first.Kill();
+        // the killed run's PID handed to another process: a sleep of the test's own, recorded as the owner with the
+        // killed run's start time (as if the PID had been reused)
+        using var other = System.Diagnostics.Process.Start("sleep", "60");
+        foreach (var ifName in new[] { "lbc", "lbs" })
+            RewriteOwnerPid(t.Lb, ifName, other.Id);
+
+        using var second = ZonLbProcess.Start(t.Lb, File.ReadAllText(first.ConfigPath)).WaitUntilRunning();
+        Assert.Contains($"replaced a stale zonlb_xdp", second.Output);
+        Assert.Contains($"left by pid {other.Id} which is gone", second.Output);
+        Assert.Equal(0, second.Stop());
+        other.Kill();
+    }
+
+    /// <summary>Overwrites the PID in the owner map of the zonlb_xdp attached to ifName, keeping its start time.</summary>
+    private static void RewriteOwnerPid(NetworkNamespace ns, string ifName, int pid)
+    {
+        string link = ns.Ip("-d", "-j", "link", "show", ifName);
+        var progId = System.Text.Json.JsonDocument.Parse(link).RootElement[0].GetProperty("xdp").GetProperty("prog").GetProperty("id").GetInt32();
+        var prog = System.Text.Json.JsonDocument.Parse(Command.Check("bpftool", "-j", "prog", "show", "id", progId.ToString())).RootElement;
+        foreach (var mapId in prog.GetProperty("map_ids").EnumerateArray())
+        {
+            var map = System.Text.Json.JsonDocument.Parse(Command.Check("bpftool", "-j", "map", "show", "id", mapId.ToString())).RootElement;
+            if (map.GetProperty("name").GetString() != "owner")
+                continue;
+            var value = System.Text.Json.JsonDocument.Parse(Command.Check("bpftool", "-j", "map", "lookup", "id", mapId.ToString(), "key", "0", "0", "0", "0"))
+                .RootElement.GetProperty("value").EnumerateArray().Select(v => Convert.ToByte(v.GetString(), 16)).ToArray();
+            BitConverter.GetBytes((uint)pid).CopyTo(value, 0);
+            var args = new List<string> { "map", "update", "id", mapId.ToString(), "key", "0", "0", "0", "0", "value" };
+            args.AddRange(value.Select(b => b.ToString()));
+            var r = Command.Run("bpftool", args);
+            Assert.True(r.ExitCode == 0, r.Output);
+            return;
+        }
+        Assert.Fail($"no owner map behind {ifName}'s program {progId}");
+    }
+
     [Theory]
     [InlineData("worker", 1)]
     [InlineData("unhandled", -1)]

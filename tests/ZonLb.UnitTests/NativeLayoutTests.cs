@@ -36,6 +36,7 @@ public class NativeLayoutTests
         { "struct zonlb_nat_range", typeof(NatRange), new[] { "port_min:PortMin", "port_max:PortMax" } },
         { "struct zonlb_addr", typeof(MapAddress), Array.Empty<string>() },
         { "struct zonlb_if_slots", typeof(IfSlots), new[] { "first:First", "count:Count" } },
+        { "struct zonlb_owner", typeof(Owner), new[] { "pid:Pid", "pad:Pad", "start_time:StartTime" } },
         { "struct zonlb_frag_key", typeof(FragKey), new[] { "saddr:Source", "daddr:Destination", "id:Id", "proto:Proto", "pad:Pad0" } },
     };
 

@@ -68,6 +68,15 @@ internal struct FragKey
     public byte Pad0, Pad1, Pad2;
 }
 
+/// <summary>struct zonlb_owner { __u32 pid; __u32 pad; __u64 start_time; }: the process that attached the program.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct Owner
+{
+    public uint Pid;
+    public uint Pad;
+    public ulong StartTime;
+}
+
 /// <summary>Counter slots of the program's per-CPU xdp_stats array (enum zonlb_xdp_counter).</summary>
 public enum XdpProgramCounter
 {

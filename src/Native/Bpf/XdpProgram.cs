@@ -127,8 +127,9 @@ public sealed unsafe class XdpProgram : IDisposable
         _natMap = MapFd(obj, "nat_addrs");
         _statsMap = MapFd(obj, "xdp_stats");
         _ownerMap = MapFd(obj, "owner");
-        uint key = 0, pid = (uint)Environment.ProcessId;
-        Update(_ownerMap, &key, &pid, "owner");
+        uint key = 0;
+        var owner = new Owner { Pid = (uint)Environment.ProcessId, StartTime = ProcessStartTime(Environment.ProcessId) };
+        Update(_ownerMap, &key, &owner, "owner");
     }
 
     private static int MapFd(nint obj, string name) => BpfObjectFile.MapFd(obj, name);
@@ -197,13 +198,13 @@ public sealed unsafe class XdpProgram : IDisposable
         return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(info + 64));
     }
 
-    /// <summary>The PID recorded in the owner map of an attached zonlb_xdp program (by program id), or 0 when
-    /// the program has none (not ours, or from a version without it).</summary>
-    public static uint OwnerPid(uint progId)
+    /// <summary>The process recorded in the owner map of an attached zonlb_xdp program (by program id): its PID (0 when
+    /// the program has none: not ours) and start time (0 from a version that recorded only the PID).</summary>
+    private static Owner OwnerOf(uint progId)
     {
         using var fd = new FileDescriptorHandle(LibBpf.bpf_prog_get_fd_by_id(progId));
         if (fd.IsInvalid)
-            return 0;
+            return default;
         var ids = stackalloc uint[16];
         var info = stackalloc byte[256];
         new Span<byte>(info, 256).Clear();
@@ -211,7 +212,7 @@ public sealed unsafe class XdpProgram : IDisposable
         *(ulong*)(info + 56) = (ulong)ids; // map_ids
         uint len = 256;
         if (LibBpf.bpf_obj_get_info_by_fd(fd.Fd, info, &len) != 0)
-            return 0;
+            return default;
         uint n = Math.Min(*(uint*)(info + 52), 16);
         for (uint i = 0; i < n; i++)
         {
@@ -225,10 +226,38 @@ public sealed unsafe class XdpProgram : IDisposable
             if (LibBpf.bpf_obj_get_info_by_fd(map.Fd, minfo, &mlen) != 0 ||
                 System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)(minfo + 24)) != "owner")
                 continue;
-            uint key = 0, pid = 0;
-            return LibBpf.bpf_map_lookup_elem(map.Fd, &key, &pid) == 0 ? pid : 0;
+            uint key = 0;
+            var value = stackalloc byte[64]; // the owner value, whatever its size in the program's version (4 or 16)
+            new Span<byte>(value, 64).Clear();
+            return LibBpf.bpf_map_lookup_elem(map.Fd, &key, value) == 0 ? *(Owner*)value : default;
         }
-        return 0;
+        return default;
+    }
+
+    /// <summary>A process's start time (clock ticks after boot, /proc/PID/stat field 22), 0 when it is gone.</summary>
+    internal static ulong ProcessStartTime(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            // the command name (field 2) is in parentheses and may hold spaces: count fields after its closing one
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return ulong.Parse(fields[22 - 3], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Whether the recorded owner still runs: its PID exists and, when its start time was recorded, started
+    /// then (a PID reused by a later process is not the owner).</summary>
+    private static bool OwnerRuns(in Owner owner)
+    {
+        if (owner.Pid == 0)
+            return false;
+        ulong started = ProcessStartTime((int)owner.Pid);
+        return started != 0 && (owner.StartTime == 0 || owner.StartTime == started);
     }
 
     /// <summary>One XDP program attached to an interface, as zonlb-afxdp sees it: ours (zonlb_xdp) records its owner's PID.</summary>
@@ -260,8 +289,8 @@ public sealed unsafe class XdpProgram : IDisposable
     private static AttachedProgram Program(uint id)
     {
         string? name = ProgramName(id);
-        uint pid = name == SteeringAbi.ProgramName ? OwnerPid(id) : 0;
-        return new AttachedProgram(id, name, pid, pid != 0 && Directory.Exists($"/proc/{pid}"));
+        var owner = name == SteeringAbi.ProgramName ? OwnerOf(id) : default;
+        return new AttachedProgram(id, name, owner.Pid, OwnerRuns(owner));
     }
 
     /// <summary>Detaches one program from an interface (a stale one of ours, left by a process that is gone): from the
