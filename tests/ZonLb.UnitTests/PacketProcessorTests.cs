@@ -39,6 +39,49 @@ public class PacketProcessorTests
 
     private static Verdict Run(PacketProcessor p, byte[] frame, long now = 1000) => p.Process(frame, now, out _);
 
+    /// <summary>A UDP datagram followed, inside the IP payload, by bytes that are not part of it (its length field is
+    /// shorter): the IPv4 total length grown by the trailer, the UDP length and checksum those of the datagram.</summary>
+    private static byte[] WithTrailer(byte[] frame, int trailer)
+    {
+        var longer = new byte[frame.Length + trailer];
+        frame.CopyTo(longer, 0);
+        for (int i = 0; i < trailer; i++)
+            longer[frame.Length + i] = (byte)(0xA0 + i);
+        BinaryPrimitives.WriteUInt16BigEndian(longer.AsSpan(14 + 2), (ushort)(longer.Length - 14));
+        BinaryPrimitives.WriteUInt16BigEndian(longer.AsSpan(14 + 10), 0);
+        BinaryPrimitives.WriteUInt16BigEndian(longer.AsSpan(14 + 10), ZonLb.Engine.Checksums.InternetChecksum.IPv4Header(longer.AsSpan(14, 20)));
+        return longer;
+    }
+
+    [Theory]
+    [InlineData(ChecksumKind.Valid)]
+    [InlineData(ChecksumKind.Partial)]
+    public void A_udp_datagram_shorter_than_its_ip_payload_is_trimmed_and_forwarded(ChecksumKind checksum)
+    {
+        var p = Processor();
+        var datagram = Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(40).Checksum(checksum).Build();
+        var frame = WithTrailer(datagram, 12);
+
+        Assert.Equal(Verdict.Transmit, p.Process(frame, 1000, out var sent));
+
+        Assert.Equal(datagram.Length, sent.FrameLength); // the worker sends this much
+        var ip = ParseIPv4(frame[..sent.FrameLength]);
+        Assert.Equal(datagram.Length - 14, ip.TotalLength);
+        Assert.True(ip.ValidIPChecksum);
+        var udp = ip.Extract<UdpPacket>();
+        Assert.Equal(8 + 40, udp.Length);
+        Assert.True(udp.ValidUdpChecksum);
+        Assert.Equal(datagram[(14 + 28)..], frame[(14 + 28)..sent.FrameLength]); // the payload, unchanged
+    }
+
+    [Fact]
+    public void A_udp_length_longer_than_the_ip_payload_is_malformed()
+    {
+        var frame = Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(40).Build();
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14 + 20 + 4), 8 + 41);
+        Assert.Equal(DropReason.Malformed, PacketParser.Parse(frame, out _));
+    }
+
     [Fact]
     public void Syn_to_the_vip_is_rewritten_to_the_backend_from_the_snat_address()
     {

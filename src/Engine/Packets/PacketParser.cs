@@ -62,6 +62,12 @@ internal struct ParsedPacket
     /// receiver of the chain.</summary>
     public ulong BeyondSum;
 
+    /// <summary>A UDP datagram (not a fragment) whose length field is shorter than the IP payload: bytes after the
+    /// datagram, which the receiver's kernel trims and the pipeline trims before forwarding; the UDP length is
+    /// <see cref="UdpLength"/>.</summary>
+    public bool HasUdpTrailer;
+    public int UdpLength;
+
     public readonly int L4Length => L3Offset + IpTotalLength - L4Offset;
     /// <summary>The transport header and payload within the first buffer.</summary>
     public readonly int L4InFrame => L4Length - Beyond;
@@ -242,8 +248,15 @@ internal static class PacketParser
                 if (l4.Length < Wire.UdpHeader)
                     return DropReason.Truncated;
                 int udpLength = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(4));
-                if (p.IsFragment ? udpLength < l4Length : udpLength != l4Length)
+                if (udpLength < Wire.UdpHeader || (p.IsFragment ? udpLength < l4Length : udpLength > l4Length))
                     return DropReason.Malformed; // a first fragment holds the start of the datagram only
+                if (!p.IsFragment && udpLength < l4Length)
+                {
+                    if (p.Beyond > 0)
+                        return DropReason.Malformed; // a multi-buffer chain is not trimmed: its buffers are sent as they are
+                    p.HasUdpTrailer = true; // the kernel accepts it and trims the rest (udp_rcv): so does the pipeline
+                    p.UdpLength = udpLength;
+                }
                 p.Protocol = IpProtocol.Udp;
                 p.SrcPort = BinaryPrimitives.ReadUInt16BigEndian(l4);
                 p.DstPort = BinaryPrimitives.ReadUInt16BigEndian(l4.Slice(2));

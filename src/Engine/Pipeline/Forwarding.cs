@@ -25,4 +25,7 @@ internal struct Forwarding
     /// sequence number of the reset that ends the wait, sent to the backend just before the SYN
     /// (<see cref="Packets.TimeWaitReset"/>); null otherwise.</summary>
     public uint? TimeWaitResetSeq;
+    /// <summary>Transmit or hold: the frame's new length when the pipeline shortened it (a UDP trailer trimmed); 0:
+    /// as received.</summary>
+    public int FrameLength;
 }

@@ -99,6 +99,8 @@ internal sealed partial class PacketProcessor
             return Drop(DropReason.BadIpChecksum, ref f);
         if (p.Ttl <= 1)
             return Drop(DropReason.TtlExceeded, ref f);
+        if (p.HasUdpTrailer)
+            return ProcessTrimmed(frame, in p, now, out f);
         if (p.IsIcmpError)
             return p.Beyond == 0 ? TranslateIcmpError(frame, in p, now, ref f)
                 : Drop(DropReason.Malformed, ref f); // an error quotes at most 576 (IPv6: 1280) bytes: never a chain
@@ -138,6 +140,31 @@ internal sealed partial class PacketProcessor
             return Verdict.Hold;
         _egress.WriteMacs(frame, in hop, port);
         return Verdict.Transmit;
+    }
+
+    /// <summary>A UDP datagram with bytes after it in the IP payload: the IP length cut to the datagram's (IPv4's header
+    /// checksum recomputed: it was verified), then the general path on the shorter frame, whose length the worker sends.</summary>
+    private Verdict ProcessTrimmed(Span<byte> frame, in ParsedPacket p, long now, out Forwarding f)
+    {
+        var trimmed = p;
+        int cut = p.L4Length - p.UdpLength;
+        trimmed.IpTotalLength -= cut;
+        trimmed.HasUdpTrailer = false;
+        var ip = frame.Slice(p.L3Offset, p.L4Offset - p.L3Offset);
+        if (p.IsV6)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.Ip6PayloadLength), (ushort)(trimmed.IpTotalLength - Wire.IPv6Header));
+        }
+        else
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(2), (ushort)trimmed.IpTotalLength);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), 0);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip.Slice(Wire.IpChecksum), InternetChecksum.IPv4Header(ip));
+        }
+        int length = p.L3Offset + trimmed.IpTotalLength;
+        var v = Process(frame.Slice(0, length), in trimmed, now, out f);
+        f.FrameLength = length;
+        return v;
     }
 
     /// <summary>The connection of a packet and its direction: a likely reply is looked up in the backend index first,

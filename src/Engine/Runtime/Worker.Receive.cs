@@ -210,6 +210,8 @@ internal sealed partial class Worker
     /// <summary>Does what the pipeline decided with a frame: sends it, holds it, or frees it.</summary>
     private void Complete(Verdict v, ulong addr, int len, in Forwarding f, long now, ReadOnlySpan<XdpDesc> rest = default)
     {
+        if (f.FrameLength != 0 && rest.IsEmpty)
+            len = f.FrameLength; // shortened by the pipeline (a UDP trailer)
         if (v == Verdict.Transmit)
             TransmitTagged(f.EgressIfIndex, addr, len, f.Vlan, rest);
         else if (v == Verdict.Hold)
