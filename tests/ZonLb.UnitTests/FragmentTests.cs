@@ -46,6 +46,20 @@ public class FragmentTests
     }
 
     [Fact]
+    public void A_later_fragment_over_the_egress_mtu_is_not_sent()
+    {
+        var p = Processor();
+        p.SetMtu(3, 1280);
+        var datagram = Udp("10.10.0.2", 5000, "10.10.0.1", 53).Payload(4000).Build();
+        var fragments = Fragments.Split(datagram, 1200, 9).Take(1).Concat(Fragments.Split(datagram, 1480, 9).Skip(1)).ToList();
+        // a first fragment of 1,220 bytes fits the backend side's 1,280; the next one, of 1,500, does not
+
+        Assert.Equal(Verdict.Transmit, p.Process(fragments[0], 1000, out _));
+        Assert.Equal(Verdict.Drop, p.Process(fragments[1], 1001, out var dropped));
+        Assert.Equal(DropReason.MtuExceeded, dropped.DropReason); // IPv4 fragments carry no DF
+    }
+
+    [Fact]
     public void A_later_fragment_before_its_first_waits_and_then_goes_the_same_way()
     {
         var p = Processor();
